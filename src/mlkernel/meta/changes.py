@@ -1,0 +1,98 @@
+"""Cheap "has another process changed the metadata?" checks for the in-memory table.
+
+SQLite: ``PRAGMA data_version`` on a dedicated read connection changes whenever another
+connection commits (https://www.sqlite.org/pragma.html#pragma_data_version). Before that
+query we compare the 48-byte WAL-index header in ``meta.db-shm``, which every commit
+rewrites (https://www.sqlite.org/walformat.html, section 2.1), so the common "nothing
+changed" answer costs a memory compare instead of a query.
+
+PostgreSQL: writers ``NOTIFY mlk_meta`` in the transaction that changes artifacts or
+aliases; the watcher ``LISTEN``s on its own connection and polls it without blocking.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import sqlite3
+from typing import Any, Protocol
+
+__all__ = ["ChangeWatcher", "watcher_for"]
+
+_WAL_HEADER = 48
+
+
+class ChangeWatcher(Protocol):
+    def changed(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+class SQLiteWatcher:
+    def __init__(self, path: str) -> None:
+        self._conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+        )
+        self._version = self._data_version()
+        self._shm_path = f"{path}-shm"
+        self._map: mmap.mmap | None = None
+        self._header = b""
+        self._map_shm()
+
+    def _data_version(self) -> int:
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _map_shm(self) -> None:
+        try:
+            fd = os.open(self._shm_path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            if os.fstat(fd).st_size >= _WAL_HEADER:
+                self._map = mmap.mmap(fd, _WAL_HEADER, prot=mmap.PROT_READ)
+                self._header = self._map[:_WAL_HEADER]
+        finally:
+            os.close(fd)
+
+    def changed(self) -> bool:
+        mapped = self._map
+        if mapped is not None and mapped[:_WAL_HEADER] == self._header:
+            return False
+        if mapped is not None:
+            self._header = mapped[:_WAL_HEADER]
+        version = self._data_version()
+        if version == self._version:
+            return False
+        self._version = version
+        return True
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+        self._conn.close()
+
+
+class PostgresWatcher:
+    def __init__(self, url: str, channel: str) -> None:
+        import psycopg2
+
+        dsn = url.replace("postgresql+psycopg2://", "postgresql://", 1)
+        self._conn: Any = psycopg2.connect(dsn)
+        self._conn.autocommit = True
+        with self._conn.cursor() as cur:
+            cur.execute(f"LISTEN {channel}")
+
+    def changed(self) -> bool:
+        self._conn.poll()
+        if self._conn.notifies:
+            self._conn.notifies.clear()
+            return True
+        return False
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def watcher_for(url: str, channel: str) -> ChangeWatcher:
+    if url.startswith("sqlite:///"):
+        return SQLiteWatcher(url[len("sqlite:///") :])
+    return PostgresWatcher(url, channel)

@@ -1,0 +1,107 @@
+"""Plain records handed out by the metadata store (no SQLAlchemy types leak upward)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRecord:
+    id: int
+    kind: str
+    name: str
+    version: int
+    digest: str
+    uri: str
+    size: int
+    properties: dict[str, Any]
+    created_at: float
+    created_by: str
+    execution_id: int | None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}:{self.name}@{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ref": self.ref,
+            "kind": self.kind,
+            "name": self.name,
+            "version": self.version,
+            "digest": self.digest,
+            "uri": self.uri,
+            "size": self.size,
+            "properties": self.properties,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "execution_id": self.execution_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRecord:
+    id: int
+    name: str
+    type: str
+    state: str
+    started_at: float
+    ended_at: float | None
+    error: str | None
+    host: str
+    pid: int
+    user: str
+    git_commit: str | None
+    git_dirty: bool | None
+    env_artifact_id: int | None
+    cache_key: str | None
+    code_digest: str | None
+    context_id: int | None
+    resources: dict[str, Any] | None
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": self.type,
+            "state": self.state,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration": self.duration,
+            "error": self.error,
+            "host": self.host,
+            "pid": self.pid,
+            "user": self.user,
+            "git_commit": self.git_commit,
+            "git_dirty": self.git_dirty,
+            "env_artifact_id": self.env_artifact_id,
+            "cache_key": self.cache_key,
+            "code_digest": self.code_digest,
+            "context_id": self.context_id,
+            "resources": self.resources,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LineageEdge:
+    """``parent`` was an input of ``execution_id``, which produced ``child``."""
+
+    child_id: int
+    execution_id: int
+    parent_id: int
+    depth: int
+
+
+@dataclass(slots=True)
+class Lineage:
+    root: ArtifactRecord
+    direction: str  # "up" or "down"
+    edges: list[LineageEdge] = field(default_factory=list)
+    artifacts: dict[int, ArtifactRecord] = field(default_factory=dict)
+    executions: dict[int, ExecutionRecord] = field(default_factory=dict)

@@ -1,0 +1,105 @@
+"""Pytest plugin with mlkernel's fixtures (registered through the ``pytest11`` entry point).
+
+Fixtures: ``project`` (a fresh project in a temp dir), ``pg_url`` (a fresh PostgreSQL
+database for this test session), ``backend_url`` (parametrised: SQLite, then PostgreSQL).
+
+A test that needs a service this machine lacks calls :func:`need`, which skips with the
+printed reason, or fails when ``MLK_REQUIRE_SERVICES=1`` (as CI sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from mlkernel.kernel import Kernel
+
+PG_ADMIN_URL_ENV = "MLK_TEST_PG"
+DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def services_required() -> bool:
+    return os.environ.get("MLK_REQUIRE_SERVICES", "") not in ("", "0")
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip the calling test with ``reason`` unless ``condition``; fail instead in CI."""
+    if condition:
+        return
+    if services_required():
+        pytest.fail(f"required service missing (MLK_REQUIRE_SERVICES=1): {reason}")
+    pytest.skip(reason)
+
+
+def _pg_admin_url() -> str:
+    return os.environ.get(PG_ADMIN_URL_ENV, DEFAULT_PG_ADMIN)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped at the end of the test session."""
+    try:
+        import psycopg2
+    except ImportError:  # pragma: no cover - depends on the install
+        need(False, "psycopg2 is not installed; install the 'postgres' extra")
+        raise
+    admin = _pg_admin_url()
+    name = f"mlk_test_{uuid.uuid4().hex[:12]}"
+    try:
+        conn = psycopg2.connect(admin, connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        need(False, f"PostgreSQL is not reachable at {admin}: {str(exc).strip()}")
+        raise
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    base = admin.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_url(request: pytest.FixtureRequest) -> str | None:
+    """``None`` for the default SQLite file, else a PostgreSQL URL (fresh schema per test)."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def project(tmp_path: Path, backend_url: str | None) -> Iterator[Kernel]:
+    """An initialised, open project in a temporary folder, on each metadata backend."""
+    import mlkernel
+
+    root = tmp_path / "proj"
+    options: dict[str, Any] = {}
+    if backend_url is not None:
+        options["metadata_url"] = backend_url
+    k = mlkernel.init(root, name=f"p{uuid.uuid4().hex[:8]}", **options)
+    try:
+        yield k
+    finally:
+        k.close()
+
+
+@pytest.fixture
+def sqlite_project(tmp_path: Path) -> Iterator[Kernel]:
+    """An initialised project on the default SQLite backend only."""
+    import mlkernel
+
+    k = mlkernel.init(tmp_path / "proj", name="proj")
+    try:
+        yield k
+    finally:
+        k.close()

@@ -1,0 +1,1 @@
+"""Run tracking: runs, buffered metrics, parameters, artifacts and their provenance."""

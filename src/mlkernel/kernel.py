@@ -30,6 +30,7 @@ from mlkernel.refs import Ref, parse_ref, validate_alias, validate_kind, validat
 
 if TYPE_CHECKING:
     from mlkernel.artifacts.store import GCReport, ObjectStore
+    from mlkernel.data.service import DataService
     from mlkernel.meta.records import ArtifactRecord, ExecutionRecord, Lineage
     from mlkernel.meta.store import MetaStore
     from mlkernel.meta.table import MetadataTable
@@ -70,6 +71,7 @@ class Kernel:
             raise
         self.objects: ObjectStore = ObjectStore(config.objects_dir)
         self._env_ids: dict[str, int] = {}
+        self._data: DataService | None = None
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -91,6 +93,15 @@ class Kernel:
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def data(self) -> DataService:
+        """Datasets: ingest, open in a layout, stream (see :mod:`mlkernel.data`)."""
+        if self._data is None:
+            from mlkernel.data.service import DataService
+
+            self._data = DataService(self)
+        return self._data
 
     # -- resolving -------------------------------------------------------------------
 
@@ -261,6 +272,26 @@ class Kernel:
         before = self.meta.remove_alias(record.kind, record.name, alias, self.user)
         self.table.note_alias(record.kind, record.name, alias, None)
         return before
+
+    def alias_rollback(self, ref: str, alias: str) -> tuple[ArtifactRecord, int | None]:
+        """Move ``alias`` back to the version it pointed at before its last move."""
+        parsed = parse_ref(ref)
+        record = self.resolve(Ref(parsed.kind, parsed.name))
+        moves = [
+            h for h in self.meta.alias_history(record.kind, record.name) if h["alias"] == alias
+        ]
+        if not moves:
+            raise NotFoundError(
+                f"{record.kind}:{record.name} never had alias {alias!r}; "
+                f"run `mlk show {record.kind}:{record.name}` to see its aliases"
+            )
+        previous = moves[-1]["from"]
+        if previous is None:
+            raise ConflictError(
+                f"alias {alias!r} of {record.kind}:{record.name} has no earlier version to go "
+                f"back to; remove it with `mlk alias rm {record.kind}:{record.name} {alias}`"
+            )
+        return self.alias_set(f"{record.kind}:{record.name}@{previous}", alias)
 
     # -- runs ------------------------------------------------------------------------
 

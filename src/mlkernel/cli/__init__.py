@@ -1,0 +1,1 @@
+"""The ``mlk`` command line. Importing it loads argparse and nothing heavy."""

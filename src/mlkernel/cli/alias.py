@@ -1,0 +1,54 @@
+"""``mlk alias set | rm | rollback``."""
+
+from __future__ import annotations
+
+import argparse
+
+from mlkernel.cli._args import open_kernel
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("alias", help="move names such as 'production' between versions")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    s = verbs.add_parser("set", help="point ALIAS at the version REF names")
+    s.add_argument("ref", help="kind:name@version, e.g. model:churn@3")
+    s.add_argument("alias", help="e.g. production, staging")
+    s.set_defaults(func=_set)
+    r = verbs.add_parser("rm", help="remove ALIAS from REF's artifact")
+    r.add_argument("ref", help="kind:name")
+    r.add_argument("alias")
+    r.set_defaults(func=_rm)
+    b = verbs.add_parser("rollback", help="move ALIAS back to the version it pointed at before")
+    b.add_argument("ref", help="kind:name")
+    b.add_argument("alias")
+    b.set_defaults(func=_rollback)
+
+
+def _set(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import console
+
+    with open_kernel(args) as k:
+        record, before = k.alias_set(args.ref, args.alias)
+    was = f" (was version {before})" if before is not None else ""
+    console().print(f"{record.kind}:{record.name}@{args.alias} → version {record.version}{was}")
+    return 0
+
+
+def _rm(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import console
+
+    with open_kernel(args) as k:
+        before = k.alias_rm(args.ref, args.alias)
+    console().print(f"removed alias {args.alias!r} (it pointed at version {before})")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import console
+
+    with open_kernel(args) as k:
+        record, before = k.alias_rollback(args.ref, args.alias)
+    console().print(
+        f"{record.kind}:{record.name}@{args.alias} → version {record.version} (was {before})"
+    )
+    return 0

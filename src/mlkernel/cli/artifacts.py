@@ -1,0 +1,163 @@
+"""``mlk ls``, ``mlk show``, ``mlk lineage``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from mlkernel.cli._args import add_json, open_kernel
+
+if TYPE_CHECKING:
+    from rich.tree import Tree
+
+    from mlkernel.meta.records import Lineage
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("ls", help="list artifacts (newest version of each), optionally of a kind")
+    p.add_argument("kind", nargs="?", help="dataset, model, code, env, step, report, profile, file")
+    p.add_argument("--all", action="store_true", help="every version, not only the newest")
+    add_json(p)
+    p.set_defaults(func=_ls)
+
+    p = sub.add_parser("show", help="details of one artifact version: digest, aliases, producer")
+    p.add_argument("ref", help="[kind:]name[@alias|@version]")
+    add_json(p)
+    p.set_defaults(func=_show)
+
+    p = sub.add_parser("lineage", help="the steps and artifacts upstream or downstream of REF")
+    p.add_argument("ref", help="[kind:]name[@alias|@version]")
+    way = p.add_mutually_exclusive_group()
+    way.add_argument("--up", action="store_true", help="what REF was made from (the default)")
+    way.add_argument("--down", action="store_true", help="what was made from REF")
+    p.add_argument("--depth", type=int, default=100, help="how many steps to follow")
+    add_json(p)
+    p.set_defaults(func=_lineage)
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import emit_json, human_bytes, human_time, table
+
+    with open_kernel(args) as k:
+        records = k.ls(args.kind)
+        if args.all:
+            records = [v for r in records for v in k.table.versions(r.kind, r.name)]
+        aliases = k.table.all_aliases()
+    if args.json:
+        return emit_json([r.to_dict() for r in records])
+    by_version: dict[tuple[str, str, int], list[str]] = {}
+    for (kind, name, alias), version in aliases.items():
+        by_version.setdefault((kind, name, version), []).append(alias)
+    table(
+        ["kind", "name", "version", "aliases", "size", "created", "by"],
+        [
+            (
+                r.kind,
+                r.name,
+                r.version,
+                ",".join(sorted(by_version.get((r.kind, r.name, r.version), []))),
+                human_bytes(r.size),
+                human_time(r.created_at),
+                r.created_by,
+            )
+            for r in records
+        ],
+        title="Artifacts",
+    )
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import console, emit_json, human_bytes, human_time
+
+    with open_kernel(args) as k:
+        info = k.show(args.ref)
+    if args.json:
+        return emit_json(info)
+    out = console()
+    out.print(f"[bold]{info['ref']}[/]")
+    rows: list[tuple[str, Any]] = [
+        ("digest", f"sha256:{info['digest']}"),
+        ("size", human_bytes(info["size"])),
+        ("created", f"{human_time(info['created_at'])} by {info['created_by']}"),
+        ("versions", ", ".join(map(str, info["versions"]))),
+        ("aliases", ", ".join(f"{a}→{v}" for a, v in info["aliases"].items()) or "-"),
+    ]
+    producer = info.get("produced_by")
+    if producer:
+        rows.append(("produced by", f"{producer['type']} {producer['name']} #{producer['id']}"))
+        if producer.get("git_commit"):
+            dirty = " (dirty)" if producer.get("git_dirty") else ""
+            rows.append(("code", f"git {producer['git_commit'][:12]}{dirty}"))
+    for key, value in info["properties"].items():
+        rows.append((key, value))
+    for key, value in rows:
+        out.print(f"  {key:<12} {value}")
+    return 0
+
+
+def lineage_tree(lineage: Lineage) -> Tree:
+    from rich.tree import Tree
+
+    def label(artifact_id: int) -> str:
+        return f"[bold]{lineage.artifacts[artifact_id].ref}[/]"
+
+    def run_label(execution_id: int) -> str:
+        ex = lineage.executions.get(execution_id)
+        if ex is None:
+            return f"#{execution_id}"
+        return f"[cyan]{ex.type} {ex.name} #{ex.id}[/] ({ex.state})"
+
+    links: dict[int, dict[int, list[int]]] = {}
+    for edge in lineage.edges:
+        near, far = (
+            (edge.child_id, edge.parent_id)
+            if lineage.direction == "up"
+            else (edge.parent_id, edge.child_id)
+        )
+        links.setdefault(near, {}).setdefault(edge.execution_id, []).append(far)
+
+    root = Tree(label(lineage.root.id))
+    if lineage.direction == "up" and not links.get(lineage.root.id):
+        producer = lineage.root.execution_id
+        if producer is not None:
+            root.add(f"← {run_label(producer)}")
+
+    def grow(node: Tree, artifact_id: int, seen: frozenset[int]) -> None:
+        arrow = "←" if lineage.direction == "up" else "→"
+        for execution_id, others in sorted(links.get(artifact_id, {}).items()):
+            branch = node.add(f"{arrow} {run_label(execution_id)}")
+            for other in sorted(set(others)):
+                leaf = branch.add(label(other))
+                if other not in seen:
+                    grow(leaf, other, seen | {other})
+
+    grow(root, lineage.root.id, frozenset({lineage.root.id}))
+    return root
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import console, emit_json
+
+    direction = "down" if args.down else "up"
+    with open_kernel(args) as k:
+        lineage = k.lineage(args.ref, direction, args.depth)
+    if args.json:
+        return emit_json(
+            {
+                "root": lineage.root.to_dict(),
+                "direction": direction,
+                "edges": [
+                    {
+                        "child": lineage.artifacts[e.child_id].ref,
+                        "execution": e.execution_id,
+                        "parent": lineage.artifacts[e.parent_id].ref,
+                        "depth": e.depth,
+                    }
+                    for e in lineage.edges
+                ],
+                "executions": {i: x.to_dict() for i, x in lineage.executions.items()},
+            }
+        )
+    console().print(lineage_tree(lineage))
+    return 0

@@ -1,0 +1,109 @@
+"""``mlk init``, ``mlk status``, ``mlk gc``."""
+
+from __future__ import annotations
+
+import argparse
+
+from mlkernel.cli._args import add_json
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("init", help="create a project (mlkernel.toml and .mlkernel/)")
+    p.add_argument("dir", nargs="?", default=".", help="the project folder (default: .)")
+    p.add_argument("--name", help="project name (default: the folder's name)")
+    p.add_argument(
+        "--metadata", metavar="URL", help="a postgresql:// URL instead of the local SQLite file"
+    )
+    p.set_defaults(func=_init)
+
+    p = sub.add_parser("status", help="summarise the project: artifacts, aliases, runs, storage")
+    add_json(p)
+    p.set_defaults(func=_status)
+
+    p = sub.add_parser("gc", help="remove objects no artifact references (dry run by default)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="list what would go (the default)")
+    mode.add_argument("--apply", action="store_true", help="really delete")
+    add_json(p)
+    p.set_defaults(func=_gc)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import mlkernel
+    from mlkernel.cli.render import console
+
+    root = Path(args.project or args.dir)
+    k = mlkernel.init(root, name=args.name, metadata_url=args.metadata)
+    with k:
+        console().print(
+            f"Initialised project [bold]{k.name}[/] in {k.root} (metadata: {k.meta.display_url})"
+        )
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from mlkernel.cli._args import open_kernel
+    from mlkernel.cli.render import console, emit_json, human_bytes, table
+
+    with open_kernel(args) as k:
+        info = k.status()
+    if args.json:
+        return emit_json(info)
+    out = console()
+    out.print(f"[bold]{info['project']}[/]  {info['root']}")
+    out.print(f"metadata: {info['metadata']} ({info['backend']})")
+    storage = info["storage"]
+    out.print(f"storage:  {storage['objects']} objects, {human_bytes(storage['bytes'])}")
+    runs = info["runs"]
+    out.print(
+        f"runs:     {sum(runs.values())} ("
+        + (", ".join(f"{n} {s}" for s, n in sorted(runs.items())) or "none")
+        + f"), {info['metrics']} metric values"
+    )
+    kinds = info["artifacts"]
+    table(
+        ["kind", "names", "versions", "size"],
+        [(k, v["names"], v["versions"], human_bytes(v["bytes"])) for k, v in sorted(kinds.items())],
+        title="Artifacts",
+    )
+    table(
+        ["artifact", "latest", "size", "created"],
+        [
+            (f"{a['kind']}:{a['name']}", a["version"], human_bytes(a["size"]), a["created_by"])
+            for a in info["latest"]
+        ],
+        title="Latest versions",
+    )
+    table(
+        ["alias", "points at"], [(a["alias"], a["ref"]) for a in info["aliases"]], title="Aliases"
+    )
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from mlkernel.cli._args import open_kernel
+    from mlkernel.cli.render import console, emit_json, human_bytes
+
+    with open_kernel(args) as k:
+        report = k.gc(dry_run=not args.apply)
+    if args.json:
+        return emit_json(
+            {
+                "dry_run": report.dry_run,
+                "removed": report.removed,
+                "bytes": report.bytes,
+                "kept": report.kept,
+            }
+        )
+    out = console()
+    verb = "would remove" if report.dry_run else "removed"
+    for digest in report.removed:
+        out.print(f"  {verb} {digest}")
+    out.print(
+        f"{verb} {len(report.removed)} unreferenced objects ({human_bytes(report.bytes)}); "
+        f"kept {report.kept}"
+        + ("; run `mlk gc --apply` to delete them" if report.dry_run and report.removed else "")
+    )
+    return 0

@@ -256,6 +256,45 @@ class Kernel:
             return pickle.loads(data)
         return data
 
+    def export(self, ref: str, dest: Path, *, verify: bool = True) -> Path:
+        """Copy an artifact's content to ``dest`` (atomically); folders are unpacked."""
+        import tarfile
+
+        record = self.resolve(ref)
+        if dest.exists() and dest.is_dir():
+            dest = dest / Path(str(record.properties.get("source", record.name))).name
+        with self.objects.open(record.digest, verify=verify) as handle:
+            if record.properties.get("format") == "tar":
+                if dest.exists():
+                    raise ConflictError(f"{dest} exists; choose another destination")
+                tmp = dest.with_name(f".{dest.name}.partial")
+                shutil.rmtree(tmp, ignore_errors=True)
+                with tarfile.open(fileobj=handle, mode="r:") as tar:
+                    tar.extractall(tmp, filter="data")
+                tmp.rename(dest)
+            else:
+                write_atomic(dest, handle.read())
+        return dest
+
+    def verify(self) -> list[tuple[ArtifactRecord, str]]:
+        """Re-hash every object an artifact references; return (artifact, problem) pairs."""
+        from mlkernel.errors import IntegrityError
+
+        problems: list[tuple[ArtifactRecord, str]] = []
+        checked: dict[str, str | None] = {}
+        for latest in self.table.latest():
+            for record in self.table.versions(latest.kind, latest.name):
+                if record.digest not in checked:
+                    try:
+                        self.objects.verify(record.digest)
+                        checked[record.digest] = None
+                    except IntegrityError as exc:
+                        checked[record.digest] = str(exc)
+                problem = checked[record.digest]
+                if problem is not None:
+                    problems.append((record, problem))
+        return problems
+
     # -- aliases ---------------------------------------------------------------------
 
     def alias_set(self, ref: str, alias: str) -> tuple[ArtifactRecord, int | None]:

@@ -25,6 +25,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_json(p)
     p.set_defaults(func=_show)
 
+    p = sub.add_parser("get", help="copy an artifact's content out of the store")
+    p.add_argument("ref", help="[kind:]name[@alias|@version]")
+    p.add_argument("-o", "--out", default=".", help="file or folder to write (default: .)")
+    p.add_argument("--no-verify", action="store_true", help="skip re-hashing the object")
+    p.set_defaults(func=_get)
+
+    p = sub.add_parser("verify", help="re-hash every stored object; report missing or altered")
+    add_json(p)
+    p.set_defaults(func=_verify)
+
     p = sub.add_parser("lineage", help="the steps and artifacts upstream or downstream of REF")
     p.add_argument("ref", help="[kind:]name[@alias|@version]")
     way = p.add_mutually_exclusive_group()
@@ -160,4 +170,34 @@ def _lineage(args: argparse.Namespace) -> int:
             }
         )
     console().print(lineage_tree(lineage))
+    return 0
+
+
+def _get(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mlkernel.cli.render import console
+
+    with open_kernel(args) as k:
+        dest = k.export(args.ref, Path(args.out), verify=not args.no_verify)
+    console().print(f"wrote {dest}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import console, emit_json
+    from mlkernel.errors import IntegrityError
+
+    with open_kernel(args) as k:
+        problems = k.verify()
+    if args.json:
+        emit_json([{"ref": r.ref, "problem": p} for r, p in problems])
+    else:
+        out = console()
+        for record, problem in problems:
+            out.print(f"{record.ref}: {problem}")
+        if not problems:
+            out.print("every object is present and matches its digest")
+    if problems:
+        return IntegrityError.exit_code
     return 0

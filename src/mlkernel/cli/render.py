@@ -17,7 +17,7 @@ __all__ = ["console", "emit_json", "human_bytes", "human_time", "table"]
 def console() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    return Console(highlight=False, soft_wrap=True)
 
 
 def emit_json(data: Any) -> int:

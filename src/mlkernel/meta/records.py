@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +16,19 @@ class ArtifactRecord:
     digest: str
     uri: str
     size: int
-    properties: dict[str, Any]
+    raw_properties: dict[str, Any] | str | None  # JSON text until first read
     created_at: float
     created_by: str
     execution_id: int | None
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        """The artifact's properties (a fresh dict: records are immutable)."""
+        raw = self.raw_properties
+        if isinstance(raw, str):
+            parsed: dict[str, Any] = json.loads(raw)
+            return parsed
+        return dict(raw) if raw else {}
 
     @property
     def ref(self) -> str:

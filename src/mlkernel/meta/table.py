@@ -47,16 +47,22 @@ class MetadataTable:
         if record.id in self._by_id:
             return
         self._by_id[record.id] = record
-        self._max_id = max(self._max_id, record.id)
-        versions = self._versions.setdefault((record.kind, record.name), [])
-        if not versions or versions[-1].version < record.version:
+        if record.id > self._max_id:
+            self._max_id = record.id
+        key = (record.kind, record.name)
+        versions = self._versions.get(key)
+        if versions is None:
+            self._versions[key] = [record]
+            kinds = self._kinds.get(record.name)
+            if kinds is None:
+                self._kinds[record.name] = [record.kind]
+            elif record.kind not in kinds:
+                kinds.append(record.kind)
+        elif versions[-1].version < record.version:
             versions.append(record)
-        else:  # concurrent writers may commit out of order
+        else:  # concurrent writers may commit versions out of order
             versions.append(record)
             versions.sort(key=lambda r: r.version)
-        kinds = self._kinds.setdefault(record.name, [])
-        if record.kind not in kinds:
-            kinds.append(record.kind)
 
     def refresh(self) -> None:
         if self._watcher.changed():

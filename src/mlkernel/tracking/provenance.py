@@ -100,8 +100,27 @@ def environment(cache_dir: Path | None = None) -> Environment:
     return env
 
 
+def _git_dir(root: Path) -> Path | None:
+    for folder in (root, *root.parents):
+        candidate = folder / ".git"
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def git_state(root: Path) -> GitState:
-    """The commit checked out at ``root`` and whether tracked files differ from it."""
+    """The commit checked out at ``root`` and whether tracked files differ from it.
+
+    Outside a repository no process is started. Inside one, ``git rev-parse`` and
+    ``git status`` run in the run's background provenance thread, so they overlap the
+    run's own work instead of delaying its start.
+    """
+    if _git_dir(root) is None:
+        return GitState(None, None)
+    return _ask_git(root)
+
+
+def _ask_git(root: Path) -> GitState:
     try:
         head = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],

@@ -145,37 +145,43 @@ class Run:
     # -- ending ----------------------------------------------------------------------
 
     def end(self, state: str = "completed", error: str | None = None) -> None:
+        """Write the buffered metrics and the run's outcome in one transaction."""
         if self.state != "running":
             return
-        try:
-            self.flush()
-        finally:
-            self.state = state
-            self._provenance.join(timeout=30)
-            env_id = None
-            if self._provenance.env is not None:
-                try:
-                    env_id = self._kernel.env_artifact(self._provenance.env).id
-                except MLKernelError:
-                    env_id = None
-            git = self._provenance.git
-            cpu = os.times()
-            resources = {
-                "wall_s": round(time.time() - self._started, 6),
-                "cpu_user_s": round(cpu.user - self._cpu.user, 6),
-                "cpu_system_s": round(cpu.system - self._cpu.system, 6),
-                "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                "metrics": self._count,
-            }
-            self._kernel.meta.finish_execution(
-                self.id,
-                state,
-                error=error,
-                resources=resources,
-                env_artifact_id=env_id,
-                git_commit=git.commit if git else None,
-                git_dirty=git.dirty if git else None,
-            )
+        self.state = state
+        self._provenance.join(timeout=30)
+        env_id = None
+        if self._provenance.env is not None:
+            try:
+                env_id = self._kernel.env_artifact(self._provenance.env).id
+            except MLKernelError:
+                env_id = None
+        git = self._provenance.git
+        cpu = os.times()
+        resources = {
+            "wall_s": round(time.time() - self._started, 6),
+            "cpu_user_s": round(cpu.user - self._cpu.user, 6),
+            "cpu_system_s": round(cpu.system - self._cpu.system, 6),
+            "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "metrics": self._count,
+        }
+        with self._lock:
+            rows, self._buffer = self._buffer, []
+            try:
+                self._kernel.meta.finish_execution(
+                    self.id,
+                    state,
+                    error=error,
+                    resources=resources,
+                    env_artifact_id=env_id,
+                    git_commit=git.commit if git else None,
+                    git_dirty=git.dirty if git else None,
+                    metrics=rows,
+                )
+            except BaseException:
+                self._buffer = rows
+                self.state = "running"
+                raise
 
     def __enter__(self) -> Run:
         return self

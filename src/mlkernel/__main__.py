@@ -1,0 +1,5 @@
+"""``python -m mlkernel`` is ``mlk``."""
+
+from mlkernel.cli.main import entry
+
+entry()

@@ -1,0 +1,157 @@
+"""Guards on the shape of the code: light CLI, layers, public API, documented commands."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mlkernel
+
+SRC = Path(mlkernel.__file__).parent
+DOCS = SRC.parent.parent / "docs"
+
+HEAVY = (
+    "pyarrow",
+    "polars",
+    "numpy",
+    "pandas",
+    "sklearn",
+    "scipy",
+    "fastapi",
+    "uvicorn",
+    "sqlalchemy",
+    "alembic",
+    "rich",
+    "psycopg2",
+    "ray",
+    "optuna",
+    "psutil",
+)
+
+# Lower layers never import higher ones (imports under TYPE_CHECKING are only types).
+LAYERS = {
+    "errors": 0,
+    "refs": 0,
+    "config": 0,
+    "meta": 1,
+    "artifacts": 1,
+    "sched": 2,
+    "security": 2,
+    "tracking": 3,
+    "data": 3,
+    "monitor": 3,
+    "models": 3,
+    "serve": 3,
+    "pipeline": 4,
+    "kernel": 5,
+    "cli": 6,
+    "server": 6,
+    "daemon": 6,
+}
+EXEMPT = {"__init__", "__main__", "testing"}
+# sched depends on nothing but the OS and the foundations (DESIGN.md).
+ONLY = {"sched": {"errors", "refs", "config", "sched"}}
+
+
+def test_importing_the_cli_loads_no_heavy_library() -> None:
+    code = (
+        "import sys; from mlkernel.cli.main import build_parser; build_parser(); "
+        "print('\\n'.join(sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    heavy = sorted({m.split(".")[0] for m in loaded} & set(HEAVY))
+    assert heavy == [], f"`import mlkernel.cli` loads {heavy}; import them inside functions"
+
+
+def test_help_runs_without_heavy_imports() -> None:
+    code = (
+        "import sys\nfrom mlkernel.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('\\n'.join(sys.modules), file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "usage: mlk" in result.stdout
+    heavy = sorted({m.split(".")[0] for m in result.stderr.split()} & set(HEAVY))
+    assert heavy == []
+
+
+def _runtime_imports(tree: ast.Module) -> set[str]:
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for other in child.orelse:
+                    visit(other)
+                continue
+            if isinstance(child, ast.Import):
+                found.update(a.name for a in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
+                found.add(child.module)
+            visit(child)
+
+    visit(tree)
+    return {m.split(".")[1] for m in found if m.startswith("mlkernel.") and m.count(".") >= 1}
+
+
+def _package(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def test_layers_point_down() -> None:
+    problems = []
+    for path in sorted(SRC.rglob("*.py")):
+        package = _package(path)
+        if package in EXEMPT:
+            continue
+        assert package in LAYERS, f"{path}: package {package!r} has no layer in this test"
+        imported = _runtime_imports(ast.parse(path.read_text()))
+        for target in sorted(imported - {package} - EXEMPT):
+            if target not in LAYERS:
+                continue
+            if LAYERS[target] > LAYERS[package] or (
+                package in ONLY and target not in ONLY[package]
+            ):
+                problems.append(f"{path.relative_to(SRC)} imports mlkernel.{target}")
+    assert problems == []
+
+
+def test_public_api() -> None:
+    assert set(mlkernel.__all__) == {"Kernel", "MLKernelError", "__version__", "init", "open"}
+    for name in mlkernel.__all__:
+        assert getattr(mlkernel, name) is not None
+
+
+def _commands() -> list[str]:
+    from mlkernel.cli.main import build_parser
+
+    parser = build_parser()
+    names: list[str] = []
+    for action in parser._subparsers._group_actions:  # type: ignore[union-attr]
+        for name, sub in action.choices.items():  # type: ignore[union-attr]
+            nested = [a for a in sub._actions if a.__class__.__name__ == "_SubParsersAction"]
+            if nested:
+                names.extend(f"{name} {verb}" for verb in nested[0].choices)  # type: ignore[union-attr]
+            else:
+                names.append(name)
+    return names
+
+
+def test_every_command_is_documented() -> None:
+    text = (DOCS / "cli.md").read_text()
+    missing = [c for c in _commands() if f"mlk {c}" not in text]
+    assert missing == [], f"add these commands to docs/cli.md: {missing}"
+
+
+@pytest.mark.parametrize("section", ["project", "storage", "tracking"])
+def test_every_setting_is_documented(section: str) -> None:
+    from mlkernel.config import _SCHEMA
+
+    text = (DOCS / "configuration.md").read_text()
+    for key in _SCHEMA[section]:
+        assert f"{section}.{key}" in text or f"`{key}`" in text, f"document {section}.{key}"

@@ -1,0 +1,220 @@
+"""``mlk data add | ls | show | head | diff``."""
+
+from __future__ import annotations
+
+import argparse
+
+from mlkernel.cli._args import add_json, open_kernel
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("data", help="datasets: ingest CSV/JSON/Parquet, list, inspect, compare")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    add = verbs.add_parser("add", help="ingest a file, directory or glob as a new version")
+    add.add_argument("path", help="a file, a directory, or a quoted glob such as 'data/*.csv'")
+    add.add_argument("--name", help="dataset name (default: the file's or folder's name)")
+    add.add_argument("--schema", metavar="FILE", help="JSON/TOML file mapping columns to types")
+    add.add_argument(
+        "--on-bad-rows",
+        choices=["fail", "skip", "quarantine"],
+        default="fail",
+        help="rows with the wrong field count: stop (default), drop, or keep aside",
+    )
+    add.add_argument("--encoding", default="utf8", help="text encoding (default utf8)")
+    add.add_argument(
+        "--format", choices=["csv", "tsv", "ndjson", "json", "parquet"], help="override sniffing"
+    )
+    add.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_json(add)
+    add.set_defaults(func=_add)
+
+    ls = verbs.add_parser("ls", help="datasets, newest version of each")
+    add_json(ls)
+    ls.set_defaults(func=_ls)
+
+    show = verbs.add_parser("show", help="one version: schema, rows, size, versions, lineage")
+    show.add_argument("ref", help="dataset reference: name[@version|@alias]")
+    add_json(show)
+    show.set_defaults(func=_show)
+
+    head = verbs.add_parser("head", help="the first rows of a version")
+    head.add_argument("ref", help="dataset reference: name[@version|@alias]")
+    head.add_argument("-n", type=int, default=10, help="how many rows (default 10)")
+    add_json(head)
+    head.set_defaults(func=_head)
+
+    diff = verbs.add_parser("diff", help="schema and size differences between two versions")
+    diff.add_argument("a", help="the older version, e.g. train@1")
+    diff.add_argument("b", help="the newer version, e.g. train@2")
+    add_json(diff)
+    diff.set_defaults(func=_diff)
+
+
+def _add(args: argparse.Namespace) -> int:
+    import sys
+
+    from mlkernel.cli.render import console, emit_json, human_bytes, human_duration
+
+    with open_kernel(args) as k:
+        result = k.data.add(
+            args.path,
+            name=args.name,
+            schema=args.schema,
+            on_bad_rows=args.on_bad_rows,
+            encoding=args.encoding,
+            format=args.format,
+            progress=not (args.quiet or args.json),
+        )
+    props = result.record.properties
+    if args.json:
+        return emit_json(
+            {
+                "ref": result.ref,
+                "created": result.created,
+                "rows": result.rows,
+                "seconds": result.seconds,
+                "bad_rows": [b.to_dict() for b in result.bad_rows],
+                "quarantine": result.quarantine.ref if result.quarantine else None,
+                "properties": props,
+            }
+        )
+    out = console()
+    if not result.created:
+        out.print(f"{result.ref} already holds this content; no new version")
+        return 0
+    rate = result.rows / result.seconds if result.seconds > 0 else 0.0
+    out.print(
+        f"[bold]{result.ref}[/]  {props['rows']:,} rows x {props['columns']} columns, "
+        f"{human_bytes(props['bytes'])} stored, {human_duration(result.seconds)} "
+        f"({rate:,.0f} rows/s)"
+    )
+    if result.bad_rows:
+        where = f" into {result.quarantine.ref}" if result.quarantine else ""
+        lines = ", ".join(str(b.line) for b in result.bad_rows[:10])
+        more = "…" if len(result.bad_rows) > 10 else ""
+        print(
+            f"mlk: set aside {len(result.bad_rows)} bad rows{where} (lines {lines}{more})",
+            file=sys.stderr,
+        )
+    changes = props.get("schema_changes") or {}
+    for column in changes.get("added", []):
+        out.print(f"  + column {column}")
+    for column in changes.get("removed", []):
+        out.print(f"  - column {column}")
+    for change in changes.get("changed", []):
+        out.print(f"  ~ column {change['name']}: {change['from']} -> {change['to']}")
+    return 0
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import emit_json, human_bytes, human_time, table
+
+    with open_kernel(args) as k:
+        records = k.data.ls()
+    if args.json:
+        return emit_json([r.to_dict() for r in records])
+    table(
+        ["dataset", "version", "rows", "columns", "size", "format", "created"],
+        [
+            (
+                r.name,
+                r.version,
+                f"{r.properties.get('rows', 0):,}",
+                r.properties.get("columns"),
+                human_bytes(r.properties.get("bytes", r.size)),
+                r.properties.get("format"),
+                human_time(r.created_at),
+            )
+            for r in records
+        ],
+        title="Datasets",
+    )
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
+    from mlkernel.cli.render import console, emit_json, human_bytes, human_time, table
+
+    with open_kernel(args) as k:
+        info = k.data.show(args.ref)
+    if args.json:
+        return emit_json(info)
+    props = info["properties"]
+    out = console()
+    out.print(f"[bold]{info['ref']}[/]")
+    lines = [
+        ("rows", f"{props.get('rows', 0):,}"),
+        ("columns", props.get("columns")),
+        (
+            "size",
+            f"{human_bytes(props.get('bytes', 0))} (Arrow {human_bytes(props.get('ipc_bytes', 0))}, Parquet {human_bytes(props.get('parquet_bytes', 0))})",
+        ),
+        (
+            "source",
+            f"{props.get('source')} ({props.get('format')}, {human_bytes(props.get('source_bytes', 0))})",
+        ),
+        ("digest", f"sha256:{info['digest']}"),
+        ("created", f"{human_time(info['created_at'])} by {info['created_by']}"),
+        ("versions", ", ".join(map(str, info["versions"]))),
+        ("aliases", ", ".join(f"{a}→{v}" for a, v in info["aliases"].items()) or "-"),
+        ("made by", info.get("produced_by_run") or "-"),
+        ("used by", ", ".join(info["used_by"]) or "-"),
+    ]
+    if props.get("bad_rows"):
+        lines.append(("bad rows", f"{props['bad_rows']} {props.get('quarantine') or 'skipped'}"))
+    for key, value in lines:
+        out.print(f"  {key:<10} {value}")
+    table(
+        ["column", "type"],
+        [(escape(c["name"]), escape(c["type"])) for c in props.get("schema", [])],
+        title="Schema",
+    )
+    return 0
+
+
+def _head(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
+    from mlkernel.cli.render import emit_json, table
+
+    with open_kernel(args) as k:
+        rows = k.data.head(args.ref, args.n)
+        names = rows.column_names
+        records = rows.to_pylist()
+    if args.json:
+        return emit_json(records)
+    table(
+        [escape(n) for n in names],
+        [["-" if r[n] is None else escape(str(r[n])) for n in names] for r in records],
+        title="Rows",
+    )
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import console, emit_json, human_bytes
+
+    with open_kernel(args) as k:
+        info = k.data.diff(args.a, args.b)
+    if args.json:
+        return emit_json(info)
+    out = console()
+    out.print(f"[bold]{info['from']} → {info['to']}[/]")
+    if info["same_content"]:
+        out.print("  same content")
+    schema = info["schema"]
+    for column in schema["added"]:
+        out.print(f"  + column {column}")
+    for column in schema["removed"]:
+        out.print(f"  - column {column}")
+    for change in schema["changed"]:
+        out.print(f"  ~ column {change['name']}: {change['from']} -> {change['to']}")
+    for key in ("rows", "columns"):
+        a, b = info[key]["from"], info[key]["to"]
+        out.print(f"  {key:<8} {a:,} → {b:,} ({b - a:+,})")
+    a, b = info["bytes"]["from"], info["bytes"]["to"]
+    out.print(f"  {'bytes':<8} {human_bytes(a)} → {human_bytes(b)}")
+    return 0

@@ -1,0 +1,252 @@
+"""Naming the line: the slow scans that run only after the fast parse found a problem.
+
+Arrow's multi-threaded CSV reader does not know physical line numbers, and its JSON
+reader counts rows per block; these helpers read the file again, sequentially, to say
+where the problem is.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from mlkernel.errors import UsageError
+
+if TYPE_CHECKING:
+    from mlkernel.data.readers import BadRow, ReadOptions
+    from mlkernel.data.sources import Source
+
+CHUNK = 1 << 20
+
+
+def raw_chunks(source: Source) -> Iterator[bytes]:
+    """The decompressed bytes of ``source``, in chunks."""
+    import pyarrow as pa
+
+    with pa.input_stream(str(source.path), compression=source.compression) as stream:
+        while True:
+            chunk = stream.read(CHUNK)
+            if not chunk:
+                return
+            yield chunk
+
+
+def lines(source: Source) -> Iterator[bytes]:
+    """The lines of ``source`` with their line ends."""
+    rest = b""
+    for chunk in raw_chunks(source):
+        parts = (rest + chunk).split(b"\n")
+        rest = parts.pop()
+        for part in parts:
+            yield part + b"\n"
+    if rest:
+        yield rest
+
+
+def _single_thread_numbers(source: Source, delimiter: str, encoding: str, stop: bool) -> list[Any]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    found: list[Any] = []
+
+    def on_invalid(row: Any) -> str:
+        found.append(row.number)
+        return "error" if stop else "skip"
+
+    stream = pa.input_stream(str(source.path), compression=source.compression)
+    try:
+        pacsv.read_csv(
+            stream,
+            read_options=pacsv.ReadOptions(
+                use_threads=False, encoding=encoding, block_size=1 << 26
+            ),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
+        )
+    except pa.ArrowInvalid:
+        pass
+    finally:
+        stream.close()
+    return found
+
+
+def csv_bad_row_line(source: Source, delimiter: str, encoding: str) -> int | None:
+    """The physical line number of the first row with the wrong field count."""
+    numbers = _single_thread_numbers(source, delimiter, encoding, stop=True)
+    return numbers[0] if numbers else None
+
+
+def number_bad_rows(
+    source: Source, delimiter: str, encoding: str, bad: list[BadRow]
+) -> list[BadRow]:
+    """``bad`` with line numbers filled in (the parallel reader does not know them)."""
+    from mlkernel.data.readers import BadRow
+
+    if all(b.line is not None for b in bad):
+        return bad
+    numbers = _single_thread_numbers(source, delimiter, encoding, stop=False)
+    if len(numbers) != len(bad):
+        return bad
+    return [BadRow(n, b.text, b.problem) for n, b in zip(numbers, bad, strict=True)]
+
+
+def _has_newline(table: Any) -> bool:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for column in table.columns:
+        for chunk in column.chunks:
+            values = chunk.dictionary if pa.types.is_dictionary(chunk.type) else chunk
+            if pa.types.is_string(values.type) and pc.any(pc.match_substring(values, "\n")).as_py():
+                return True
+    return False
+
+
+def check_quotes(source: Source, table: Any, encoding: str) -> None:
+    """Refuse a quote that is never closed (Arrow reads the rest of the file into it)."""
+    if not _has_newline(table):
+        return
+    decoder = codecs.getincrementaldecoder(_codec(encoding))(errors="replace")
+    text_lines = (decoder.decode(line) for line in lines(source))
+    delimiter = "\t" if source.format == "tsv" else ","
+    reader = csv.reader(text_lines, delimiter=delimiter, strict=True)
+    start = 1
+    try:
+        for _row in reader:
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise UsageError(
+            f"{source.path}: the quote opened on line {start} is never closed ({exc}); "
+            'close it or remove the stray "'
+        ) from None
+
+
+def _codec(encoding: str) -> str:
+    return "utf-8" if encoding.replace("-", "").lower() == "utf8" else encoding
+
+
+def check_utf8(source: Source, table: Any, options: ReadOptions) -> None:
+    """Arrow reads a column with non-UTF-8 bytes as binary; refuse it, naming the line."""
+    import pyarrow as pa
+
+    binary = [
+        f.name
+        for f in table.schema
+        if pa.types.is_binary(f.type) and f.name not in options.column_types
+    ]
+    if not binary:
+        return
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    for chunk in raw_chunks(source):
+        try:
+            decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            line += chunk[: exc.start].count(b"\n")
+            byte = chunk[exc.start]
+            break
+        line += chunk.count(b"\n")
+    else:
+        line, byte = 0, 0
+    where = f"line {line} holds byte {byte:#04x}, which is not UTF-8" if line else "not UTF-8"
+    raise UsageError(
+        f"{source.path}: {where} (column {binary[0]!r}); pass --encoding with the file's "
+        "encoding (e.g. latin-1), or re-encode it as UTF-8"
+    )
+
+
+def _json_kind(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+class _Kinds:
+    """The first JSON type seen per field, and where."""
+
+    def __init__(self, unit: str) -> None:
+        self.unit = unit
+        self.first: dict[str, tuple[str, int]] = {}
+
+    def check(self, record: Any, where: int) -> str | None:
+        if not isinstance(record, dict):
+            return f"{self.unit} {where} is not a JSON object"
+        for key, value in record.items():
+            kind = _json_kind(value)
+            if kind is None:
+                continue
+            seen = self.first.setdefault(key, (kind, where))
+            if seen[0] != kind:
+                return (
+                    f"field {key!r} is {seen[0]} on {self.unit} {seen[1]} but {kind} on "
+                    f"{self.unit} {where}; make it one type in every record"
+                )
+        return None
+
+
+def ndjson_problem(source: Source, arrow_message: str) -> str:
+    kinds = _Kinds("line")
+    for number, raw in enumerate(lines(source), 1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except ValueError as exc:
+            return (
+                f"{source.path}: line {number} is not valid JSON ({exc}); fix it, or pass "
+                "--on-bad-rows skip (or quarantine) to set such lines aside"
+            )
+        problem = kinds.check(record, number)
+        if problem is not None:
+            return f"{source.path}: {problem}"
+    first = arrow_message.strip().splitlines()[0] if arrow_message.strip() else "parse error"
+    return f"{source.path}: {first}; fix the file"
+
+
+def split_ndjson(source: Source) -> tuple[bytes, list[BadRow], str]:
+    """(the good lines, the bad ones, the source digest) for skip/quarantine."""
+    from mlkernel.data.readers import BadRow
+    from mlkernel.data.sources import file_sha256
+
+    good: list[bytes] = []
+    bad: list[BadRow] = []
+    for number, raw in enumerate(lines(source), 1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except ValueError as exc:
+            bad.append(BadRow(number, raw.decode("utf-8", "replace").rstrip("\n"), str(exc)))
+            continue
+        if not isinstance(record, dict):
+            bad.append(BadRow(number, raw.decode("utf-8", "replace").rstrip("\n"), "not an object"))
+            continue
+        good.append(raw if raw.endswith(b"\n") else raw + b"\n")
+    return b"".join(good), bad, file_sha256(source.path)
+
+
+def json_array_problem(source: Source, data: bytes, message: str) -> str:
+    try:
+        records = json.loads(data)
+    except ValueError as exc:
+        line = getattr(exc, "lineno", None)
+        return f"{source.path}: line {line} is not valid JSON ({exc}); fix the file"
+    if not isinstance(records, list):
+        return f"{source.path} is not a JSON array of objects; give one object per record"
+    kinds = _Kinds("record")
+    for index, record in enumerate(records, 1):
+        problem = kinds.check(record, index)
+        if problem is not None:
+            return f"{source.path}: {problem}"
+    first = message.strip().splitlines()[0] if message.strip() else "cannot be read"
+    return f"{source.path}: {first}"

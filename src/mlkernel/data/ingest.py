@@ -1,0 +1,363 @@
+"""``data add``: parse sources, write the version's files, register them — in that order.
+
+Registration is the last step, so an ingest that fails or is killed before it leaves no
+version; its files are temporary until then (see :mod:`mlkernel.data.storage`). A
+version's objects: the Arrow IPC file is the dataset artifact's digest (what ``open``
+maps); the Parquet copy is registered beside it as ``file:<name>.parquet`` so that
+``mlk gc`` keeps it; bad rows set aside by ``quarantine`` become ``file:<name>.quarantine``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlkernel.data import schema as schemas
+from mlkernel.data.progress import Meter
+from mlkernel.data.readers import BAD_ROW_MODES, BadRow, ReadOptions, read_source
+from mlkernel.data.sources import Source, expand, file_sha256, sniff
+from mlkernel.data.storage import Written, commit, sweep, uncommit, write_version
+from mlkernel.errors import UsageError
+from mlkernel.refs import validate_name
+
+if TYPE_CHECKING:
+    from mlkernel.kernel import Kernel
+    from mlkernel.meta.records import ArtifactRecord
+
+__all__ = ["SOURCE_COLUMN", "AddOptions", "IngestResult", "add"]
+
+SOURCE_COLUMN = "source_file"
+MAX_LISTED_FILES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class AddOptions:
+    name: str | None = None
+    schema: str | Path | None = None
+    on_bad_rows: str = "fail"
+    encoding: str = "utf8"
+    format: str | None = None
+    progress: bool | Callable[[int, int], None] = True
+
+
+@dataclass(slots=True)
+class IngestResult:
+    record: ArtifactRecord
+    created: bool  # False when identical content was already the latest version
+    rows: int
+    seconds: float
+    bad_rows: list[BadRow] = field(default_factory=list)
+    quarantine: ArtifactRecord | None = None
+
+    @property
+    def ref(self) -> str:
+        return self.record.ref
+
+
+def default_name(target: str | Path, first: Path) -> str:
+    path = Path(str(target))
+    if path.is_dir():
+        base = path.resolve().name
+    elif path.is_file():
+        base = first.name.split(".")[0]
+    else:  # a glob: name it after the folder it searches
+        base = Path(str(target).split("*")[0]).name or first.parent.name
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._") or "dataset"
+    return base
+
+
+def add(k: Kernel, target: str | Path, options: AddOptions) -> IngestResult:
+    if options.on_bad_rows not in BAD_ROW_MODES:
+        raise UsageError(
+            f"on_bad_rows is {options.on_bad_rows!r}; use one of: {', '.join(BAD_ROW_MODES)}"
+        )
+    started = time.monotonic()
+    files = expand(target)
+    sources = [sniff(p, options.format) for p in files]
+    name = options.name or default_name(target, files[0])
+    validate_name(name, "dataset name")
+    column_types = schemas.load_schema_file(options.schema) if options.schema else {}
+    read_opts = ReadOptions(options.on_bad_rows, column_types, options.encoding)
+    latest = _latest(k, name)
+    unchanged = _unchanged(latest, sources, read_opts)
+    if unchanged is not None:
+        return IngestResult(unchanged, False, int(unchanged.properties.get("rows", 0)), 0.0)
+
+    sweep(k.objects.tmp)
+    show = options.progress is not False
+    callback = options.progress if callable(options.progress) else None
+    meter = Meter(sum(s.size for s in sources), show=show, callback=callback, label=name)
+    try:
+        table, digests, bad = _read_all(sources, read_opts, meter)
+        meter.stage("writing")
+        ipc, parquet = write_version(table, k.objects.tmp)
+    finally:
+        meter.close()
+    try:
+        if latest is not None and latest.digest == ipc.digest:
+            return IngestResult(latest, False, table.num_rows, time.monotonic() - started, bad)
+        props = _properties(target, sources, digests, table, read_opts, latest, ipc, parquet)
+        return _register(k, name, props, ipc, parquet, bad, table.num_rows, started)
+    finally:
+        ipc.path.unlink(missing_ok=True)
+        parquet.path.unlink(missing_ok=True)
+
+
+def _latest(k: Kernel, name: str) -> ArtifactRecord | None:
+    versions = k.table.versions("dataset", name)
+    return versions[-1] if versions else None
+
+
+def _stat_key(sources: list[Source]) -> list[list[Any]]:
+    return [[str(s.path.resolve()), s.size, s.mtime_ns] for s in sources]
+
+
+def _unchanged(
+    latest: ArtifactRecord | None, sources: list[Source], options: ReadOptions
+) -> ArtifactRecord | None:
+    """The latest version, if it was made from these very bytes with these options.
+
+    Files whose size and mtime match are hashed (a fraction of a parse) to be sure.
+    """
+    if latest is None:
+        return None
+    props = latest.properties
+    if props.get("options") != _jsonable(options.key()):
+        return None
+    if props.get("source_stat") != _stat_key(sources):
+        return None
+    digests = [file_sha256(s.path) for s in sources]
+    return latest if _combine(sources, digests) == props.get("source_digest") else None
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _combine(sources: list[Source], digests: list[str]) -> str:
+    if len(sources) == 1:
+        return digests[0]
+    text = "".join(f"{s.path.name}\0{d}\n" for s, d in zip(sources, digests, strict=True))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _read_all(
+    sources: list[Source], options: ReadOptions, meter: Meter
+) -> tuple[Any, list[str], list[BadRow]]:
+    import pyarrow as pa
+
+    tables: list[Any] = []
+    digests: list[str] = []
+    bad: list[BadRow] = []
+    for source in sources:
+        result = read_source(source, options, meter.advance)
+        digests.append(result.digest)
+        bad.extend(result.bad_rows)
+        tables.append(result.table)
+    if len(tables) == 1:
+        return tables[0], digests, bad
+    base = _common_root(sources)
+    aligned: list[Any] = []
+    for source, table in zip(sources, tables, strict=True):
+        if SOURCE_COLUMN in table.column_names:
+            raise UsageError(
+                f"{source.path} already has a column {SOURCE_COLUMN!r}, which ingesting "
+                "many files adds; rename it"
+            )
+        same = _align(sources[0], tables[0], source, table)
+        label = str(source.path.resolve().relative_to(base)) if base else str(source.path)
+        column = pa.array([label] * same.num_rows, pa.string()).dictionary_encode()
+        aligned.append(same.append_column(SOURCE_COLUMN, column))
+    merged = pa.concat_tables(aligned, promote_options="none").unify_dictionaries()
+    return merged, digests, bad
+
+
+def _common_root(sources: list[Source]) -> Path | None:
+    try:
+        return Path(os.path.commonpath([s.path.resolve().parent for s in sources]))
+    except ValueError:
+        return None
+
+
+def _align(first: Source, expected: Any, source: Source, table: Any) -> Any:
+    """``table`` cast to ``expected``'s schema where that loses nothing; else refuse."""
+    problem = schemas.first_difference(expected.schema, table.schema)
+    if problem is None:
+        return table.cast(expected.schema) if table.schema != expected.schema else table
+    if expected.schema.names == table.schema.names:
+        try:
+            widened = [
+                _widen(a.type, b.type) for a, b in zip(expected.schema, table.schema, strict=True)
+            ]
+        except TypeError:
+            widened = None
+        if widened is not None and all(
+            w == a.type for w, a in zip(widened, expected.schema, strict=True)
+        ):
+            return table.cast(expected.schema)
+    raise UsageError(
+        f"{source.path} does not match {first.path}: {problem}; make the files agree, "
+        "or add them as separate datasets"
+    )
+
+
+def _widen(want: Any, have: Any) -> Any:
+    import pyarrow as pa
+
+    if want == have or pa.types.is_null(have):
+        return want
+    if pa.types.is_floating(want) and pa.types.is_integer(have):
+        return want
+    if pa.types.is_dictionary(want) and (pa.types.is_dictionary(have) or pa.types.is_string(have)):
+        return want
+    raise TypeError
+
+
+def _properties(
+    target: str | Path,
+    sources: list[Source],
+    digests: list[str],
+    table: Any,
+    options: ReadOptions,
+    latest: ArtifactRecord | None,
+    ipc: Written,
+    parquet: Written,
+) -> dict[str, Any]:
+    import pyarrow as pa
+
+    described = schemas.describe(table.schema)
+    changes = None
+    if latest is not None:
+        changes = {
+            "from_version": latest.version,
+            **schemas.diff_schemas(latest.properties.get("schema", []), described),
+        }
+    categories = {
+        f.name: table.column(f.name).chunk(0).dictionary.to_pylist()
+        for f in table.schema
+        if pa.types.is_dictionary(f.type) and table.column(f.name).num_chunks
+    }
+    return {
+        "format": sources[0].format,
+        "compression": sources[0].compression,
+        "source": str(Path(str(target)).expanduser().resolve())
+        if Path(str(target)).exists()
+        else str(target),
+        "source_digest": _combine(sources, digests),
+        "source_bytes": sum(s.size for s in sources),
+        "source_files": [
+            {"path": str(s.path.resolve()), "digest": d, "bytes": s.size}
+            for s, d in list(zip(sources, digests, strict=True))[:MAX_LISTED_FILES]
+        ],
+        "source_stat": _stat_key(sources),
+        "rows": table.num_rows,
+        "columns": table.num_columns,
+        "schema": described,
+        "categories": categories,
+        "bytes": ipc.size + parquet.size,
+        "ipc_bytes": ipc.size,
+        "parquet_bytes": parquet.size,
+        "objects": {"ipc": ipc.digest, "parquet": parquet.digest},
+        "schema_changes": changes,
+        "options": _jsonable(options.key()),
+    }
+
+
+def _register(
+    k: Kernel,
+    name: str,
+    props: dict[str, Any],
+    ipc: Written,
+    parquet: Written,
+    bad: list[BadRow],
+    rows: int,
+    started: float,
+) -> IngestResult:
+    quarantine_blob = None
+    if bad and props["options"]["on_bad_rows"] == "quarantine":
+        quarantine_blob = "".join(json.dumps(b.to_dict()) + "\n" for b in bad).encode()
+    created: list[str] = []
+    execution: int | None = None
+    try:
+        for written in (ipc, parquet):
+            if commit(k.objects, written):
+                created.append(written.digest)
+        execution = k.meta.insert_execution(
+            f"data add {name}",
+            "register",
+            host=k.host,
+            pid=os.getpid(),
+            user=k.user,
+            params={"source": props["source"], **props["options"]},
+        )
+        quarantine = None
+        if quarantine_blob is not None:
+            quarantine = _register_file(
+                k, f"{name}.quarantine", quarantine_blob, execution, {"format": "ndjson"}
+            )
+            props["quarantine"] = quarantine.ref
+        props["bad_rows"] = len(bad)
+        companion, _ = k.meta.register_artifact(
+            "file",
+            f"{name}.parquet",
+            digest=parquet.digest,
+            uri=k.objects.uri(parquet.digest),
+            size=parquet.size,
+            properties={"format": "parquet", "dataset": name},
+            created_by=k.user,
+            execution_id=execution,
+        )
+        seconds = time.monotonic() - started
+        props["seconds"] = round(seconds, 3)
+        record, _ = k.meta.register_artifact(
+            "dataset",
+            name,
+            digest=ipc.digest,
+            uri=k.objects.uri(ipc.digest),
+            size=ipc.size,
+            properties=props,
+            created_by=k.user,
+            execution_id=execution,
+            dedupe=True,
+        )
+    except BaseException as exc:
+        for digest in created:
+            uncommit(k.objects, digest)
+        if execution is not None:
+            k.meta.finish_execution(execution, "failed", error=str(exc)[:500])
+        raise
+    k.meta.finish_execution(
+        execution,
+        "completed",
+        resources={"seconds": round(seconds, 3), "rows": rows, "rows_per_s": rows / seconds},
+    )
+    k.table.note_artifact(companion)
+    k.table.note_artifact(record)
+    if quarantine is not None:
+        k.table.note_artifact(quarantine)
+    return IngestResult(record, True, rows, seconds, bad, quarantine)
+
+
+def _register_file(
+    k: Kernel, name: str, blob: bytes, execution: int, props: dict[str, Any]
+) -> ArtifactRecord:
+    digest, size = k.objects.put_bytes(blob)
+    record, _ = k.meta.register_artifact(
+        "file",
+        name,
+        digest=digest,
+        uri=k.objects.uri(digest),
+        size=size,
+        properties=props,
+        created_by=k.user,
+        execution_id=execution,
+        dedupe=False,
+    )
+    return record

@@ -1,0 +1,312 @@
+"""Parsing one source into an Arrow table with Arrow's multi-threaded readers.
+
+The fast path runs once; only when something is wrong do the slower diagnostics in
+:mod:`mlkernel.data.diagnose` run, to name the line. A row too large for the read block
+(say a 10 MB field) makes Arrow fail with "straddling object"; we retry with a block
+big enough to hold it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlkernel.data import diagnose
+from mlkernel.data.sources import Source, Tap, file_sha256
+from mlkernel.errors import ConflictError, UsageError
+
+__all__ = ["BAD_ROW_MODES", "BadRow", "ReadOptions", "ReadResult", "read_source"]
+
+BAD_ROW_MODES = ("fail", "skip", "quarantine")
+BLOCK_SIZE = 4 << 20
+MAX_BLOCK = 1 << 30
+DEFAULT_MAX_CATEGORIES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    on_bad_rows: str = "fail"
+    column_types: dict[str, Any] = field(default_factory=dict)  # name -> Arrow type
+    encoding: str = "utf8"
+    max_categories: int = DEFAULT_MAX_CATEGORIES
+    block_size: int = BLOCK_SIZE
+
+    def key(self) -> dict[str, Any]:
+        """What, besides the bytes, decides the stored result (for dedupe)."""
+        return {
+            "on_bad_rows": self.on_bad_rows,
+            "schema": {k: str(v) for k, v in sorted(self.column_types.items())},
+            "encoding": self.encoding,
+            "max_categories": self.max_categories,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    line: int | None
+    text: str
+    problem: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "text": self.text, "problem": self.problem}
+
+
+@dataclass(slots=True)
+class ReadResult:
+    table: Any  # pyarrow.Table
+    digest: str  # sha256 of the source's raw bytes
+    bad_rows: list[BadRow] = field(default_factory=list)
+
+
+def read_source(
+    source: Source, options: ReadOptions, on_read: Callable[[int, int], None] | None = None
+) -> ReadResult:
+    """Parse ``source``; raise a one-line :class:`UsageError` naming the line on bad input."""
+    import pyarrow as pa
+
+    readers = {
+        "csv": _read_csv,
+        "tsv": _read_csv,
+        "ndjson": _read_ndjson,
+        "json": _read_json_array,
+        "parquet": _read_parquet,
+    }
+    block = options.block_size
+    while True:
+        try:
+            result = readers[source.format](source, options, block, on_read)
+            break
+        except pa.ArrowInvalid as exc:
+            if "straddl" in str(exc) and block < MAX_BLOCK and block < source.size * 2:
+                block *= 16  # a row longer than the block: read again with bigger blocks
+                continue
+            raise
+    result.table = _normalise(source, result.table, options)
+    return result
+
+
+def _stream(tap: Tap, source: Source) -> Any:
+    import pyarrow as pa
+
+    raw = pa.PythonFile(tap, mode="r")
+    if source.compression is None:
+        return raw
+    return pa.CompressedInputStream(raw, source.compression)
+
+
+def _read_csv(
+    source: Source, options: ReadOptions, block: int, on_read: Callable[[int, int], None] | None
+) -> ReadResult:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    bad: list[BadRow] = []
+    fail = options.on_bad_rows == "fail"
+
+    def on_invalid(row: Any) -> str:
+        bad.append(BadRow(row.number, row.text, _field_problem(row)))
+        return "error" if fail else "skip"
+
+    delimiter = "\t" if source.format == "tsv" else ","
+    read_opts = pacsv.ReadOptions(block_size=block, use_threads=True, encoding=options.encoding)
+    parse_opts = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid)
+    convert_opts = pacsv.ConvertOptions(
+        column_types=options.column_types,
+        auto_dict_encode=True,
+        auto_dict_max_cardinality=options.max_categories,
+        strings_can_be_null=False,
+    )
+    with Tap(source, on_read) as tap:
+        try:
+            table = pacsv.read_csv(
+                _stream(tap, source),
+                read_options=read_opts,
+                parse_options=parse_opts,
+                convert_options=convert_opts,
+            )
+        except pa.ArrowInvalid as exc:
+            text = str(exc)
+            if "Empty CSV file" in text:
+                raise UsageError(f"{source.path} has no header line; nothing to ingest") from None
+            if bad and fail:
+                line = diagnose.csv_bad_row_line(source, delimiter, options.encoding)
+                where = f"line {line}" if line else "a row"
+                raise UsageError(
+                    f"{source.path}: {where} {bad[0].problem}; fix it, or pass "
+                    "--on-bad-rows skip (or quarantine) to set such rows aside"
+                ) from None
+            if "straddl" in text:
+                raise
+            raise UsageError(f"{source.path}: {_first_line(text)}; fix the file") from None
+        digest = tap.finish()
+    if bad:
+        bad = diagnose.number_bad_rows(source, delimiter, options.encoding, bad)
+    diagnose.check_quotes(source, table, options.encoding)
+    diagnose.check_utf8(source, table, options)
+    return ReadResult(table, digest, bad)
+
+
+def _field_problem(row: Any) -> str:
+    return f"has {row.actual_columns} fields where the header has {row.expected_columns}"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "cannot be parsed"
+
+
+def _read_ndjson(
+    source: Source, options: ReadOptions, block: int, on_read: Callable[[int, int], None] | None
+) -> ReadResult:
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    explicit = pa.schema(list(options.column_types.items())) if options.column_types else None
+    parse_opts = pajson.ParseOptions(explicit_schema=explicit, unexpected_field_behavior="infer")
+    read_opts = pajson.ReadOptions(block_size=block, use_threads=True)
+    with Tap(source, on_read) as tap:
+        try:
+            table = pajson.read_json(
+                _stream(tap, source), read_options=read_opts, parse_options=parse_opts
+            )
+        except pa.ArrowInvalid as exc:
+            if "straddl" in str(exc):
+                raise
+            if options.on_bad_rows != "fail":
+                return _ndjson_salvage(source, options, block)
+            raise UsageError(diagnose.ndjson_problem(source, str(exc))) from None
+        digest = tap.finish()
+    return ReadResult(table, digest, [])
+
+
+def _ndjson_salvage(source: Source, options: ReadOptions, block: int) -> ReadResult:
+    """Keep the lines that parse as JSON objects, set the others aside, parse again."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    good, bad, digest = diagnose.split_ndjson(source)
+    if source.changed():
+        raise ConflictError(
+            f"{source.path} changed while it was being read; add it again once nothing "
+            "is writing to it"
+        )
+    explicit = pa.schema(list(options.column_types.items())) if options.column_types else None
+    try:
+        table = pajson.read_json(
+            io.BytesIO(good),
+            read_options=pajson.ReadOptions(block_size=block),
+            parse_options=pajson.ParseOptions(
+                explicit_schema=explicit, unexpected_field_behavior="infer"
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        if "straddl" in str(exc):
+            raise
+        raise UsageError(diagnose.ndjson_problem(source, str(exc))) from None
+    return ReadResult(table, digest, bad)
+
+
+def _read_json_array(
+    source: Source, options: ReadOptions, block: int, on_read: Callable[[int, int], None] | None
+) -> ReadResult:
+    import io
+
+    import polars as pl
+
+    with Tap(source, on_read) as tap:
+        stream = _stream(tap, source)
+        data = stream.read()
+        digest = tap.finish()
+    try:
+        frame = pl.read_json(io.BytesIO(data), infer_schema_length=None)
+    except Exception as exc:  # polars raises several error types for bad JSON
+        raise UsageError(diagnose.json_array_problem(source, data, str(exc))) from None
+    table = frame.to_arrow()
+    if options.column_types:
+        table = _cast(source, table, options.column_types)
+    return ReadResult(table, digest, [])
+
+
+def _read_parquet(
+    source: Source, options: ReadOptions, block: int, on_read: Callable[[int, int], None] | None
+) -> ReadResult:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(source.path)
+    except pa.ArrowException as exc:
+        raise UsageError(f"{source.path} is not a readable Parquet file ({exc})") from None
+    if on_read is not None:
+        on_read(source.size, 0)
+    digest = file_sha256(source.path)
+    if source.changed():
+        raise ConflictError(
+            f"{source.path} changed while it was being read; add it again once nothing "
+            "is writing to it"
+        )
+    if options.column_types:
+        table = _cast(source, table, options.column_types)
+    return ReadResult(table, digest, [])
+
+
+def _cast(source: Source, table: Any, types: dict[str, Any]) -> Any:
+    import pyarrow as pa
+
+    for name, dtype in types.items():
+        if name not in table.column_names:
+            continue
+        index = table.column_names.index(name)
+        try:
+            column = table.column(index).cast(dtype)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise UsageError(
+                f"{source.path}: column {name!r} cannot be read as {dtype} "
+                f"({_first_line(str(exc))}); fix the schema file"
+            ) from None
+        table = table.set_column(index, pa.field(name, dtype), column)
+    return table
+
+
+def _normalise(source: Source, table: Any, options: ReadOptions) -> Any:
+    """Checks and conversions every format shares."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    seen: dict[str, int] = {}
+    for i, name in enumerate(table.column_names):
+        if name in seen:
+            raise UsageError(
+                f"{source.path}: columns {seen[name] + 1} and {i + 1} are both named {name!r}; "
+                "rename one in the header"
+            )
+        seen[name] = i
+    if table.num_columns == 0:
+        raise UsageError(f"{source.path} has no columns; nothing to ingest")
+    if table.num_rows == 0:
+        raise UsageError(f"{source.path} has a header but no rows; nothing to ingest")
+    for i, fld in enumerate(table.schema):
+        dtype = fld.type
+        if pa.types.is_large_string(dtype):
+            table = table.set_column(
+                i, pa.field(fld.name, pa.string()), table.column(i).cast(pa.string())
+            )
+            dtype = pa.string()
+        if (
+            pa.types.is_string(dtype)
+            and source.format in ("ndjson", "json", "parquet")
+            and fld.name not in options.column_types
+        ):
+            column = table.column(i)
+            distinct = pc.count_distinct(column).as_py()
+            if distinct <= options.max_categories and distinct * 2 <= table.num_rows:
+                table = table.set_column(
+                    i,
+                    pa.field(fld.name, pa.dictionary(pa.int32(), pa.string())),
+                    column.dictionary_encode(),
+                )
+    if any(pa.types.is_dictionary(f.type) for f in table.schema):
+        table = table.unify_dictionaries()
+    return table

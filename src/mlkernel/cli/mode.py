@@ -1,0 +1,151 @@
+"""``mlk mode``: ML mode and the scheduler's backends.
+
+mlk mode status [--json]          which backend is active for CPU, I/O, memory, and why
+mlk mode ml -- COMMAND ...        run COMMAND in ML mode (like gamemoderun)
+mlk mode ml on --pid PID          claim ML mode for a running process
+mlk mode ml off [--pid PID]       end your claims (or one)
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    mode = sub.add_parser("mode", help="ML mode: give ML jobs the machine; show scheduler backends")
+    msub = mode.add_subparsers(dest="mode_command", metavar="SUBCOMMAND", required=True)
+
+    status = msub.add_parser("status", help="backends per resource, active claims")
+    status.add_argument("--json", action="store_true", help="print JSON for scripts")
+    status.add_argument("--runtime-dir", default=None, help="the controller's runtime directory")
+    status.set_defaults(func=status_cmd)
+
+    ml = msub.add_parser(
+        "ml",
+        help="run a command in ML mode, or turn it on/off for a process",
+        usage="mlk mode ml -- COMMAND ... | mlk mode ml on --pid PID | mlk mode ml off [--pid PID]",
+    )
+    ml.add_argument("--runtime-dir", default=None, help="the controller's runtime directory")
+    ml.add_argument("--json", action="store_true", help="print JSON for scripts")
+    ml.add_argument("words", nargs=argparse.REMAINDER, help="-- COMMAND..., or on/off")
+    ml.set_defaults(func=ml_cmd)
+
+
+def _runtime(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
+    return Path(args.runtime_dir) if getattr(args, "runtime_dir", None) else None
+
+
+def status_cmd(args: argparse.Namespace) -> int:
+    import json
+
+    from mlkernel.errors import NotFoundError
+    from mlkernel.sched.client import Client
+
+    try:
+        with Client(_runtime(args), autostart=False) as c:
+            data = c.status()
+    except NotFoundError:
+        from mlkernel.sched.backends import detect
+
+        report = detect()
+        data = {
+            "pid": None,
+            "ml_mode": False,
+            "claims": [],
+            "backends": report.to_dict(),
+            "why_not": {r: report.why_not(r) for r in ("cpu", "io", "memory", "pause")},
+        }
+    data.pop("ok", None)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    b = data["backends"]
+    t = Table(title="scheduler backends")
+    for col in ("resource", "active", "why not better"):
+        t.add_column(col)
+    for res in ("cpu", "io", "memory", "pause"):
+        t.add_row(res, b[res], "\n".join(data["why_not"][res]) or "-")
+    con = Console(highlight=False, soft_wrap=True)
+    con.print(t)
+    priv = "privileged" if b["privileged"] else "unprivileged: reversible knobs only"
+    con.print(f"priority: {priv}; autogroup {'on' if b['autogroup'] else 'off'}")
+    if data["pid"] is None:
+        con.print("controller: not running (it starts with the first `mlk mode ml`)")
+    else:
+        con.print(
+            f"controller: pid {data['pid']}; ML mode {'ON' if data['ml_mode'] else 'off'}; "
+            f"{len(data['claims'])} claim(s); window {data.get('window')}"
+        )
+        for c in data["claims"]:
+            con.print(f"  claim pid {c['pid']} (uid {c['uid']})")
+    return 0
+
+
+def ml_cmd(args: argparse.Namespace) -> int:
+    from mlkernel.errors import UsageError
+
+    words = list(args.words)
+    if words and words[0] == "--":
+        words = words[1:]
+    if words and words[0] in ("on", "off"):
+        p = argparse.ArgumentParser(prog=f"mlk mode ml {words[0]}")
+        p.add_argument("--pid", type=int, required=words[0] == "on")
+        opts = p.parse_args(words[1:])
+        return _on(args, opts.pid) if words[0] == "on" else _off(args, opts.pid)
+    if not words:
+        raise UsageError("nothing to run; use `mlk mode ml -- COMMAND`, `on --pid PID` or `off`")
+    return _run(args, words)
+
+
+def _on(args: argparse.Namespace, pid: int) -> int:
+    import json
+
+    from mlkernel.sched.client import Client
+
+    with Client(_runtime(args)) as c:
+        answer = c.enter(pid)
+    if args.json:
+        print(json.dumps(answer))
+    else:
+        print(f"ML mode on for process {pid} ({answer['claims']} claim(s) active)")
+    return 0
+
+
+def _off(args: argparse.Namespace, pid: int | None) -> int:
+    from mlkernel.sched.client import Client
+
+    with Client(_runtime(args), autostart=False) as c:
+        left = [pid] if pid is not None and c.leave(pid) else ([] if pid is not None else c.off())
+    print(f"ML mode released for {', '.join(map(str, left)) or 'no process'}")
+    return 0
+
+
+def _run(args: argparse.Namespace, cmd: list[str]) -> int:
+    """Claim this process, then start COMMAND: it is born in the ml pool, with every child.
+    The claim ends when this process exits, however it exits (the controller's pidfd)."""
+    import os
+    import subprocess
+
+    from mlkernel.errors import NotFoundError
+    from mlkernel.sched.client import Client
+
+    with Client(_runtime(args)) as c:
+        c.enter(os.getpid())
+        try:
+            try:
+                proc = subprocess.Popen(cmd)
+            except FileNotFoundError:
+                raise NotFoundError(f"command not found: {cmd[0]}") from None
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                proc.terminate()
+                return proc.wait()
+        finally:
+            c.leave(os.getpid())

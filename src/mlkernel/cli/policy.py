@@ -1,0 +1,227 @@
+"""``mlk policy``: pools and time-window policies.
+
+    mlk policy show [--json]                   the window and pool weights now
+    mlk policy plan [--hours 24] [--json]      the next hours as a table
+    mlk policy apply                           write the weights now (through the controller)
+    mlk policy suggest --history DB [--json]   off-peak windows learned from load history
+
+The ``[sched]`` table is read from ``--config FILE`` or the nearest ``mlkernel.toml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pol = sub.add_parser("policy", help="resource pools and time-window policies")
+    psub = pol.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", default=None, help="a TOML file with a [sched] table")
+        p.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    show = psub.add_parser("show", help="the active window and pool weights now")
+    common(show)
+    show.set_defaults(func=show_cmd)
+    plan = psub.add_parser("plan", help="the next hours as a table")
+    common(plan)
+    plan.add_argument("--hours", type=int, default=24)
+    plan.add_argument("--start", default=None, help="ISO date-time (default: now)")
+    plan.set_defaults(func=plan_cmd)
+    apply = psub.add_parser("apply", help="write the policy's weights now")
+    common(apply)
+    apply.add_argument("--runtime-dir", default=None, help="the controller's runtime directory")
+    apply.set_defaults(func=apply_cmd)
+    suggest = psub.add_parser("suggest", help="propose off-peak windows from load history")
+    common(suggest)
+    suggest.add_argument("--history", required=True, help="the load history SQLite file")
+    suggest.add_argument("--min-days", type=int, default=14)
+    suggest.set_defaults(func=suggest_cmd)
+
+
+def load_sched_table(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``[sched]`` table of ``--config`` or the nearest ``mlkernel.toml`` ({} if none)."""
+    import tomllib
+    from pathlib import Path
+
+    from mlkernel.errors import ConfigError, NotFoundError
+
+    if args.config:
+        given = Path(args.config)
+        if not given.exists():
+            raise NotFoundError(f"config file {given} does not exist")
+        path: Path | None = given
+    else:
+        start = Path(getattr(args, "project", None) or ".").resolve()
+        path = next(
+            (
+                d / "mlkernel.toml"
+                for d in (start, *start.parents)
+                if (d / "mlkernel.toml").exists()
+            ),
+            None,
+        )
+    if path is None:
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    table = data.get("sched", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [sched] must be a table")
+    return table
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from mlkernel.sched.policy import PolicyConfig
+
+    return PolicyConfig.from_dict(load_sched_table(args))
+
+
+def _shares(weight: float) -> int:
+    from mlkernel.sched.cgroups import shares_for
+
+    return shares_for(weight)
+
+
+def show_cmd(args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime
+
+    from mlkernel.sched.cgroups import POOLS
+
+    cfg = _config(args)
+    now = datetime.now()
+    label, weights = cfg.weights_at(now)
+    total = sum(weights.values())
+    rows = [
+        {
+            "pool": p,
+            "weight": round(weights[p], 2),
+            "share": round(100 * weights[p] / total, 1),
+            "guarantee": cfg.pools[p].guarantee,
+            "maximum": cfg.pools[p].maximum,
+            "cpu_shares": _shares(weights[p]),
+        }
+        for p in POOLS
+    ]
+    if args.json:
+        print(json.dumps({"at": now.isoformat(), "window": label, "pools": rows}, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"policy now ({now:%a %H:%M}): window {label}")
+    for col in ("pool", "weight", "share %", "guarantee %", "maximum %", "cpu.shares"):
+        t.add_column(col, justify="left" if col == "pool" else "right")
+    for r in rows:
+        t.add_row(
+            str(r["pool"]),
+            f"{r['weight']:g}",
+            f"{r['share']:g}",
+            f"{r['guarantee']:g}",
+            "-" if r["maximum"] is None else f"{r['maximum']:g}",
+            str(r["cpu_shares"]),
+        )
+    Console(highlight=False).print(t)
+    return 0
+
+
+def plan_cmd(args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime
+
+    from mlkernel.errors import UsageError
+    from mlkernel.sched.cgroups import POOLS
+    from mlkernel.sched.policy import plan
+
+    try:
+        start = datetime.fromisoformat(args.start) if args.start else datetime.now()
+    except ValueError:
+        raise UsageError(
+            f"--start {args.start!r} is not an ISO date-time like 2025-03-03T08:00"
+        ) from None
+    if not 1 <= args.hours <= 24 * 14:
+        raise UsageError("--hours must be from 1 to 336")
+    rows = plan(_config(args), start, args.hours)
+    if args.json:
+        out = [
+            {"start": r.start.isoformat(), "window": r.window, "weights": r.weights} for r in rows
+        ]
+        print(json.dumps(out, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"policy plan, next {args.hours} h (weights; share of CPU under contention)")
+    t.add_column("hour")
+    t.add_column("window")
+    for p in POOLS:
+        t.add_column(p, justify="right")
+    for r in rows:
+        total = sum(r.weights.values())
+        t.add_row(
+            f"{r.start:%a %H:00}",
+            r.window,
+            *(f"{r.weights[p]:.0f} ({100 * r.weights[p] / total:.0f}%)" for p in POOLS),
+        )
+    Console(highlight=False).print(t)
+    return 0
+
+
+def apply_cmd(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from mlkernel.sched.client import Client
+
+    table = load_sched_table(args)
+    _config(args)  # validate here, so the error names the file's key before any request
+    rd = Path(args.runtime_dir) if args.runtime_dir else None
+    with Client(rd, config=table) as c:
+        answer = c.policy_apply(table)
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    changes = answer.get("changes", [])
+    if answer.get("note"):
+        print(answer["note"])
+    print(f"{len(changes)} value(s) changed")
+    for line in changes:
+        print(f"  {line}")
+    return 0
+
+
+def suggest_cmd(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from mlkernel.errors import NotFoundError
+    from mlkernel.sched.history import History, suggest_offpeak
+
+    path = Path(args.history)
+    if not path.exists():
+        raise NotFoundError(f"no load history at {path}; the controller records it while running")
+    h = History(path)
+    try:
+        s = suggest_offpeak(h, min_days=args.min_days)
+    finally:
+        h.close()
+    if args.json:
+        print(
+            json.dumps(
+                {"ok": s.ok, "reason": s.reason, "days": s.days, "windows": s.windows}, indent=2
+            )
+        )
+        return 0
+    print(s.reason)
+    if s.ok:
+        print("Proposed [sched] windows (review, then add to mlkernel.toml):")
+        print("windows = [")
+        for w in s.windows:
+            print(f'  "{w}",')
+        print("]")
+    return 0

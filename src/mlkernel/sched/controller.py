@@ -1,0 +1,346 @@
+"""The machine's scheduler controller: one process, a Unix socket, a JSON line protocol.
+
+Start: take ``controller.lock`` (one controller per runtime directory), replay the journal
+(restoring whatever a crashed predecessor left changed), detect the backends, create the
+pool groups, then serve. Each connection sends one JSON object per line and gets one back:
+
+=========================================  ==============================================
+request                                    answer
+=========================================  ==============================================
+``{"op": "ping"}``                         ``{"ok": true, "pid": N}``
+``{"op": "enter", "pid": N}``              the claim; ``pid`` defaults to the caller's
+``{"op": "leave", "pid": N}``              ``{"ok": true, "left": bool}``
+``{"op": "off"}``                          ends the caller's claims (root: all claims)
+``{"op": "status"}``                       backends, claims, open journal entries, policy
+``{"op": "policy-apply", "config": {}}``   (re)loads ``[sched]``, writes the policy for now
+``{"op": "shutdown"}``                     restores everything and exits
+=========================================  ==============================================
+
+Errors answer ``{"ok": false, "kind": "<MLKernelError subclass>", "error": "..."}``.
+The caller is identified by ``SO_PEERCRED``, never by what it claims: a user may claim only
+their own processes; root may claim any. ``policy-apply`` and ``shutdown`` need root or the
+controller's own uid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mlkernel.errors import (
+    ConflictError,
+    MLKernelError,
+    NotFoundError,
+    PermissionDeniedError,
+    UsageError,
+)
+from mlkernel.sched import _proc
+from mlkernel.sched.backends import CGROUP_ROOT, BackendReport, detect
+from mlkernel.sched.cgroups import PoolGroups
+from mlkernel.sched.journal import Applier, Journal, RestoreResult, default_runtime_dir
+from mlkernel.sched.mlmode import MLMode
+from mlkernel.sched.policy import PolicyConfig, apply_policy
+
+__all__ = ["SOCKET_NAME", "Controller", "main"]
+
+SOCKET_NAME = "sched.sock"
+LOCK_NAME = "controller.lock"
+REFRESH_SECONDS = 5.0
+log = logging.getLogger(__name__)
+
+
+class Controller:
+    def __init__(
+        self,
+        runtime_dir: Path | None = None,
+        config: PolicyConfig | None = None,
+        cgroup_root: Path = CGROUP_ROOT,
+    ) -> None:
+        self.runtime_dir = runtime_dir if runtime_dir is not None else default_runtime_dir()
+        self.config = config or PolicyConfig()
+        self.cgroup_root = cgroup_root
+        self.socket_path = self.runtime_dir / SOCKET_NAME
+        self._lock_fd: int | None = None
+        self._sock: socket.socket | None = None
+        self._stop = threading.Event()
+        self._stopped = False
+        self._threads: list[threading.Thread] = []
+        self.recovered = RestoreResult()
+        self.report: BackendReport | None = None
+        self.mode: MLMode | None = None
+        self.groups: PoolGroups | None = None
+
+    # -- life cycle --------------------------------------------------------------------
+    def start(self) -> None:
+        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        fd = os.open(self.runtime_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConflictError(
+                f"a scheduler controller already runs for {self.runtime_dir}; "
+                "use `mlk mode status` to reach it"
+            ) from None
+        self._lock_fd = fd
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+
+        journal = Journal(self.runtime_dir)
+        self.applier = Applier(journal)
+        # Crash recovery: whatever is still open was left by a predecessor that died.
+        self.recovered = self.applier.restore()
+        journal.compact()
+        if self.recovered.restored or self.recovered.gone:
+            log.info(
+                "recovered from journal: %d restored, %d gone, %d changed since",
+                len(self.recovered.restored),
+                len(self.recovered.gone),
+                len(self.recovered.changed_since),
+            )
+        self.report = detect(self.cgroup_root)
+        if self.report.cgroup_version is not None and self.report.cgroup_mount is not None:
+            self.groups = PoolGroups(
+                Path(self.report.cgroup_mount),
+                self.report.cgroup_version,
+                self.report.cgroup_controller or "cpu",
+                self.config.parent,
+            )
+            self.groups.ensure()
+            apply_policy(self.config, self.groups, self.applier, datetime.now())
+        self.mode = MLMode(self.applier, self.report, self.groups, self.config)
+        from mlkernel.sched._watch import ExitWatcher
+
+        self.watcher = ExitWatcher(self._job_exited)
+
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()  # stale: we hold the lock, so nobody serves it
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(self.socket_path))
+        os.chmod(self.socket_path, 0o666)  # any user may connect; SO_PEERCRED decides
+        sock.listen(64)
+        sock.settimeout(0.5)
+        self._sock = sock
+        self._spawn(self._accept_loop, "mlk-accept")
+        self._spawn(self._tick_loop, "mlk-tick")
+
+    def _spawn(self, target: Any, name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def wait(self) -> None:
+        while not self._stop.wait(0.5):
+            pass
+
+    def stop(self) -> None:
+        """Restore everything mlkernel changed, remove the socket, release the lock."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stop.set()
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(timeout=5)
+        if self.mode is not None:
+            self.mode.leave_all()
+        if hasattr(self, "applier"):
+            self.applier.restore()
+            self.applier.journal.compact()
+        if hasattr(self, "watcher"):
+            self.watcher.close()
+        if self._sock is not None:
+            self._sock.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- loops -------------------------------------------------------------------------
+    def _job_exited(self, pid: int) -> None:
+        if self.mode is not None:
+            self.mode.leave(pid)
+
+    def _tick_loop(self) -> None:
+        last_policy = time.monotonic()
+        while not self._stop.wait(REFRESH_SECONDS):
+            assert self.mode is not None
+            try:
+                for claim in self.mode.claims():  # backup reaper (pid reuse, missed event)
+                    if _proc.start_time(claim.pid) != claim.start:
+                        self.mode.leave(claim.pid)
+                self.mode.refresh()
+                if time.monotonic() - last_policy >= self.config.tick_seconds:
+                    last_policy = time.monotonic()
+                    if self.groups is not None and not self.mode.active:
+                        apply_policy(self.config, self.groups, self.applier, datetime.now())
+            except Exception:
+                log.exception("scheduler tick failed")
+
+    def _accept_loop(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            peer_pid, peer_uid, _gid = struct.unpack("3i", raw)
+            f = conn.makefile("rwb")
+            for line in f:
+                try:
+                    req = json.loads(line)
+                    if not isinstance(req, dict):
+                        raise UsageError("a request is a JSON object with an 'op'")
+                    answer = {"ok": True, **self.handle(req, peer_pid, peer_uid)}
+                except MLKernelError as exc:
+                    answer = {"ok": False, "kind": type(exc).__name__, "error": str(exc)}
+                except json.JSONDecodeError as exc:
+                    answer = {"ok": False, "kind": "UsageError", "error": f"bad JSON: {exc}"}
+                except Exception as exc:
+                    log.exception("request failed")
+                    answer = {"ok": False, "kind": "MLKernelError", "error": str(exc)}
+                f.write((json.dumps(answer) + "\n").encode())
+                f.flush()
+                if answer.get("stopping"):
+                    self._stop.set()  # the serving thread (main) restores and exits
+                    return
+
+    # -- requests ----------------------------------------------------------------------
+    def handle(self, req: Mapping[str, Any], peer_pid: int, peer_uid: int) -> dict[str, Any]:
+        assert self.mode is not None and self.report is not None
+        op = req.get("op")
+        if op == "ping":
+            return {"pid": os.getpid()}
+        if op == "enter":
+            pid = int(req.get("pid") or peer_pid)
+            self._check_owner(pid, peer_uid)
+            claim = self.mode.enter(pid, uid=peer_uid)
+            try:
+                self.watcher.watch(pid)
+            except ProcessLookupError:
+                self.mode.leave(pid)
+                raise NotFoundError(f"process {pid} exited while entering ML mode") from None
+            return {"claim": _claim_dict(claim), "claims": len(self.mode.claims())}
+        if op == "leave":
+            pid = int(req.get("pid") or peer_pid)
+            mine = [c for c in self.mode.claims() if c.pid == pid]
+            if mine and peer_uid != 0 and mine[0].uid != peer_uid:
+                raise PermissionDeniedError(f"the claim on process {pid} belongs to another user")
+            self.watcher.unwatch(pid)
+            return {"left": self.mode.leave(pid), "claims": len(self.mode.claims())}
+        if op == "off":
+            left = []
+            for c in self.mode.claims():
+                if peer_uid in (0, c.uid):
+                    self.watcher.unwatch(c.pid)
+                    self.mode.leave(c.pid)
+                    left.append(c.pid)
+            return {"left": left, "claims": len(self.mode.claims())}
+        if op == "status":
+            return self.status()
+        if op == "policy-apply":
+            self._check_admin(peer_uid)
+            if self.groups is None:
+                raise ConflictError(
+                    "no cgroup backend: pools cannot be weighted here; see `mlk mode status`"
+                )
+            if req.get("config") is not None:
+                self.config = PolicyConfig.from_dict(req["config"])
+                self.mode.config = self.config
+            if self.mode.active:
+                return {"changes": [], "note": "ML mode is on; the policy resumes when it ends"}
+            changes = apply_policy(self.config, self.groups, self.applier, datetime.now())
+            return {"changes": [f"{c.target} {c.knob}: {c.old} -> {c.new}" for c in changes]}
+        if op == "shutdown":
+            self._check_admin(peer_uid)
+            return {"stopping": True}
+        raise UsageError(
+            f"unknown op {op!r}; use ping, enter, leave, off, status, policy-apply or shutdown"
+        )
+
+    def status(self) -> dict[str, Any]:
+        assert self.mode is not None and self.report is not None
+        now = datetime.now()
+        label, weights = self.config.weights_at(now, ml_mode=self.mode.active)
+        return {
+            "pid": os.getpid(),
+            "runtime_dir": str(self.runtime_dir),
+            "ml_mode": self.mode.active,
+            "claims": [_claim_dict(c) for c in self.mode.claims()],
+            "backends": self.report.to_dict(),
+            "why_not": {r: self.report.why_not(r) for r in ("cpu", "io", "memory", "pause")},
+            "pools": str(self.groups.base) if self.groups else None,
+            "window": label,
+            "weights": weights,
+            "journal_open": len(self.applier.journal.pending()),
+            "recovered_at_start": len(self.recovered.restored),
+        }
+
+    @staticmethod
+    def _check_owner(pid: int, peer_uid: int) -> None:
+        try:
+            owner = _proc.uid_of(pid)
+        except ProcessLookupError:
+            raise NotFoundError(f"process {pid} does not exist") from None
+        if peer_uid not in (0, owner):
+            raise PermissionDeniedError(
+                f"process {pid} belongs to uid {owner}; you (uid {peer_uid}) may claim only your own"
+            )
+
+    @staticmethod
+    def _check_admin(peer_uid: int) -> None:
+        if peer_uid not in (0, os.getuid()):
+            raise PermissionDeniedError("only root or the controller's user may do this")
+
+
+def _claim_dict(c: Any) -> dict[str, Any]:
+    return {"pid": c.pid, "uid": c.uid, "start": c.start, "since": c.since}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a controller in the foreground (the client starts it as a daemon)."""
+    ap = argparse.ArgumentParser(prog="python -m mlkernel.sched.controller")
+    ap.add_argument("--runtime-dir", type=Path, default=None)
+    ap.add_argument("--config", default=None, help="the [sched] table as JSON")
+    ap.add_argument("--cgroup-root", type=Path, default=CGROUP_ROOT)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    config = PolicyConfig.from_dict(json.loads(args.config) if args.config else None)
+    ctl = Controller(args.runtime_dir, config, args.cgroup_root)
+    try:
+        ctl.start()
+    except MLKernelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    signal.signal(signal.SIGTERM, lambda *_: ctl._stop.set())
+    signal.signal(signal.SIGINT, lambda *_: ctl._stop.set())
+    log.info("scheduler controller %d serving %s", os.getpid(), ctl.socket_path)
+    ctl.wait()
+    ctl.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_importing_sched_is_cheap_and_has_no_side_effects() -> None:
+    code = (
+        "import sys, mlkernel.sched, mlkernel.cli.mode, mlkernel.cli.policy\n"
+        "heavy = [m for m in ('psutil', 'sqlite3', 'rich', 'numpy', 'mlkernel.sched.controller',"
+        " 'mlkernel.sched.policy') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_sched_imports_nothing_from_higher_layers() -> None:
+    import ast
+    from pathlib import Path
+
+    import mlkernel.sched
+
+    for path in Path(mlkernel.sched.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for n in names:
+                if n.startswith("mlkernel"):
+                    assert n == "mlkernel" or n.startswith(("mlkernel.sched", "mlkernel.errors")), (
+                        f"{path.name} imports {n}"
+                    )

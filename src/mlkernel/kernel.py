@@ -12,6 +12,7 @@ import pickle
 import shutil
 import socket
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -389,6 +390,19 @@ class Kernel:
     def metrics(self, run_id: int, key: str | None = None) -> list[tuple[str, int, float, float]]:
         self.meta.get_execution(run_id)
         return self.meta.metrics(run_id, key)
+
+    # -- scheduling ------------------------------------------------------------------
+
+    def ml_mode(self, pid: int | None = None) -> AbstractContextManager[dict[str, Any]]:
+        """Give ``pid`` (default: this process) the machine while the block runs.
+
+        The claim goes to the machine's scheduler controller (started on demand), which
+        raises the ``ml`` pool, holds back the pools mlkernel manages, and restores every
+        change when the last claim ends or the process dies (see docs/scheduler.md).
+        """
+        from mlkernel.sched.client import ml_mode
+
+        return ml_mode(pid, config=self.config.sections.get("sched"))
 
     # -- lineage ---------------------------------------------------------------------
 

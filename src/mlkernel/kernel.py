@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from mlkernel.meta.records import ArtifactRecord, ExecutionRecord, Lineage
     from mlkernel.meta.store import MetaStore
     from mlkernel.meta.table import MetadataTable
+    from mlkernel.monitor.service import MonitorService
     from mlkernel.tracking.provenance import Environment
     from mlkernel.tracking.run import Run
 
@@ -73,6 +74,7 @@ class Kernel:
         self.objects: ObjectStore = ObjectStore(config.objects_dir)
         self._env_ids: dict[str, int] = {}
         self._data: DataService | None = None
+        self._monitor: MonitorService | None = None
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -103,6 +105,15 @@ class Kernel:
 
             self._data = DataService(self)
         return self._data
+
+    @property
+    def monitor(self) -> MonitorService:
+        """Profiles, drift and drift reports of datasets (see :mod:`mlkernel.monitor`)."""
+        if self._monitor is None:
+            from mlkernel.monitor.service import MonitorService
+
+            self._monitor = MonitorService(self)
+        return self._monitor
 
     # -- resolving -------------------------------------------------------------------
 
@@ -336,8 +347,14 @@ class Kernel:
     # -- runs ------------------------------------------------------------------------
 
     def start_run(
-        self, name: str, params: Mapping[str, Any] | None = None, *, inputs: list[str] | None = None
+        self,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        inputs: list[str] | None = None,
+        type_: str = "run",
     ) -> Run:
+        """A tracked execution; ``type_`` tells runs from mlkernel's own jobs (``profile``...)."""
         from mlkernel.tracking.run import Run, _check_key
 
         validate_name(name, "run name")
@@ -345,7 +362,7 @@ class Kernel:
             _check_key(key)
         input_records = [self.resolve(ref) for ref in inputs or []]
         execution_id = self.meta.insert_execution(
-            name, "run", host=self.host, pid=os.getpid(), user=self.user, params=dict(params or {})
+            name, type_, host=self.host, pid=os.getpid(), user=self.user, params=dict(params or {})
         )
         for record in input_records:
             self.meta.add_event(execution_id, record.id, "in")

@@ -131,9 +131,15 @@ class Run:
         kind: str | None = None,
         name: str | None = None,
         properties: Mapping[str, Any] | None = None,
+        dedupe: bool = True,
     ) -> ArtifactRecord:
         return self._kernel.log_artifact(
-            path_or_object, kind=kind, name=name, properties=properties, execution_id=self.id
+            path_or_object,
+            kind=kind,
+            name=name,
+            properties=properties,
+            execution_id=self.id,
+            dedupe=dedupe,
         )
 
     def use_artifact(self, ref: str) -> ArtifactRecord:

@@ -1,0 +1,155 @@
+"""``mlk data profile | drift | watch``: the monitor's verbs under ``mlk data``."""
+
+from __future__ import annotations
+
+import argparse
+
+from mlkernel.cli._args import add_json, open_kernel
+
+
+def add_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = verbs.add_parser("profile", help="profile a version: stats, quantiles, outliers")
+    p.add_argument("ref", help="dataset[@version|@alias]")
+    p.add_argument("--force", action="store_true", help="recompute even if stored")
+    add_json(p)
+    p.set_defaults(func=_profile)
+
+    p = verbs.add_parser("drift", help="drift of B against A, per column and overall")
+    p.add_argument("a", help="the reference version, e.g. train@1")
+    p.add_argument("b", help="the current version, e.g. train@2")
+    p.add_argument("--html", metavar="FILE", help="also write the HTML report here")
+    add_json(p)
+    p.set_defaults(func=_drift)
+
+    p = verbs.add_parser("watch", help="ingest and analyse new files of the [[watch]] globs")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between scans (default 1)")
+    p.add_argument("--once", action="store_true", help="scan once, wait for stable files, exit")
+    p.add_argument("--for", dest="seconds", type=float, help="stop after this many seconds")
+    p.set_defaults(func=_watch)
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import console, emit_json, table
+
+    with open_kernel(args) as k:
+        record = k.monitor.profile_record(args.ref, force=args.force)
+        profile = k.monitor.profile(record.properties["dataset"])
+    summary = profile.summary()
+    if args.json:
+        return emit_json({"profile": record.ref, **summary})
+    console().print(f"[bold]{record.properties['dataset']}[/]  ({record.ref})")
+    rows = []
+    for name, col in summary["columns"].items():
+        rows.append(
+            (
+                name,
+                col.get("kind"),
+                col.get("count"),
+                col.get("nulls"),
+                _num(col.get("mean")),
+                _num(col.get("std")),
+                _num(col.get("min")),
+                _num(col.get("max")),
+                _num(col.get("distinct_estimate")),
+                _outliers(col),
+            )
+        )
+    table(
+        ["column", "kind", "count", "nulls", "mean", "std", "min", "max", "distinct", "outliers"],
+        rows,
+        title="Profile",
+    )
+    return 0
+
+
+def _num(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def _outliers(col: dict[str, object]) -> str:
+    found = col.get("outliers")
+    if not isinstance(found, dict):
+        return "-"
+    iqr, z = found.get("iqr", {}), found.get("zscore", {})
+    return f"IQR {_num(iqr.get('count'))}, |z|>3 {_num(z.get('count'))}"
+
+
+def _drift(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mlkernel.cli.render import console, emit_json, table
+
+    with open_kernel(args) as k:
+        report = k.monitor.report(args.a, args.b, html=Path(args.html) if args.html else None)
+        page = k.objects.path(report.html.digest)
+    if args.json:
+        return emit_json(report.to_dict())
+    result = report.result
+    out = console()
+    verdict = "[red]drift[/]" if result.dataset_drift else "[green]no drift[/]"
+    out.print(
+        f"{report.current.ref} against {report.reference.ref}: {verdict} "
+        f"({len(result.drifted)} of {len(result.tested)} columns, threshold share "
+        f"{result.drift_share:g})"
+    )
+    table(
+        ["column", "kind", "test", "score", "threshold", "drift"],
+        [
+            (
+                c.column,
+                c.kind,
+                c.method_label,
+                _num(c.score),
+                _num(c.threshold),
+                "yes" if c.drift_detected else "no",
+            )
+            for c in result.columns
+        ],
+        title="Columns",
+    )
+    out.print(f"report: {report.html.ref}  ({args.html or page})")
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import console
+    from mlkernel.monitor.watch import Watcher, WatchEvent
+
+    out = console()
+
+    def show(event: WatchEvent) -> None:
+        if event.error:
+            out.print(f"[red]{event.path}[/]: {event.error}")
+        elif not event.created:
+            out.print(f"{event.path}: same content as {event.version}; nothing new")
+        elif event.deferred:
+            out.print(f"{event.path} → {event.version}; analysis waits for the off-peak window")
+        else:
+            out.print(f"{event.path} → [bold]{event.version}[/]")
+            for r in event.reports:
+                flag = "[red]DRIFT[/]" if r["dataset_drift"] else "no drift"
+                cols = f" in {', '.join(r['drifted'])}" if r["drifted"] else ""
+                out.print(f"  vs {r['against']}: {flag}{cols} — {r['report']} ({r['path']})")
+
+    with open_kernel(args) as k:
+        watcher = Watcher(k, poll=args.poll, notify=show)
+        if not watcher.specs:
+            from mlkernel.errors import ConfigError
+
+            raise ConfigError(
+                "no [[watch]] entries in mlkernel.toml; add one, e.g. "
+                '[[watch]] path = "incoming/*.csv" dataset = "train"'
+            )
+        for spec in watcher.specs:
+            out.print(f"watching {spec.path} → dataset {spec.dataset}")
+        if args.once:
+            deadline = max(s.debounce for s in watcher.specs) + args.poll
+            watcher.run(max_seconds=deadline + 0.5)
+        else:
+            try:
+                watcher.run(max_seconds=args.seconds)
+            except KeyboardInterrupt:
+                watcher.stop()
+    return 0

@@ -1,0 +1,194 @@
+"""The monitor service behind ``k.monitor``: profiles and drift reports as artifacts.
+
+A profile is computed once per dataset version, in one bounded-memory pass over its
+memory-mapped Arrow file, and stored as a ``profile`` artifact (JSON) produced by a
+``profile`` execution that read the dataset. Drift between two versions is computed from
+their stored profiles, so comparing against a large reference costs no second pass. A
+report is stored as two ``report`` artifacts (HTML and JSON) whose execution read both
+profiles and both datasets, so `mlk lineage --down dataset:train@3` finds it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlkernel.kernel import Kernel
+    from mlkernel.meta.records import ArtifactRecord
+    from mlkernel.monitor.drift import DatasetDrift, DriftOptions
+    from mlkernel.monitor.profile import DatasetProfile
+
+__all__ = ["DriftReport", "MonitorService"]
+
+
+@dataclass(frozen=True, slots=True)
+class DriftReport:
+    reference: ArtifactRecord
+    current: ArtifactRecord
+    result: DatasetDrift
+    html: ArtifactRecord
+    json: ArtifactRecord
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference.ref,
+            "current": self.current.ref,
+            "report": self.html.ref,
+            "report_json": self.json.ref,
+            "seconds": round(self.seconds, 4),
+            **self.result.to_dict(),
+        }
+
+
+class MonitorService:
+    def __init__(self, kernel: Kernel) -> None:
+        self._kernel = kernel
+
+    def drift_options(self) -> DriftOptions:
+        """``[monitor.drift]`` of mlkernel.toml (methods, thresholds, per-column overrides)."""
+        from mlkernel.monitor.drift import DriftOptions
+
+        section = self._kernel.config.sections.get("monitor", {})
+        return DriftOptions.from_mapping(section.get("drift", {}))
+
+    # -- profiles --------------------------------------------------------------------
+
+    def stored_profile(self, ref: str | ArtifactRecord) -> ArtifactRecord | None:
+        """The profile artifact of a dataset version, if one was computed."""
+        dataset = self._dataset(ref)
+        for record in reversed(self._kernel.table.versions("profile", dataset.name)):
+            if record.properties.get("dataset_digest") == dataset.digest:
+                return record
+        return None
+
+    def profile_record(self, ref: str | ArtifactRecord, *, force: bool = False) -> ArtifactRecord:
+        """Profile a dataset version (once) and return the stored ``profile`` artifact."""
+        dataset = self._dataset(ref)
+        if not force:
+            found = self.stored_profile(dataset)
+            if found is not None:
+                return found
+        from mlkernel.monitor.profile import build_profile
+
+        started = time.perf_counter()
+        with self._kernel.start_run(
+            f"profile-{dataset.name}", type_="profile", inputs=[dataset.ref]
+        ) as run:
+            profile = build_profile(self._kernel.data.iter_batches(dataset.ref))
+            seconds = time.perf_counter() - started
+            rows = int(dataset.properties.get("rows", 0)) or _rows(profile)
+            run.log_metrics(
+                {"rows": rows, "seconds": seconds, "rows_per_s": rows / max(seconds, 1e-9)}
+            )
+            return run.log_artifact(
+                profile.to_json().encode(),
+                kind="profile",
+                name=dataset.name,
+                properties={
+                    "format": "json",
+                    "dataset": dataset.ref,
+                    "dataset_digest": dataset.digest,
+                    "rows": rows,
+                    "columns": len(profile.columns),
+                },
+                dedupe=False,
+            )
+
+    def profile(self, ref: str | ArtifactRecord, *, force: bool = False) -> DatasetProfile:
+        """The profile of a dataset version: stored once, loaded afterwards."""
+        from mlkernel.monitor.profile import DatasetProfile
+
+        record = self.profile_record(ref, force=force)
+        return DatasetProfile.from_json(self._kernel.objects.read_bytes(record.digest))
+
+    # -- drift -----------------------------------------------------------------------
+
+    def drift(
+        self,
+        reference: str | ArtifactRecord,
+        current: str | ArtifactRecord,
+        options: DriftOptions | None = None,
+    ) -> DatasetDrift:
+        """Drift of ``current`` against ``reference``, from their stored profiles."""
+        from mlkernel.monitor.drift import compute_drift
+
+        return compute_drift(
+            self.profile(reference), self.profile(current), options or self.drift_options()
+        )
+
+    def report(
+        self,
+        reference: str | ArtifactRecord,
+        current: str | ArtifactRecord,
+        *,
+        options: DriftOptions | None = None,
+        html: Path | None = None,
+    ) -> DriftReport:
+        """Compute drift, store the HTML and JSON report with lineage to both versions."""
+        from mlkernel.config import write_atomic
+        from mlkernel.monitor.profile import DatasetProfile
+        from mlkernel.monitor.report import build_report
+
+        started = time.perf_counter()
+        ref_ds, cur_ds = self._dataset(reference), self._dataset(current)
+        ref_prof, cur_prof = self.profile_record(ref_ds), self.profile_record(cur_ds)
+        load = self._kernel.objects.read_bytes
+        ref_p = DatasetProfile.from_json(load(ref_prof.digest))
+        cur_p = DatasetProfile.from_json(load(cur_prof.digest))
+        opts = options or self.drift_options()
+        report = build_report(
+            ref_p,
+            cur_p,
+            options=opts,
+            title=f"Data drift: {cur_ds.ref} against {ref_ds.ref}",
+            reference_name=ref_ds.ref,
+            current_name=cur_ds.ref,
+        )
+        page = report.to_html()
+        name = f"drift-{cur_ds.name}"
+        inputs = [ref_ds.ref, cur_ds.ref, ref_prof.ref, cur_prof.ref]
+        with self._kernel.start_run(name, type_="drift", inputs=inputs) as run:
+            result = report.result
+            run.log_metrics(
+                {
+                    "drifted_columns": len(result.drifted),
+                    "drift_share": result.share_drifted,
+                    "dataset_drift": float(result.dataset_drift),
+                }
+            )
+            props = {
+                "reference": ref_ds.ref,
+                "current": cur_ds.ref,
+                "dataset_drift": bool(result.dataset_drift),
+                "drifted": [c.column for c in result.drifted],
+            }
+            html_record = run.log_artifact(
+                page.encode(), kind="report", name=name, properties={**props, "format": "html"}
+            )
+            json_record = run.log_artifact(
+                report.to_json().encode(),
+                kind="report",
+                name=f"{name}.json",
+                properties={**props, "format": "json"},
+            )
+        if html is not None:
+            write_atomic(html, page.encode())
+        return DriftReport(
+            ref_ds, cur_ds, report.result, html_record, json_record, time.perf_counter() - started
+        )
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _dataset(self, ref: str | ArtifactRecord) -> ArtifactRecord:
+        if isinstance(ref, str):
+            return self._kernel.resolve(ref, kind="dataset")
+        return ref
+
+
+def _rows(profile: DatasetProfile) -> int:
+    counts = [col.count for col in profile.columns.values()]
+    return int(max(counts)) if counts else 0

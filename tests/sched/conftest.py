@@ -3,9 +3,13 @@ after each test, and helper processes that are always reaped."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +33,22 @@ SLEEPER_CODE = (
     "import sys, threading, time\n"
     "open('/proc/self/comm', 'w').write(sys.argv[1])\n"
     "threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n"
+    "time.sleep(600)\n"
+)
+
+
+FAMILY_CODE = (
+    "import os, sys, time\n"
+    "def name(n): open('/proc/self/comm', 'w').write(n)\n"
+    "name(sys.argv[1])\n"
+    "kids = []\n"
+    "for kid, detach in ((sys.argv[2], False), (sys.argv[3], True)):\n"
+    "    pid = os.fork()\n"
+    "    if pid == 0:\n"
+    "        if detach: os.setsid()\n"
+    "        name(kid); time.sleep(600); os._exit(0)\n"
+    "    kids.append(pid)\n"
+    "print(*kids, flush=True)\n"
     "time.sleep(600)\n"
 )
 
@@ -78,6 +98,48 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
         p.wait()
 
 
+@pytest.fixture
+def family() -> Iterator[Callable[[str], tuple[int, int, int]]]:
+    """Start a parent named NAME with a child forked in its session (NAME-kid) and one that
+    called setsid (NAME-away), all forked before anything claims the parent. Returns the
+    three pids; all are killed at the end."""
+    started: list[int] = []
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(name: str) -> tuple[int, int, int]:
+        p = subprocess.Popen(
+            [sys.executable, "-c", FAMILY_CODE, name, f"{name[:9]}-kid", f"{name[:8]}-away"],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        procs.append(p)
+        assert p.stdout is not None
+        kid, away = (int(x) for x in p.stdout.readline().split())
+        started.extend((kid, away))
+        import time
+
+        for _ in range(200):  # the children rename themselves after setsid: wait for that
+            try:
+                names = [Path(f"/proc/{k}/comm").read_text().strip() for k in (kid, away)]
+            except OSError:
+                names = []
+            if names == [f"{name[:9]}-kid", f"{name[:8]}-away"]:
+                break
+            time.sleep(0.02)
+        return p.pid, kid, away
+
+    yield start
+    import signal
+
+    for pid in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
 def take_snapshot(pid: int) -> dict[str, str]:
     """Every knob mlkernel may turn on ``pid``: per-thread nice, policy and ioprio, the
     autogroup nice and the cpu cgroup."""
@@ -96,3 +158,44 @@ def take_snapshot(pid: int) -> dict[str, str]:
 @pytest.fixture
 def snapshot() -> Callable[[int], dict[str, str]]:
     return take_snapshot
+
+
+def controller_pid(rd: Path) -> int:
+    return int((rd / "controller.lock").read_text().split()[0])
+
+
+def wait_until(cond: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    """Wait for an event (not a timing assertion: the bound only stops a hung test)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie child of ours also counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.fixture
+def runtime_dir() -> Iterator[Path]:
+    """A runtime dir other users can reach (pytest's tmp dirs are 0700)."""
+    d = Path(tempfile.mkdtemp(prefix="mlk-sched-test-"))
+    d.chmod(0o755)
+    yield d
+    if (d / "controller.lock").exists():
+        pid = controller_pid(d)
+        if pid != os.getpid() and not gone(pid):
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: gone(pid), "the controller to die")
+    for f in d.iterdir():
+        f.unlink()
+    d.rmdir()

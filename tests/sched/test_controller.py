@@ -6,10 +6,8 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,52 +17,11 @@ from mlkernel.sched.client import Client
 from mlkernel.sched.controller import Controller
 from mlkernel.sched.policy import PolicyConfig
 
-from .conftest import CPU_MOUNT
+from .conftest import CPU_MOUNT, gone, wait_until
 
 Spawn = Callable[..., subprocess.Popen[bytes]]
 Snap = Callable[[int], dict[str, str]]
 SRC = str(Path(__file__).resolve().parents[2] / "src")
-
-
-def controller_pid(rd: Path) -> int:
-    return int((rd / "controller.lock").read_text().split()[0])
-
-
-def wait_until(cond: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    """Wait for an event (not a timing assertion: the bound only stops a hung test)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A zombie child of ours also counts as gone.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
-    except OSError:
-        return True
-
-
-@pytest.fixture
-def runtime_dir() -> Iterator[Path]:
-    """A runtime dir other users can reach (pytest's tmp dirs are 0700)."""
-    d = Path(tempfile.mkdtemp(prefix="mlk-sched-test-"))
-    d.chmod(0o755)
-    yield d
-    if (d / "controller.lock").exists():
-        pid = controller_pid(d)
-        if pid != os.getpid() and not gone(pid):
-            os.kill(pid, signal.SIGKILL)
-            wait_until(lambda: gone(pid), "the controller to die")
-    for f in d.iterdir():
-        f.unlink()
-    d.rmdir()
 
 
 def test_kill_job_then_kill_controller_restores_every_value(

@@ -134,3 +134,46 @@ def test_exit_watcher_reports_a_killed_process(spawn: Spawn) -> None:
         assert exited == [p.pid]
     finally:
         w.close()
+
+
+def test_a_claim_covers_children_forked_before_it_but_not_detached_ones(
+    tmp_path: Path, cg_parent: str, family: Callable[[str], tuple[int, int, int]], snapshot: Snap
+) -> None:
+    job, kid, away = family(f"job{uuid.uuid4().hex[:8]}")
+    before = {p: snapshot(p) for p in (job, kid, away)}
+    groups = PoolGroups(CPU_MOUNT, 1, "cpu", cg_parent)
+    mode = MLMode(Applier(Journal(tmp_path)), detect(), groups, PolicyConfig(parent=cg_parent))
+    mode.enter(job)
+    assert snapshot(job)["cgroup"] == snapshot(kid)["cgroup"] == f"/{cg_parent}/ml"
+    assert snapshot(kid)["thread0.ioprio"] == "be/0"
+    assert snapshot(away) == before[away]  # it called setsid: detached on purpose
+    mode.leave(job)
+    assert {p: snapshot(p) for p in before} == before
+
+
+def test_exit_watcher_logs_a_failing_callback_and_keeps_watching(
+    spawn: Spawn, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+    second = threading.Event()
+
+    def on_exit(pid: int) -> None:
+        calls.append(pid)
+        if len(calls) == 1:
+            raise RuntimeError("restore exploded")
+        second.set()
+
+    w = ExitWatcher(on_exit)
+    try:
+        a, b = spawn(), spawn()
+        w.watch(a.pid)
+        a.kill()
+        a.wait()
+        w.watch(b.pid)
+        b.kill()
+        assert second.wait(10), "the watcher stopped after a failing callback"
+    finally:
+        w.close()
+    assert calls == [a.pid, b.pid]
+    failed = [r for r in caplog.records if "exit callback" in r.getMessage()]
+    assert failed and failed[0].exc_info is not None and "restore exploded" in caplog.text

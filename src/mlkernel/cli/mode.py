@@ -4,6 +4,7 @@ mlk mode status [--json]          which backend is active for CPU, I/O, memory, 
 mlk mode ml -- COMMAND ...        run COMMAND in ML mode (like gamemoderun)
 mlk mode ml on --pid PID          claim ML mode for a running process
 mlk mode ml off [--pid PID]       end your claims (or one)
+mlk mode run --pool POOL -- CMD   run COMMAND in the prod, dev or batch pool
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ml.add_argument("--json", action="store_true", help="print JSON for scripts")
     ml.add_argument("words", nargs=argparse.REMAINDER, help="-- COMMAND..., or on/off")
     ml.set_defaults(func=ml_cmd)
+
+    run = msub.add_parser(
+        "run",
+        help="run a command in a pool (prod, dev, batch)",
+        usage="mlk mode run --pool {prod,dev,batch} -- COMMAND ...",
+    )
+    run.add_argument("--pool", required=True, choices=("prod", "dev", "batch"))
+    run.add_argument("--runtime-dir", default=None, help="the controller's runtime directory")
+    run.add_argument("words", nargs=argparse.REMAINDER, help="-- COMMAND ...")
+    run.set_defaults(func=run_cmd)
 
 
 def _runtime(args: argparse.Namespace) -> Any:
@@ -84,6 +95,18 @@ def status_cmd(args: argparse.Namespace) -> int:
         )
         for c in data["claims"]:
             con.print(f"  claim pid {c['pid']} (uid {c['uid']})")
+        pol = data.get("policy") or {}
+        learned = pol.get("learned")
+        con.print(
+            f"policy: {pol.get('mode', 'static')}"
+            + (f" ({learned['reason']})" if learned else "")
+            + f"; {pol.get('rules', 0)} placement rule(s)"
+        )
+        for p in data.get("placements", []):
+            con.print(f"  pid {p['pid']} in {p['pool']} (by {p['by']})")
+        hist = data.get("history")
+        if hist:
+            con.print(f"load history: {hist['path']} ({hist['hourly']} hourly rows)")
     return 0
 
 
@@ -130,22 +153,50 @@ def _run(args: argparse.Namespace, cmd: list[str]) -> int:
     """Claim this process, then start COMMAND: it is born in the ml pool, with every child.
     The claim ends when this process exits, however it exits (the controller's pidfd)."""
     import os
-    import subprocess
 
-    from mlkernel.errors import NotFoundError
     from mlkernel.sched.client import Client
 
     with Client(_runtime(args)) as c:
         c.enter(os.getpid())
         try:
-            try:
-                proc = subprocess.Popen(cmd)
-            except FileNotFoundError:
-                raise NotFoundError(f"command not found: {cmd[0]}") from None
-            try:
-                return proc.wait()
-            except KeyboardInterrupt:
-                proc.terminate()
-                return proc.wait()
+            return _spawn(cmd)
         finally:
             c.leave(os.getpid())
+
+
+def _spawn(cmd: list[str]) -> int:
+    """Run ``cmd`` to its end and return its exit code; Ctrl-C stops it too."""
+    import subprocess
+
+    from mlkernel.errors import NotFoundError
+
+    try:
+        proc = subprocess.Popen(cmd)
+    except FileNotFoundError:
+        raise NotFoundError(f"command not found: {cmd[0]}") from None
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        return proc.wait()
+
+
+def run_cmd(args: argparse.Namespace) -> int:
+    """Place this process in the pool, then start COMMAND, which is born there with every
+    child; the placement ends when this process exits."""
+    import os
+    import sys
+
+    from mlkernel.errors import UsageError
+    from mlkernel.sched.client import Client
+
+    words = list(args.words)
+    if words and words[0] == "--":
+        words = words[1:]
+    if not words:
+        raise UsageError(f"nothing to run; use `mlk mode run --pool {args.pool} -- COMMAND`")
+    with Client(_runtime(args)) as c:
+        answer = c.place(os.getpid(), args.pool)
+    if not answer["placed"]:
+        print(f"mlk: warning: running outside the pools: {answer['reason']}", file=sys.stderr)
+    return _spawn(words)

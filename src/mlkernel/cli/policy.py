@@ -3,7 +3,7 @@
     mlk policy show [--json]                   the window and pool weights now
     mlk policy plan [--hours 24] [--json]      the next hours as a table
     mlk policy apply                           write the weights now (through the controller)
-    mlk policy suggest --history DB [--json]   off-peak windows learned from load history
+    mlk policy suggest [--history DB] [--json] off-peak windows learned from load history
 
 The ``[sched]`` table is read from ``--config FILE`` or the nearest ``mlkernel.toml``.
 """
@@ -36,7 +36,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     apply.set_defaults(func=apply_cmd)
     suggest = psub.add_parser("suggest", help="propose off-peak windows from load history")
     common(suggest)
-    suggest.add_argument("--history", required=True, help="the load history SQLite file")
+    suggest.add_argument(
+        "--history",
+        default=None,
+        help="the load history SQLite file (default: the one the controller keeps)",
+    )
+    suggest.add_argument("--runtime-dir", default=None, help="the controller's runtime directory")
     suggest.add_argument("--min-days", type=int, default=14)
     suggest.set_defaults(func=suggest_cmd)
 
@@ -200,11 +205,19 @@ def suggest_cmd(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mlkernel.errors import NotFoundError
-    from mlkernel.sched.history import History, suggest_offpeak
+    from mlkernel.sched.history import HISTORY_NAME, History, suggest_offpeak
+    from mlkernel.sched.journal import state_dir_for
 
-    path = Path(args.history)
+    if args.history:
+        path = Path(args.history)
+    else:
+        rd = Path(args.runtime_dir) if args.runtime_dir else None
+        path = state_dir_for(rd) / HISTORY_NAME
     if not path.exists():
-        raise NotFoundError(f"no load history at {path}; the controller records it while running")
+        raise NotFoundError(
+            f"no load history at {path}; the controller records it every minute while it runs "
+            "(it starts with the first `mlk mode ml` or `mlk policy apply`), or pass --history FILE"
+        )
     h = History(path)
     try:
         s = suggest_offpeak(h, min_days=args.min_days)

@@ -81,13 +81,29 @@ def children_map() -> dict[int, list[int]]:
     return out
 
 
-def descendants(pid: int) -> list[int]:
-    """``pid`` and every living descendant of it, parents first."""
+def session_of(pid: int) -> int | None:
+    """The session id of ``pid`` (field 6 of ``/proc/<pid>/stat``), None when it is gone."""
+    try:
+        raw = read_text(PROC / str(pid) / "stat")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return int(raw[raw.rindex(")") + 2 :].split()[3])
+
+
+def descendants(pid: int, same_session: bool = False) -> list[int]:
+    """``pid`` and every living descendant of it, parents first.
+
+    With ``same_session``, a child that started its own session (``setsid``: a daemon, a
+    background job the parent detached on purpose) is left out, with its subtree.
+    """
     kids = children_map()
+    sid = session_of(pid) if same_session else None
     out: list[int] = []
     todo = [pid]
     while todo:
         p = todo.pop(0)
+        if p != pid and sid is not None and session_of(p) != sid:
+            continue
         out.append(p)
         todo.extend(sorted(kids.get(p, [])))
     return out

@@ -7,13 +7,15 @@ One thread polls every watched pidfd plus a pipe used to wake it when the set ch
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
 import select
 import threading
 from collections.abc import Callable
 
 __all__ = ["ExitWatcher"]
+
+log = logging.getLogger(__name__)
 
 
 class ExitWatcher:
@@ -72,5 +74,8 @@ class ExitWatcher:
                     if pid is not None:
                         os.close(fd)
                 if pid is not None:
-                    with contextlib.suppress(Exception):
+                    try:
                         self._on_exit(pid)
+                    except Exception:
+                        # Keep watching the others, but never hide why a claim did not end.
+                        log.exception("exit callback for process %d failed", pid)

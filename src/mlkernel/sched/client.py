@@ -142,6 +142,11 @@ class Client:
     def off(self) -> list[int]:
         return list(self.call("off")["left"])
 
+    def place(self, pid: int | None, pool: str) -> dict[str, Any]:
+        """Move ``pid`` (default: the caller) into ``pool`` (prod, dev, batch) until it exits.
+        Answers ``{"placed": False, "reason": ...}`` where the machine has no cgroup backend."""
+        return self.call("place", pid=pid, pool=pool)
+
     def status(self) -> dict[str, Any]:
         return self.call("status")
 

@@ -11,10 +11,19 @@ request                                    answer
 ``{"op": "enter", "pid": N}``              the claim; ``pid`` defaults to the caller's
 ``{"op": "leave", "pid": N}``              ``{"ok": true, "left": bool}``
 ``{"op": "off"}``                          ends the caller's claims (root: all claims)
+``{"op": "place", "pid": N, "pool": P}``   moves N into pool P (prod, dev, batch) until N
+                                           exits; ``{"placed": false, "reason"}`` without
+                                           a cgroup backend
 ``{"op": "status"}``                       backends, claims, open journal entries, policy
 ``{"op": "policy-apply", "config": {}}``   (re)loads ``[sched]``, writes the policy for now
 ``{"op": "shutdown"}``                     restores everything and exits
 =========================================  ==============================================
+
+On every tick (``tick_seconds``, default 60 s) the controller re-applies the policy (unless
+ML mode is on), applies the placement rules, samples the pools' CPU, memory and PSI into
+the load history (``<state dir>/history.db``) and rolls complete hours up. With
+``policy = "auto"`` the off-peak windows suggested from >= 14 days of that history are put
+ahead of the static windows, recomputed every hour.
 
 Errors answer ``{"ok": false, "kind": "<MLKernelError subclass>", "error": "..."}``.
 The caller is identified by ``SO_PEERCRED``, never by what it claims: a user may claim only
@@ -36,7 +45,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -51,8 +60,16 @@ from mlkernel.errors import (
 from mlkernel.sched import _proc
 from mlkernel.sched.backends import CGROUP_ROOT, BackendReport, detect
 from mlkernel.sched.cgroups import PoolGroups
-from mlkernel.sched.journal import Applier, Journal, RestoreResult, default_runtime_dir
+from mlkernel.sched.history import HISTORY_NAME, History, Sampler, Suggestion, suggest_offpeak
+from mlkernel.sched.journal import (
+    Applier,
+    Journal,
+    RestoreResult,
+    default_runtime_dir,
+    state_dir_for,
+)
 from mlkernel.sched.mlmode import MLMode
+from mlkernel.sched.placement import Placer
 from mlkernel.sched.policy import PolicyConfig, apply_policy
 
 __all__ = ["SOCKET_NAME", "Controller", "main"]
@@ -69,9 +86,17 @@ class Controller:
         runtime_dir: Path | None = None,
         config: PolicyConfig | None = None,
         cgroup_root: Path = CGROUP_ROOT,
+        state_dir: Path | None = None,
     ) -> None:
         self.runtime_dir = runtime_dir if runtime_dir is not None else default_runtime_dir()
+        self.state_dir = state_dir if state_dir is not None else state_dir_for(runtime_dir)
         self.config = config or PolicyConfig()
+        self.effective = self.config  # with learned windows when policy = "auto"
+        self.learned: Suggestion | None = None
+        self._learned_hour: str | None = None
+        self.history: History | None = None
+        self.sampler: Sampler | None = None
+        self.placer: Placer | None = None
         self.cgroup_root = cgroup_root
         self.socket_path = self.runtime_dir / SOCKET_NAME
         self._lock_fd: int | None = None
@@ -121,8 +146,17 @@ class Controller:
                 self.config.parent,
             )
             self.groups.ensure()
-            apply_policy(self.config, self.groups, self.applier, datetime.now())
-        self.mode = MLMode(self.applier, self.report, self.groups, self.config)
+        try:
+            self.history = History(self.state_dir / HISTORY_NAME)
+        except MLKernelError as exc:
+            log.warning("no load history: %s", exc)
+        self.sampler = Sampler(self.groups)
+        self._learn(datetime.now())
+        if self.groups is not None:
+            apply_policy(self.effective, self.groups, self.applier, datetime.now())
+            self.placer = Placer(self.applier, self.groups, self.effective)
+            self.placer.apply_rules()
+        self.mode = MLMode(self.applier, self.report, self.groups, self.effective)
         from mlkernel.sched._watch import ExitWatcher
 
         self.watcher = ExitWatcher(self._job_exited)
@@ -163,6 +197,8 @@ class Controller:
             self.applier.journal.compact()
         if hasattr(self, "watcher"):
             self.watcher.close()
+        if self.history is not None:
+            self.history.close()
         if self._sock is not None:
             self._sock.close()
             with contextlib.suppress(FileNotFoundError):
@@ -175,22 +211,62 @@ class Controller:
     def _job_exited(self, pid: int) -> None:
         if self.mode is not None:
             self.mode.leave(pid)
+        if self.placer is not None:
+            self.placer.release(pid)
 
     def _tick_loop(self) -> None:
-        last_policy = time.monotonic()
-        while not self._stop.wait(REFRESH_SECONDS):
+        last_tick = time.monotonic()
+        while not self._stop.wait(min(REFRESH_SECONDS, self.config.tick_seconds)):
             assert self.mode is not None
             try:
                 for claim in self.mode.claims():  # backup reaper (pid reuse, missed event)
                     if _proc.start_time(claim.pid) != claim.start:
                         self.mode.leave(claim.pid)
                 self.mode.refresh()
-                if time.monotonic() - last_policy >= self.config.tick_seconds:
-                    last_policy = time.monotonic()
-                    if self.groups is not None and not self.mode.active:
-                        apply_policy(self.config, self.groups, self.applier, datetime.now())
             except Exception:
-                log.exception("scheduler tick failed")
+                log.exception("scheduler refresh failed")
+            if time.monotonic() - last_tick >= self.config.tick_seconds:
+                last_tick = time.monotonic()
+                self.tick(datetime.now())
+
+    def tick(self, now: datetime) -> None:
+        """The once-a-minute work; each part runs even when another fails."""
+        assert self.mode is not None
+        parts: list[tuple[str, Callable[[], object]]] = [
+            ("learned windows", lambda: self._learn(now))
+        ]
+        if self.groups is not None:
+            groups = self.groups
+            if not self.mode.active:
+                parts.append(
+                    ("policy", lambda: apply_policy(self.effective, groups, self.applier, now))
+                )
+        if self.placer is not None:
+            parts.append(("placement rules", self.placer.apply_rules))
+        if self.history is not None and self.sampler is not None:
+            history, sampler = self.history, self.sampler
+            parts.append(("load sample", lambda: sampler.sample(history, now)))
+            parts.append(("hourly roll-up", lambda: history.rollup(now)))
+        for what, part in parts:
+            try:
+                part()
+            except Exception:
+                log.exception("scheduler tick: %s failed", what)
+
+    def _learn(self, now: datetime, force: bool = False) -> None:
+        """``policy = "auto"``: put the off-peak windows learned from the history ahead of
+        the static ones, once an hour. Until there are 14 days, the static policy rules."""
+        hour = now.strftime("%Y-%m-%dT%H")
+        if self.config.policy != "auto" or self.history is None:
+            self.learned, self.effective = None, self.config
+        elif force or hour != self._learned_hour:
+            self._learned_hour = hour
+            self.learned = suggest_offpeak(self.history, capacity=float(os.cpu_count() or 1))
+            ok = self.learned.ok
+            self.effective = self.config.with_windows(self.learned.windows if ok else [])
+            log.info("policy auto: %s", self.learned.reason)
+        if self.mode is not None:
+            self.mode.config = self.effective
 
     def _accept_loop(self) -> None:
         assert self._sock is not None
@@ -248,16 +324,30 @@ class Controller:
             mine = [c for c in self.mode.claims() if c.pid == pid]
             if mine and peer_uid != 0 and mine[0].uid != peer_uid:
                 raise PermissionDeniedError(f"the claim on process {pid} belongs to another user")
-            self.watcher.unwatch(pid)
+            self._unwatch(pid)
             return {"left": self.mode.leave(pid), "claims": len(self.mode.claims())}
         if op == "off":
             left = []
             for c in self.mode.claims():
                 if peer_uid in (0, c.uid):
-                    self.watcher.unwatch(c.pid)
                     self.mode.leave(c.pid)
+                    self._unwatch(c.pid)
                     left.append(c.pid)
             return {"left": left, "claims": len(self.mode.claims())}
+        if op == "place":
+            pid = int(req.get("pid") or peer_pid)
+            pool = str(req.get("pool"))
+            self._check_owner(pid, peer_uid)
+            if self.placer is None:
+                why = "; ".join(self.report.why_not("cpu")) or self.report.cpu
+                return {"placed": False, "reason": f"no cgroup backend for pools ({why})"}
+            placed = self.placer.place(pid, pool)
+            try:
+                self.watcher.watch(pid)
+            except ProcessLookupError:
+                self.placer.release(pid)
+                raise NotFoundError(f"process {pid} exited while being placed") from None
+            return {"placed": True, "pool": pool, "claim": placed}
         if op == "status":
             return self.status()
         if op == "policy-apply":
@@ -268,10 +358,13 @@ class Controller:
                 )
             if req.get("config") is not None:
                 self.config = PolicyConfig.from_dict(req["config"])
-                self.mode.config = self.config
+                self._learn(datetime.now(), force=True)
+                if self.placer is not None:
+                    self.placer.reload(self.effective)
+                    self.placer.apply_rules()
             if self.mode.active:
                 return {"changes": [], "note": "ML mode is on; the policy resumes when it ends"}
-            changes = apply_policy(self.config, self.groups, self.applier, datetime.now())
+            changes = apply_policy(self.effective, self.groups, self.applier, datetime.now())
             return {"changes": [f"{c.target} {c.knob}: {c.old} -> {c.new}" for c in changes]}
         if op == "shutdown":
             self._check_admin(peer_uid)
@@ -280,10 +373,19 @@ class Controller:
             f"unknown op {op!r}; use ping, enter, leave, off, status, policy-apply or shutdown"
         )
 
+    def _unwatch(self, pid: int) -> None:
+        """Stop watching ``pid`` unless an explicit placement still needs its exit."""
+        if self.placer is None or not self.placer.placed(pid):
+            self.watcher.unwatch(pid)
+
     def status(self) -> dict[str, Any]:
         assert self.mode is not None and self.report is not None
         now = datetime.now()
-        label, weights = self.config.weights_at(now, ml_mode=self.mode.active)
+        label, weights = self.effective.weights_at(now, ml_mode=self.mode.active)
+        learned = self.learned
+        history: dict[str, Any] | None = None
+        if self.history is not None:
+            history = {"path": str(self.history.path), **self.history.counts()}
         return {
             "pid": os.getpid(),
             "runtime_dir": str(self.runtime_dir),
@@ -296,7 +398,25 @@ class Controller:
             "weights": weights,
             "journal_open": len(self.applier.journal.pending()),
             "recovered_at_start": len(self.recovered.restored),
+            "state_dir": str(self.state_dir),
+            "policy": {
+                "mode": self.config.policy,
+                "learned": None
+                if learned is None
+                else {"ok": learned.ok, "reason": learned.reason, "windows": learned.windows},
+                "rules": len(self.config.rules),
+            },
+            "placements": self._placements(),
+            "history": history,
         }
+
+    def _placements(self) -> list[dict[str, Any]]:
+        out = []
+        for c in self.applier.journal.pending():
+            if c.claim == "place" or c.claim.startswith("run:"):
+                kind = "rule" if c.claim == "place" else "run"
+                out.append({"pid": int(c.target[4:]), "pool": c.new.rsplit("/", 1)[-1], "by": kind})
+        return out
 
     @staticmethod
     def _check_owner(pid: int, peer_uid: int) -> None:
@@ -325,10 +445,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runtime-dir", type=Path, default=None)
     ap.add_argument("--config", default=None, help="the [sched] table as JSON")
     ap.add_argument("--cgroup-root", type=Path, default=CGROUP_ROOT)
+    ap.add_argument("--state-dir", type=Path, default=None, help="where the load history lives")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = PolicyConfig.from_dict(json.loads(args.config) if args.config else None)
-    ctl = Controller(args.runtime_dir, config, args.cgroup_root)
+    ctl = Controller(args.runtime_dir, config, args.cgroup_root, args.state_dir)
     try:
         ctl.start()
     except MLKernelError as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,7 +27,16 @@ from mlkernel.errors import StorageError
 if TYPE_CHECKING:
     from mlkernel.sched.cgroups import PoolGroups
 
-__all__ = ["History", "Sampler", "Suggestion", "read_pressure", "suggest_offpeak"]
+__all__ = [
+    "HISTORY_NAME",
+    "History",
+    "Sampler",
+    "Suggestion",
+    "read_pressure",
+    "suggest_offpeak",
+]
+
+HISTORY_NAME = "history.db"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sample (ts REAL NOT NULL, pool TEXT NOT NULL, cpu REAL NOT NULL,
@@ -48,29 +58,35 @@ def _hour(ts: datetime) -> str:
 
 
 class History:
-    """A SQLite file of samples and hourly roll-ups (one writer: the controller)."""
+    """A SQLite file of samples and hourly roll-ups. One writer, the controller's tick
+    thread; its request threads read through the same connection under a lock."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path)
+            self.db = sqlite3.connect(self.path, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
         except (sqlite3.Error, OSError) as exc:
-            raise StorageError(f"cannot open load history {self.path}: {exc}") from exc
+            raise StorageError(
+                f"cannot open load history {self.path}: {exc}; check that its folder is writable"
+            ) from exc
 
     def close(self) -> None:
-        self.db.close()
+        with self._lock:
+            self.db.close()
 
     def add(self, ts: datetime, pool: str, cpu: float, mem: float) -> None:
         """One raw sample: ``cpu`` in CPUs used (1.0 = one core busy), ``mem`` in bytes."""
-        with self.db:
+        with self._lock, self.db:
             self.db.execute(
                 "INSERT INTO sample VALUES (?, ?, ?, ?)", (ts.timestamp(), pool, cpu, mem)
             )
 
     def add_pressure(self, ts: datetime, values: dict[str, tuple[float, float]]) -> None:
-        with self.db:
+        with self._lock, self.db:
             self.db.executemany(
                 "INSERT INTO pressure VALUES (?, ?, ?, ?)",
                 [(ts.timestamp(), r, s, f) for r, (s, f) in values.items()],
@@ -78,7 +94,7 @@ class History:
 
     def add_hourly(self, rows: Iterable[tuple[datetime, str, float, float]]) -> None:
         """Hourly rows directly (imports, generated history); replaces existing ones."""
-        with self.db:
+        with self._lock, self.db:
             self.db.executemany(
                 "INSERT OR REPLACE INTO hourly VALUES (?, ?, ?, ?, 1)",
                 [(_hour(h), p, c, m) for h, p, c, m in rows],
@@ -87,6 +103,10 @@ class History:
     def rollup(self, now: datetime) -> int:
         """Average the raw samples of every complete hour before ``now`` into ``hourly``
         and delete them. Returns the number of hourly rows written."""
+        with self._lock:
+            return self._rollup(now)
+
+    def _rollup(self, now: datetime) -> int:
         cut = now.replace(minute=0, second=0, microsecond=0).timestamp()
         sums: dict[tuple[str, str], list[float]] = {}
         for ts, pool, cpu, mem in self.db.execute("SELECT * FROM sample WHERE ts < ?", (cut,)):
@@ -112,7 +132,10 @@ class History:
     def hourly(
         self, pools: Sequence[str] | None = None
     ) -> list[tuple[datetime, str, float, float]]:
-        rows = self.db.execute("SELECT hour, pool, cpu, mem FROM hourly ORDER BY hour, pool")
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT hour, pool, cpu, mem FROM hourly ORDER BY hour, pool"
+            ).fetchall()
         return [
             (datetime.strptime(h, HOUR_FMT), p, c, m)
             for h, p, c, m in rows
@@ -121,8 +144,9 @@ class History:
 
     def counts(self) -> dict[str, int]:
         out = {}
-        for table in ("sample", "pressure", "hourly"):
-            out[table] = int(self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        with self._lock:
+            for table in ("sample", "pressure", "hourly"):
+                out[table] = int(self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
         return out
 
 
@@ -147,13 +171,17 @@ def read_pressure(base: Path = Path("/proc/pressure")) -> dict[str, tuple[float,
 
 class Sampler:
     """Per-pool CPU (CPUs used since the previous sample) and resident memory, summed over
-    the processes in each pool group."""
+    the processes in each pool group, plus PSI. Without pool groups (no cgroup backend)
+    only the pressure is recorded."""
 
-    def __init__(self, groups: PoolGroups, pools: Sequence[str] = ("ml", "prod", "dev", "batch")):
+    def __init__(
+        self, groups: PoolGroups | None, pools: Sequence[str] = ("ml", "prod", "dev", "batch")
+    ):
         self.groups = groups
-        self.pools = tuple(pools)
+        self.pools = tuple(pools) if groups is not None else ()
         self._prev: dict[int, float] = {}
         self._prev_t: float | None = None
+        self._prev_wall = 0.0
 
     def sample(
         self, history: History, now: datetime | None = None
@@ -163,25 +191,28 @@ class Sampler:
         import psutil  # type: ignore[import-untyped,unused-ignore]
 
         now = now or datetime.now()
-        t = time.monotonic()
+        t, wall = time.monotonic(), time.time()
         dt = None if self._prev_t is None else t - self._prev_t
         seen: dict[int, float] = {}
         out: dict[str, tuple[float, float]] = {}
         for pool in self.pools:
             cpu_s = 0.0
             mem = 0.0
+            assert self.groups is not None
             for pid in self.groups.procs(pool):
                 try:
                     p = psutil.Process(pid)
                     times = p.cpu_times()
                     total = times.user + times.system
                     mem += p.memory_info().rss
+                    # A process born since the last sample counts all its CPU time.
+                    born = p.create_time() >= self._prev_wall
                 except psutil.Error:
                     continue
                 seen[pid] = total
-                cpu_s += total - self._prev.get(pid, total)
+                cpu_s += total - self._prev.get(pid, 0.0 if born else total)
             out[pool] = (cpu_s / dt if dt else 0.0, mem)
-        self._prev, self._prev_t = seen, t
+        self._prev, self._prev_t, self._prev_wall = seen, t, wall
         if dt:
             for pool, (cpu, mem) in out.items():
                 history.add(now, pool, cpu, mem)

@@ -25,7 +25,15 @@ from pathlib import Path
 
 from mlkernel.sched import knobs
 
-__all__ = ["Applier", "Change", "Journal", "RestoreResult", "default_runtime_dir"]
+__all__ = [
+    "Applier",
+    "Change",
+    "Journal",
+    "RestoreResult",
+    "default_runtime_dir",
+    "default_state_dir",
+    "state_dir_for",
+]
 
 JOURNAL_NAME = "journal.jsonl"
 
@@ -38,6 +46,24 @@ def default_runtime_dir() -> Path:
     if os.access("/run", os.W_OK):
         return Path("/run/mlkernel")
     return Path(tempfile.gettempdir()) / f"mlkernel-{os.getuid()}"
+
+
+def default_state_dir() -> Path:
+    """Where the machine's controller keeps what must survive a reboot (the load history):
+    ``/var/lib/mlkernel`` as root, else ``$XDG_STATE_HOME/mlkernel`` (``~/.local/state``)."""
+    if os.geteuid() == 0 or os.access("/var/lib", os.W_OK):
+        return Path("/var/lib/mlkernel")
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "mlkernel"
+
+
+def state_dir_for(runtime_dir: Path | None) -> Path:
+    """The state directory of the controller serving ``runtime_dir``: the machine's
+    (:func:`default_state_dir`) for the default runtime directory; the runtime directory
+    itself for any other (a test's or a benchmark's private controller)."""
+    if runtime_dir is None or Path(runtime_dir).resolve() == default_runtime_dir().resolve():
+        return default_state_dir()
+    return Path(runtime_dir)
 
 
 @dataclass(frozen=True)

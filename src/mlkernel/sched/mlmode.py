@@ -5,9 +5,11 @@ A refcount of claims, as in GameMode: the first ``enter(pid)`` turns the mode on
 journal (:class:`~mlkernel.sched.journal.Applier`) under a *claim* name, so each part can be
 undone on its own and everything can be undone after a crash:
 
-``job:<pid>:<start>``  the job itself: moved into the ``ml`` pool (children inherit it),
-                       I/O priority best-effort 0 on its threads; with no cgroups, nice -5
-                       on every thread of it and its descendants (privileged only).
+``job:<pid>:<start>``  the job and the children it forked before the claim (in its own
+                       session; a child that called ``setsid`` is left alone): moved into
+                       the ``ml`` pool (children forked later inherit it), I/O priority
+                       best-effort 0 on their threads; with no cgroups, nice -5 on every
+                       thread of it and its descendants (privileged only).
 ``mode``               the pools: ``ml`` raised to ``ml_weight`` (and the mlkernel parent
                        group with it, so the pools outweigh unmanaged sessions), ``dev`` and
                        ``batch`` lowered to ``held_weight``, ``prod`` kept at or above its
@@ -27,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pwd
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from mlkernel.errors import NotFoundError
 from mlkernel.sched import _proc, knobs
+from mlkernel.sched.placement import proc_info, process_ids
 from mlkernel.sched.policy import PolicyConfig, apply_policy
 
 if TYPE_CHECKING:
@@ -161,14 +163,15 @@ class MLMode:
         self.applier.restore("mode")
 
     def _boost(self, claim: Claim) -> None:
-        if self.groups is not None:
-            self._set(
-                claim.key, f"pid:{claim.pid}", self.groups.member_knob, self.groups.relpath("ml")
-            )
-            pids = [claim.pid]
-        else:
-            pids = _proc.descendants(claim.pid)
+        # The whole tree: children forked before the claim (a launcher's workers) are not
+        # covered by cgroup inheritance, and nice and ioprio are per thread anyway. Children
+        # in a session of their own were detached on purpose and stay where they are.
+        tree = _proc.descendants(claim.pid, same_session=True)
+        pids = [p for p in tree if p not in self.protect]
         for pid in pids:
+            if self.groups is not None:
+                knob = self.groups.member_knob
+                self._set(claim.key, f"pid:{pid}", knob, self.groups.relpath("ml"))
             for tid in _proc.threads(pid):
                 self._set(claim.key, f"tid:{tid}", "ioprio", "be/0")
                 if self.groups is None and self.report.privileged:
@@ -181,11 +184,12 @@ class MLMode:
         skip = set(self.protect)
         for claim in self._claims.values():
             skip.update(_proc.descendants(claim.pid))
-        for pid in _process_ids():
+        for pid in process_ids():
             if pid in skip or _proc.is_kernel_thread(pid):
                 continue
-            info = self._info(pid)
-            if info is None or info["cgroup"].startswith(f"/{self.config.parent}/"):
+            knob = self.groups.member_knob if self.groups is not None else None
+            info = proc_info(pid, knob)
+            if info is None or info.cgroup.startswith(f"/{self.config.parent}/"):
                 continue
             if any(rule.matches(info) for rule in rules):
                 self._hold(pid)
@@ -214,28 +218,3 @@ class MLMode:
             pass  # the thread or process ended meanwhile: nothing to change
         except OSError as exc:
             log.warning("cannot set %s of %s to %s: %s", knob, target, value, exc)
-
-    def _info(self, pid: int) -> dict[str, str] | None:
-        base = _proc.PROC / str(pid)
-        try:
-            name = _proc.read_text(base / "comm")
-            uid = _proc.uid_of(pid)
-        except (OSError, ProcessLookupError):
-            return None
-        try:
-            exe = os.readlink(base / "exe")
-        except OSError:
-            exe = ""
-        try:
-            user = pwd.getpwuid(uid).pw_name
-        except KeyError:
-            user = str(uid)
-        cgroup = ""
-        if self.groups is not None:
-            with contextlib.suppress(OSError, LookupError):
-                cgroup = knobs.read(f"pid:{pid}", self.groups.member_knob)
-        return {"name": name, "exe": exe, "user": user, "cgroup": cgroup}
-
-
-def _process_ids() -> list[int]:
-    return sorted(int(n) for n in os.listdir(_proc.PROC) if n.isdigit())

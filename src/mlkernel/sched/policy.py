@@ -16,6 +16,9 @@ The ``[sched]`` section of ``mlkernel.toml`` arrives here as a plain dict::
     maximum = 100                     # hard cap in percent of the machine (CFS quota)
     [[sched.hold]]                    # opt-in: processes mlkernel did not start, held back in ML mode
     name = "stress"                   # match on any of: name, exe, user, cgroup
+    [[sched.rules]]                   # opt-in: place matching processes in a pool, every tick
+    pool = "prod"
+    exe = "uvicorn"
 
 Weights are relative and work-conserving: they bite only under contention, so batch
 still uses CPU the day leaves idle. A window names the weights of some pools; the others
@@ -28,7 +31,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,9 +44,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HoldRule",
+    "PlaceRule",
     "PlanRow",
     "PolicyConfig",
     "Pool",
+    "ProcInfo",
     "Window",
     "apply_policy",
     "parse_window",
@@ -67,9 +72,12 @@ SCHED_KEYS = (
     "hold",
     "parent",
     "tick_seconds",
+    "rules",
 )
 POOL_KEYS = ("guarantee", "weight", "maximum")
 HOLD_KEYS = ("name", "exe", "user", "cgroup")
+RULE_KEYS = ("pool", *HOLD_KEYS)
+PLACE_POOLS = ("prod", "dev", "batch")  # ``ml`` is entered by claims, never by rules
 POLICY_MODES = ("static", "auto")
 
 
@@ -102,26 +110,48 @@ class Window:
 
 
 @dataclass(frozen=True)
+class ProcInfo:
+    """What a rule can match on for one process.
+
+    ``exes`` holds every name the process is known by as an executable: the path and base
+    name of ``/proc/<pid>/exe``, of ``argv[0]``, of the script an interpreter runs
+    (``argv[1]``) and the module of ``python -m MODULE``, so ``exe = "uvicorn"`` matches
+    ``/usr/bin/python3 /usr/local/bin/uvicorn app:app`` and ``python -m uvicorn`` alike.
+    """
+
+    name: str
+    exes: frozenset[str]
+    user: str
+    cgroup: str
+
+
+@dataclass(frozen=True)
 class HoldRule:
-    """Opt-in match for processes mlkernel did not start (Ananicy-style)."""
+    """Opt-in match for processes mlkernel did not start (Ananicy-style). Every key given
+    must match: ``name`` the command name (comm), ``exe`` one of :attr:`ProcInfo.exes`,
+    ``user`` the user name, ``cgroup`` a prefix of the cpu cgroup path."""
 
     name: str | None = None
     exe: str | None = None
     user: str | None = None
     cgroup: str | None = None
 
-    def matches(self, info: Mapping[str, str]) -> bool:
-        checks = {"name": self.name, "exe": self.exe, "user": self.user, "cgroup": self.cgroup}
-        wanted = {k: v for k, v in checks.items() if v is not None}
-        if not wanted:
+    def matches(self, info: ProcInfo) -> bool:
+        if self.name is None and self.exe is None and self.user is None and self.cgroup is None:
             return False
-        for key, value in wanted.items():
-            got = info.get(key, "")
-            if key == "cgroup" and got.startswith(value):
-                continue
-            if got != value:
-                return False
-        return True
+        return (
+            (self.name is None or info.name == self.name)
+            and (self.exe is None or self.exe in info.exes)
+            and (self.user is None or info.user == self.user)
+            and (self.cgroup is None or info.cgroup.startswith(self.cgroup))
+        )
+
+
+@dataclass(frozen=True)
+class PlaceRule(HoldRule):
+    """``[[sched.rules]]``: processes matching go to ``pool`` (prod, dev or batch)."""
+
+    pool: str = "batch"
 
 
 @dataclass(frozen=True)
@@ -242,6 +272,7 @@ class PolicyConfig:
     hold: tuple[HoldRule, ...] = ()
     parent: str = "mlkernel"
     tick_seconds: float = 60.0
+    rules: tuple[PlaceRule, ...] = ()
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> PolicyConfig:
@@ -296,6 +327,7 @@ class PolicyConfig:
                 raise ConfigError(f"{where} must be a table with one of {', '.join(HOLD_KEYS)}")
             _unknown(rule, HOLD_KEYS, where)
             hold.append(HoldRule(**{k: str(v) for k, v in rule.items()}))
+        rules = _parse_rules(d.get("rules", []))
         parent = str(d.get("parent", "mlkernel"))
         if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", parent) or ".." in parent:
             raise ConfigError(
@@ -311,7 +343,14 @@ class PolicyConfig:
             hold=tuple(hold),
             parent=parent,
             tick_seconds=_num(d.get("tick_seconds", 60), "tick_seconds", 1, 3600),
+            rules=rules,
         )
+
+    def with_windows(self, learned: list[str]) -> PolicyConfig:
+        """This config with ``learned`` windows (e.g. from ``suggest_offpeak``) ahead of its
+        own, so they win where they apply and the static windows rule the other hours."""
+        extra = [parse_window(w, "learned windows") for w in learned]
+        return replace(self, windows=(*(w for w in extra if isinstance(w, Window)), *self.windows))
 
     def window_at(self, when: datetime) -> tuple[str, dict[str, float]]:
         """The label and raw weights of the window active at ``when`` (first match wins)."""
@@ -334,6 +373,27 @@ class PolicyConfig:
         if top > 10000:  # keep the v2 range; ratios, and so guarantees, are unchanged
             out = {p: max(1.0, w * 10000 / top) for p, w in out.items()}
         return label, out
+
+
+def _parse_rules(raw: Any) -> tuple[PlaceRule, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("[sched] rules must be a list of tables: [[sched.rules]] pool = ...")
+    rules = []
+    for i, rule in enumerate(raw):
+        where = f"[[sched.rules]][{i}]"
+        if not isinstance(rule, Mapping):
+            raise ConfigError(
+                f"{where} must be a table with pool and one of {', '.join(HOLD_KEYS)}"
+            )
+        _unknown(rule, RULE_KEYS, where)
+        pool = rule.get("pool")
+        if pool not in PLACE_POOLS:
+            raise ConfigError(f"{where}.pool = {pool!r}; accepted values: {', '.join(PLACE_POOLS)}")
+        match = {k: str(v) for k, v in rule.items() if k != "pool"}
+        if not match:
+            raise ConfigError(f"{where} matches nothing; add one of {', '.join(HOLD_KEYS)}")
+        rules.append(PlaceRule(pool=str(pool), **match))
+    return tuple(rules)
 
 
 def enforce_guarantees(

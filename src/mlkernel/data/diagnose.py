@@ -134,7 +134,8 @@ def check_utf8(source: Source, table: Any, options: ReadOptions) -> None:
     binary = [
         f.name
         for f in table.schema
-        if pa.types.is_binary(f.type) and f.name not in options.column_types
+        if f.name not in options.column_types
+        and pa.types.is_binary(f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
     ]
     if not binary:
         return

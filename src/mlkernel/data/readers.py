@@ -217,7 +217,10 @@ def _read_json_array(
 
     with Tap(source, on_read) as tap:
         stream = _stream(tap, source)
-        data = stream.read()
+        parts: list[bytes] = []
+        while chunk := stream.read(1 << 22):
+            parts.append(chunk)
+        data = b"".join(parts)
         digest = tap.finish()
     try:
         frame = pl.read_json(io.BytesIO(data), infer_schema_length=None)
@@ -294,6 +297,18 @@ def _normalise(source: Source, table: Any, options: ReadOptions) -> Any:
                 i, pa.field(fld.name, pa.string()), table.column(i).cast(pa.string())
             )
             dtype = pa.string()
+        if (
+            pa.types.is_dictionary(dtype)
+            and fld.name not in options.column_types
+            and table.column(i).num_chunks
+        ):
+            column = table.column(i)
+            distinct = max(len(c.dictionary) for c in column.chunks)
+            if distinct * 2 > table.num_rows:  # mostly unique text is not a category
+                table = table.set_column(
+                    i, pa.field(fld.name, dtype.value_type), column.cast(dtype.value_type)
+                )
+                continue
         if (
             pa.types.is_string(dtype)
             and source.format in ("ndjson", "json", "parquet")

@@ -1,0 +1,131 @@
+"""Bad input: every problem is refused with one line naming where it is and the fix."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mlkernel.errors import ConflictError, UsageError
+from mlkernel.kernel import Kernel
+
+Write = Callable[[str, str | bytes], Path]
+
+RAGGED = "a,b\n1,2\n3\n4,5\n6,7,8\n9,10\n"
+
+
+def _nothing_left(k: Kernel) -> None:
+    assert k.data.ls() == []
+    assert k.gc(dry_run=True).removed == []
+    assert not list(k.objects.tmp.glob("data-*")) if k.objects.tmp.exists() else True
+
+
+def test_wrong_field_count_fails_with_the_line_number(project: Kernel, write: Write) -> None:
+    with pytest.raises(
+        UsageError, match=r"line 3 has 1 fields where the header has 2; .*--on-bad-rows skip"
+    ):
+        project.data.add(write("r.csv", RAGGED), progress=False)
+    _nothing_left(project)
+
+
+def test_skip_drops_bad_rows_and_reports_their_lines(project: Kernel, write: Write) -> None:
+    result = project.data.add(write("r.csv", RAGGED), on_bad_rows="skip", progress=False)
+    assert result.rows == 3 and [b.line for b in result.bad_rows] == [3, 5]
+    assert result.quarantine is None and result.record.properties["bad_rows"] == 2
+    assert project.data.open("r").column("a").to_pylist() == [1, 4, 9]
+
+
+def test_quarantine_keeps_bad_lines_as_an_artifact(project: Kernel, write: Write) -> None:
+    result = project.data.add(write("r.csv", RAGGED), on_bad_rows="quarantine", progress=False)
+    assert result.quarantine is not None
+    assert result.quarantine.ref == "file:r.quarantine@1"
+    assert result.record.properties["quarantine"] == "file:r.quarantine@1"
+    kept = [json.loads(line) for line in project.load("file:r.quarantine").splitlines()]
+    assert [(r["line"], r["text"]) for r in kept] == [(3, "3"), (5, "6,7,8")]
+
+
+def test_malformed_ndjson_lines_can_be_quarantined(sqlite_project: Kernel, write: Write) -> None:
+    text = '{"a": 1}\n{"a": 2\n{"a": 3}\n'
+    with pytest.raises(UsageError, match="line 2 is not valid JSON"):
+        sqlite_project.data.add(write("e.ndjson", text), progress=False)
+    result = sqlite_project.data.add(
+        write("e.ndjson", text), on_bad_rows="quarantine", progress=False
+    )
+    assert result.rows == 2 and [b.line for b in result.bad_rows] == [2]
+
+
+def test_an_unterminated_quote_is_reported_at_its_line(project: Kernel, write: Write) -> None:
+    with pytest.raises(UsageError, match=r"the quote opened on line 3 is never closed"):
+        project.data.add(write("q.csv", 'a,b\n1,2\n3,"x\n4,5\n7,8\n'), progress=False)
+    _nothing_left(project)
+    # A quoted newline that is closed is data, not an error.
+    ok = project.data.add(write("ok.csv", 'a,b\n1,"x\ny"\n4,5\n'), progress=False)
+    assert project.data.open(ok.ref).column("b").to_pylist() == ["x\ny", "5"]
+
+
+def test_non_utf8_bytes_are_refused_naming_the_line(project: Kernel, write: Write) -> None:
+    data = "name,city\nann,Paris\nbob,K\xf6ln\n".encode("latin-1")
+    with pytest.raises(
+        UsageError, match=r"line 3 holds byte 0xf6, which is not UTF-8 .*--encoding"
+    ):
+        project.data.add(write("l.csv", data), progress=False)
+    result = project.data.add(write("l.csv", data), encoding="latin-1", progress=False)
+    assert project.data.open(result.ref).column("city").to_pylist() == ["Paris", "Köln"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty; nothing to ingest"),
+        (b"a,b,c\n", "has a header but no rows"),
+        (b"a,b,a\n1,2,3\n", "columns 1 and 3 are both named 'a'; rename one"),
+    ],
+)
+def test_empty_header_only_and_duplicate_columns(
+    sqlite_project: Kernel, write: Write, content: bytes, message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        sqlite_project.data.add(write("x.csv", content), progress=False)
+    _nothing_left(sqlite_project)
+
+
+def test_a_json_field_whose_type_changes_names_both_lines(project: Kernel, write: Write) -> None:
+    text = '{"id": 1, "v": 1.5}\n{"id": 2, "v": 2}\n{"id": 3, "v": "high"}\n'
+    with pytest.raises(UsageError, match=r"field 'v' is a number on line 1 but a string on line 3"):
+        project.data.add(write("t.ndjson", text), progress=False)
+    array = json.dumps([{"v": 1}, {"v": [1]}])
+    with pytest.raises(
+        UsageError, match=r"field 'v' is a number on record 1 but an array on record 2"
+    ):
+        project.data.add(write("t.json", array), progress=False)
+    _nothing_left(project)
+
+
+def test_a_single_10mb_field_is_read(sqlite_project: Kernel, write: Write) -> None:
+    big = "x" * (10 << 20)
+    path = write("big.csv", f"id,blob\n1,{big}\n2,small\n")
+    result = sqlite_project.data.add(path, progress=False)
+    table = sqlite_project.data.open(result.ref)
+    assert table.num_rows == 2 and len(table.column("blob")[0].as_py()) == 10 << 20
+    line = json.dumps({"id": 1, "blob": big}) + "\n"
+    assert sqlite_project.data.add(write("big.ndjson", line), progress=False).rows == 1
+
+
+def test_a_file_that_changes_while_read_is_refused(
+    project: Kernel, write: Write, sample: Callable[..., str]
+) -> None:
+    path = write("grow.csv", sample(5000))
+
+    appended: list[int] = []
+
+    def append_once(done: int, total: int) -> None:
+        if not appended:  # the writer strikes after the first block was read
+            appended.append(done)
+            with path.open("a") as handle:
+                handle.write(sample(10, start=9000, header=False))
+
+    with pytest.raises(ConflictError, match="changed while it was being read"):
+        project.data.add(path, progress=append_once)
+    _nothing_left(project)

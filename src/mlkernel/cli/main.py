@@ -13,20 +13,20 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from mlkernel import __version__
-from mlkernel.cli import alias, artifacts, project, runs
+from mlkernel.cli import alias, artifacts, pipelines, project, run, runs, triggers
 
 __all__ = ["build_parser", "main"]
 
 INTERNAL_ERROR = 70
 INTERRUPTED = 130
 
-GROUPS: tuple[ModuleType, ...] = (project, artifacts, alias, runs)
+GROUPS: tuple[ModuleType, ...] = (project, artifacts, alias, runs, run, pipelines, triggers)
 
 
 def _optional_groups() -> tuple[ModuleType, ...]:
     """Command groups owned by capability packages, added as they land."""
     found: list[ModuleType] = []
-    for name in ("data", "mode", "policy"):
+    for name in ("data", "mode", "policy", "doctor"):
         try:
             found.append(__import__(f"mlkernel.cli.{name}", fromlist=["register"]))
         except ImportError:

@@ -22,7 +22,7 @@ from mlkernel import errors
 from mlkernel.errors import MLKernelError, StorageError
 from mlkernel.sched.journal import default_runtime_dir
 
-__all__ = ["Client", "ml_mode", "start_controller"]
+__all__ = ["Client", "ml_mode", "ping", "start_controller"]
 
 SOCKET_NAME = "sched.sock"
 
@@ -59,12 +59,12 @@ def start_controller(
     deadline = time.monotonic() + timeout
     sock_path = runtime_dir / SOCKET_NAME
     while time.monotonic() < deadline:
-        if _ping(sock_path):
+        if ping(sock_path):
             return proc
-        if proc.poll() is not None and not _ping(sock_path):
+        if proc.poll() is not None and not ping(sock_path):
             # It lost the race to another controller that is still starting, or failed.
             time.sleep(0.1)
-            if _ping(sock_path):
+            if ping(sock_path):
                 return proc
             raise StorageError(
                 f"the scheduler controller exited with {proc.returncode}; "
@@ -74,7 +74,8 @@ def start_controller(
     raise StorageError(f"the scheduler controller did not answer within {timeout:g} s")
 
 
-def _ping(sock_path: Path) -> bool:
+def ping(sock_path: Path) -> bool:
+    """Whether a controller answers at ``sock_path`` (never starts one)."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(2)
@@ -100,7 +101,7 @@ class Client:
         self.socket_path = self.runtime_dir / SOCKET_NAME
         self.timeout = timeout
         self.started: subprocess.Popen[bytes] | None = None
-        if not _ping(self.socket_path):
+        if not ping(self.socket_path):
             if not autostart:
                 raise errors.NotFoundError(
                     f"no scheduler controller at {self.socket_path}; run `mlk mode status` to start one"

@@ -235,10 +235,19 @@ def run_child(name: str, csv_path: Path, ndjson_path: Path, project: Path) -> di
             "--project",
             str(project),
         ],
-        check=True,
+        check=False,
         capture_output=True,
         text=True,
     )
+    if out.returncode != 0:
+        print(f"  {name} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+        return {
+            "seconds": float("nan"),
+            "peak_mb": 0.0,
+            "anon_mb": 0.0,
+            "scan_s": float("nan"),
+            "bytes": 0,
+        }
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 

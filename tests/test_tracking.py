@@ -155,6 +155,8 @@ def test_git_commit_and_dirty_flag(tmp_path: Path) -> None:
         (root / "train.py").write_text("print(2)\n")
         with k.start_run("dirty") as dirty:
             pass
+    # git answers may land after a short run ends; closing the kernel waits for them
+    with mlkernel.open(root) as k:
         assert k.meta.get_execution(clean.id).git_commit == head.strip()
         assert k.meta.get_execution(clean.id).git_dirty is False
         assert k.meta.get_execution(dirty.id).git_dirty is True

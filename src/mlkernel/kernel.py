@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from mlkernel.meta.store import MetaStore
     from mlkernel.meta.table import MetadataTable
     from mlkernel.monitor.service import MonitorService
-    from mlkernel.tracking.provenance import Environment
+    from mlkernel.tracking.provenance import Environment, ProvenanceProbe
     from mlkernel.tracking.run import Run
 
 __all__ = ["Kernel", "init", "open_project"]
@@ -75,10 +75,22 @@ class Kernel:
         self._env_ids: dict[str, int] = {}
         self._data: DataService | None = None
         self._monitor: MonitorService | None = None
+        self._provenance: ProvenanceProbe | None = None
 
     # -- life cycle ------------------------------------------------------------------
 
+    @property
+    def provenance(self) -> ProvenanceProbe:
+        """The background worker that finds each run's environment and git commit."""
+        if self._provenance is None:
+            from mlkernel.tracking.provenance import ProvenanceProbe
+
+            self._provenance = ProvenanceProbe(self.root, self.config.state_dir / "cache")
+        return self._provenance
+
     def close(self) -> None:
+        if self._provenance is not None:
+            self._provenance.close()
         self.table.close()
         self.meta.close()
 

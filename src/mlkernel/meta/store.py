@@ -449,11 +449,14 @@ class MetaStore:
     def load_artifacts(self, after_id: int = 0) -> list[ArtifactRecord]:
         """Artifacts with an id above ``after_id``, oldest first (properties parsed lazily)."""
         rows = self._rows(
-            f"SELECT {ARTIFACT_COLUMNS} FROM artifact WHERE project_id = :project "
+            # "+project_id" keeps SQLite off the (project, kind, name, version) index, so
+            # it walks the primary key in order instead of sorting: 15 ms -> 0.1 ms at 10k.
+            f"SELECT {ARTIFACT_COLUMNS} FROM artifact WHERE +project_id = :project "
             "AND id > :after ORDER BY id",
             {"project": self.project_id, "after": after_id},
         )
-        return [ArtifactRecord(*row) for row in rows]
+        make = ArtifactRecord._make
+        return [make(row) for row in rows]
 
     def load_aliases(self) -> dict[tuple[str, str, str], int]:
         rows = self._rows(

@@ -106,9 +106,9 @@ class MetadataTable:
                     f"with `mlk alias set {want}:{parsed.name}@VERSION {parsed.alias}`"
                 )
         if number is not None:
-            for record in reversed(versions):
-                if record.version == number:
-                    return record
+            for candidate in versions[::-1]:
+                if candidate.version == number:
+                    return candidate
             raise NotFoundError(
                 f"{want} {parsed.name!r} has no version {number} (latest is "
                 f"{versions[-1].version}); run `mlk show {want}:{parsed.name}`"

@@ -60,7 +60,7 @@ class MonitorService:
     def stored_profile(self, ref: str | ArtifactRecord) -> ArtifactRecord | None:
         """The profile artifact of a dataset version, if one was computed."""
         dataset = self._dataset(ref)
-        for record in reversed(self._kernel.table.versions("profile", dataset.name)):
+        for record in self._kernel.table.versions("profile", dataset.name)[::-1]:
             if record.properties.get("dataset_digest") == dataset.digest:
                 return record
         return None

@@ -14,10 +14,16 @@ import os
 import platform
 import subprocess
 import sys
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["Environment", "GitState", "environment", "git_state"]
+__all__ = ["Environment", "GitState", "ProvenanceProbe", "environment", "git_state"]
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,17 +126,41 @@ def git_state(root: Path) -> GitState:
     return _ask_git(root)
 
 
-def _ask_git(root: Path) -> GitState:
+def _read_head(git_dir: Path) -> str | None:
+    """The commit HEAD names, read from the files (no process); None if unusual."""
+    if not git_dir.is_dir():
+        return None  # a worktree or submodule pointer file: let git answer
     try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-        if head.returncode != 0:
-            return GitState(None, None)
+        head = (git_dir / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head if len(head) == 40 else None
+        ref = head[5:]
+        loose = git_dir / ref
+        if loose.is_file():
+            return loose.read_text().strip()
+        for line in (git_dir / "packed-refs").read_text().splitlines():
+            if line.endswith(" " + ref):
+                return line.split(" ", 1)[0]
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def _ask_git(root: Path) -> GitState:
+    git_dir = _git_dir(root)
+    commit = _read_head(git_dir) if git_dir is not None else None
+    try:
+        if commit is None:
+            head = subprocess.run(
+                ["git", "-C", str(root), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+            if head.returncode != 0:
+                return GitState(None, None)
+            commit = head.stdout.strip()
         status = subprocess.run(
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
@@ -139,6 +169,52 @@ def _ask_git(root: Path) -> GitState:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return GitState(None, None)
+        return GitState(commit, None)
     dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
-    return GitState(head.stdout.strip(), dirty)
+    return GitState(commit, dirty)
+
+
+class ProvenanceProbe:
+    """One background worker per kernel that answers "which environment, which commit".
+
+    Runs ask at their start and wait for the answers at their end, so the lookups
+    overlap the run's own work and always happen while the run is alive. The
+    environment is listed once per process (then memoised). Git lookups are coalesced:
+    a run that asks while another lookup is still queued shares it, since that lookup
+    starts after both runs started and ends before either ends.
+    """
+
+    def __init__(self, root: Path, cache_dir: Path) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._root = root
+        self._cache_dir = cache_dir
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlk-provenance")
+        self._lock = threading.Lock()
+        self._queued: Future[GitState] | None = None
+        self._in_repo = _git_dir(root) is not None
+
+    def environment(self) -> Future[Environment]:
+        found = _memo.get(_cache_key())
+        if found is not None:
+            return _done(found)
+        return self._pool.submit(environment, self._cache_dir)
+
+    def git(self) -> Future[GitState]:
+        if not self._in_repo:
+            return _done(GitState(None, None))
+        with self._lock:
+            queued = self._queued
+            if queued is not None and not queued.running() and not queued.done():
+                return queued
+            self._queued = self._pool.submit(_ask_git, self._root)
+            return self._queued
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _done(value: T) -> Future[T]:
+    future: Future[T] = Future()
+    future.set_result(value)
+    return future

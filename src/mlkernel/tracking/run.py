@@ -18,12 +18,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from mlkernel.errors import InvalidNameError, MLKernelError, UsageError
+from mlkernel.errors import InvalidNameError, UsageError
 
 if TYPE_CHECKING:
     from mlkernel.kernel import Kernel
     from mlkernel.meta.records import ArtifactRecord
-    from mlkernel.tracking.provenance import Environment, GitState
 
 __all__ = ["Run"]
 
@@ -36,25 +35,6 @@ def _check_key(key: str) -> str:
     if any(ord(c) < 32 for c in key):
         raise InvalidNameError(f"metric key {key!r} contains a control character; remove it")
     return key
-
-
-class _Provenance(threading.Thread):
-    """Collects the environment and git state while the run does its work."""
-
-    def __init__(self, root: Path, cache_dir: Path) -> None:
-        super().__init__(name="mlk-provenance", daemon=True)
-        self._root, self._cache_dir = root, cache_dir
-        self.env: Environment | None = None
-        self.git: GitState | None = None
-
-    def run(self) -> None:
-        from mlkernel.tracking.provenance import environment, git_state
-
-        try:
-            self.env = environment(self._cache_dir)
-            self.git = git_state(self._root)
-        except Exception:  # provenance is best effort; the run's own work must not fail
-            return
 
 
 class Run:
@@ -74,8 +54,9 @@ class Run:
         self._lock = threading.Lock()
         self._started = time.time()
         self._cpu = os.times()
-        self._provenance = _Provenance(kernel.root, kernel.config.state_dir / "cache")
-        self._provenance.start()
+        probe = kernel.provenance
+        self._env = probe.environment()
+        self._git = probe.git()
 
     # -- metrics and params ------------------------------------------------------------
 
@@ -155,14 +136,17 @@ class Run:
         if self.state != "running":
             return
         self.state = state
-        self._provenance.join(timeout=30)
         env_id = None
-        if self._provenance.env is not None:
-            try:
-                env_id = self._kernel.env_artifact(self._provenance.env).id
-            except MLKernelError:
-                env_id = None
-        git = self._provenance.git
+        try:
+            env_id = self._kernel.env_artifact(self._env.result(timeout=60)).id
+        except Exception:  # provenance is best effort; the run's own outcome must be kept
+            env_id = None
+        try:
+            # Waiting keeps the answer honest: the lookup ran while this run was alive, so
+            # it saw the code the run ran (a run shorter than `git status` waits for it).
+            git = self._git.result(timeout=60)
+        except Exception:
+            git = None
         cpu = os.times()
         resources = {
             "wall_s": round(time.time() - self._started, 6),

@@ -199,6 +199,15 @@ def test_gc_removes_only_unreferenced_objects(project: Kernel) -> None:
     assert project.objects.exists(kept.digest)
 
 
+def test_gc_keeps_companion_objects(project: Kernel) -> None:
+    companion, _ = project.objects.put_bytes(b"parquet copy")
+    project.log_artifact(
+        b"main", kind="dataset", name="d", properties={"objects": {"pq": companion}}
+    )
+    assert companion not in project.gc(dry_run=False).removed
+    assert project.objects.exists(companion)
+
+
 def test_status_summarises(project: Kernel) -> None:
     with project.start_run("train") as run:
         run.log_metric("loss", 1.0)

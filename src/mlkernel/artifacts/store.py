@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from mlkernel.errors import IntegrityError, NotFoundError, UsageError
 
-__all__ = ["GCReport", "ObjectStore", "file_digest"]
+__all__ = ["GCReport", "ObjectStore", "file_digest", "fsync_dir"]
 
 CHUNK = 1 << 20
 TMP_MAX_AGE = 3600.0  # temporary files older than this are leftovers of a crash
@@ -32,7 +32,8 @@ def file_digest(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink inside ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -66,7 +67,12 @@ class ObjectStore:
 
     # -- writing ---------------------------------------------------------------------
 
-    def _commit(self, tmp_path: Path, digest: str) -> Path:
+    def adopt(self, tmp_path: Path, digest: str) -> Path:
+        """Move a finished, fsynced temporary file whose SHA-256 is ``digest`` into place.
+
+        For writers that hash while they write (e.g. dataset ingest); the file must be on
+        the store's file system (``self.tmp`` is). If the object exists, the file goes.
+        """
         final = self.path(digest)
         if final.exists():
             tmp_path.unlink()
@@ -74,7 +80,7 @@ class ObjectStore:
         final.parent.mkdir(exist_ok=True)
         os.chmod(tmp_path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         os.replace(tmp_path, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return final
 
     def _write_stream(self, chunks: Iterable[bytes]) -> tuple[str, int]:
@@ -92,7 +98,7 @@ class ObjectStore:
                 out.flush()
                 os.fsync(out.fileno())
             digest = hasher.hexdigest()
-            self._commit(tmp_path, digest)
+            self.adopt(tmp_path, digest)
         except BaseException:
             tmp_path.unlink(missing_ok=True)
             raise

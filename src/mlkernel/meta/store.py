@@ -557,8 +557,19 @@ class MetaStore:
     # -- housekeeping ----------------------------------------------------------------
 
     def referenced_digests(self) -> set[str]:
-        """Digests referenced by any project in this database (objects may be shared)."""
-        return {r[0] for r in self._rows("SELECT DISTINCT digest FROM artifact")}
+        """Digests referenced by any project in this database (objects may be shared).
+
+        Besides its own digest, an artifact may own companion objects, listed in its
+        properties as ``"objects": {role: digest}`` (a dataset's Parquet copy, say).
+        """
+        found: set[str] = set()
+        for digest, props in self._rows("SELECT digest, properties FROM artifact"):
+            found.add(digest)
+            if props and "objects" in props:
+                extra = _json(props).get("objects")
+                if isinstance(extra, dict):
+                    found.update(str(v) for v in extra.values())
+        return found
 
     def counts(self) -> dict[str, Any]:
         project = {"project": self.project_id}

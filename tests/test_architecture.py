@@ -122,7 +122,19 @@ def test_layers_point_down() -> None:
 
 
 def test_public_api() -> None:
-    assert set(mlkernel.__all__) == {"Kernel", "MLKernelError", "__version__", "init", "open"}
+    assert set(mlkernel.__all__) == {
+        "Artifact",
+        "Kernel",
+        "MLKernelError",
+        "Metrics",
+        "Ref",
+        "__version__",
+        "init",
+        "open",
+        "pipeline",
+        "step",
+        "tune",
+    }
     for name in mlkernel.__all__:
         assert getattr(mlkernel, name) is not None
 

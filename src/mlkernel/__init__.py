@@ -14,8 +14,33 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from mlkernel.kernel import Kernel
+    from mlkernel.pipeline.dsl import Metrics, Ref, pipeline, step
+    from mlkernel.pipeline.task import Artifact
+    from mlkernel.pipeline.tune import tune
 
-__all__ = ["Kernel", "MLKernelError", "__version__", "init", "open"]
+__all__ = [
+    "Artifact",
+    "Kernel",
+    "MLKernelError",
+    "Metrics",
+    "Ref",
+    "__version__",
+    "init",
+    "open",
+    "pipeline",
+    "step",
+    "tune",
+]
+
+# Names loaded on first use, so that `import mlkernel` stays cheap.
+_LAZY = {
+    "Artifact": "mlkernel.pipeline.task",
+    "Metrics": "mlkernel.pipeline.dsl",
+    "Ref": "mlkernel.pipeline.dsl",
+    "pipeline": "mlkernel.pipeline.dsl",
+    "step": "mlkernel.pipeline.dsl",
+    "tune": "mlkernel.pipeline.tune",
+}
 
 __version__ = "0.1.0"
 
@@ -41,4 +66,9 @@ def __getattr__(attr: str) -> Any:
         from mlkernel.kernel import Kernel
 
         return Kernel
+    module = _LAZY.get(attr)
+    if module is not None:
+        import importlib
+
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'mlkernel' has no attribute {attr!r}")

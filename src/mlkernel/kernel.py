@@ -13,6 +13,7 @@ import shutil
 import socket
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from mlkernel.meta.store import MetaStore
     from mlkernel.meta.table import MetadataTable
     from mlkernel.monitor.service import MonitorService
+    from mlkernel.pipeline.runner import RunResult
+    from mlkernel.pipeline.service import PipelineService
     from mlkernel.tracking.provenance import Environment, ProvenanceProbe
     from mlkernel.tracking.run import Run
 
@@ -480,6 +483,20 @@ class Kernel:
             "metrics": counts["metrics"],
             "storage": {"objects": objects, "bytes": stored, "path": str(self.objects.root)},
         }
+
+    # -- pipelines -------------------------------------------------------------------
+
+    @cached_property
+    def pipelines(self) -> PipelineService:
+        """Pipelines: run, resume, inspect, cancel; triggers (see :mod:`mlkernel.pipeline`)."""
+        from mlkernel.pipeline.service import PipelineService
+
+        return PipelineService(self)
+
+    def run_pipeline(self, pipeline: Any, **options: Any) -> RunResult:
+        """Run a pipeline (a name declared in mlkernel.toml, ``file.py:function``,
+        ``module:function`` or a ``@pipeline`` function); see ``PipelineService.run``."""
+        return self.pipelines.run(pipeline, **options)
 
 
 def open_project(path: str | Path | None = None) -> Kernel:

@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from mlkernel import __version__
-from mlkernel.cli import alias, artifacts, project, runs
+from mlkernel.cli import alias, artifacts, pipelines, project, run, runs, triggers
 
 __all__ = ["build_parser", "main"]
 
 INTERNAL_ERROR = 70
 INTERRUPTED = 130
 
-GROUPS: tuple[ModuleType, ...] = (project, artifacts, alias, runs)
+GROUPS: tuple[ModuleType, ...] = (project, artifacts, alias, runs, run, pipelines, triggers)
 
 
 def _optional_groups() -> tuple[ModuleType, ...]:

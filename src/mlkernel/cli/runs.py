@@ -1,45 +1,67 @@
-"""``mlk runs ls | show``."""
+"""``mlk runs ls | show | logs | cancel``."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from mlkernel.cli._args import add_json, open_kernel
 
+STATES = ["running", "completed", "failed", "cancelled", "cached", "skipped"]
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("runs", help="tracked runs: list them, show one")
+    p = sub.add_parser("runs", help="tracked and pipeline runs: list, show, logs, cancel")
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    ls = verbs.add_parser("ls", help="the newest runs first")
-    ls.add_argument("--state", choices=["running", "completed", "failed", "cancelled", "cached"])
+    ls = verbs.add_parser("ls", help="the newest runs first (pipeline runs with their steps)")
+    ls.add_argument("--state", choices=STATES)
     ls.add_argument("--name", help="only runs with this name")
     ls.add_argument("-n", "--limit", type=int, default=50, help="how many (default 50)")
+    ls.add_argument("--all", action="store_true", help="list step executions too")
     add_json(ls)
     ls.set_defaults(func=_ls)
-    show = verbs.add_parser("show", help="one run: params, metrics, inputs, outputs, provenance")
+    show = verbs.add_parser("show", help="one run: params, metrics, inputs, outputs, steps")
     show.add_argument("id", type=int)
     add_json(show)
     show.set_defaults(func=_show)
+    logs = verbs.add_parser("logs", help="the stored output of a pipeline run's steps")
+    logs.add_argument("id", type=int)
+    logs.add_argument("--step", help="only this step")
+    add_json(logs)
+    logs.set_defaults(func=_logs)
+    cancel = verbs.add_parser("cancel", help="stop a running pipeline run (its steps end)")
+    cancel.add_argument("id", type=int)
+    cancel.set_defaults(func=_cancel)
+
+
+def _step_summary(steps: list[dict[str, Any]]) -> str:
+    counts: dict[str, int] = {}
+    for s in steps:
+        counts[s["state"]] = counts.get(s["state"], 0) + 1
+    return ", ".join(f"{n} {state}" for state, n in counts.items())
 
 
 def _ls(args: argparse.Namespace) -> int:
     from mlkernel.cli.render import emit_json, human_duration, human_time, table
 
     with open_kernel(args) as k:
-        runs = k.runs(limit=args.limit, state=args.state, name=args.name)
+        runs = k.pipelines.runs(
+            limit=args.limit, state=args.state, name=args.name, include_steps=args.all
+        )
     if args.json:
-        return emit_json([r.to_dict() for r in runs])
+        return emit_json(runs)
     table(
-        ["id", "name", "state", "started", "duration", "user", "error"],
+        ["id", "type", "name", "state", "started", "duration", "steps", "error"],
         [
             (
-                r.id,
-                r.name,
-                r.state,
-                human_time(r.started_at),
-                human_duration(r.duration),
-                r.user,
-                (r.error or "")[:60],
+                r["id"],
+                r["type"],
+                r["name"],
+                r["state"],
+                human_time(r["started_at"]),
+                human_duration(r["duration"]),
+                _step_summary(r["steps"]) if "steps" in r else None,
+                (r["error"] or "")[:60],
             )
             for r in runs
         ],
@@ -49,15 +71,25 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from mlkernel.cli.render import console, emit_json, human_duration, human_time, table
+    from mlkernel.cli.render import (
+        console,
+        emit_json,
+        human_bytes,
+        human_duration,
+        human_time,
+        table,
+    )
 
     with open_kernel(args) as k:
-        info = k.run_info(args.id)
+        info = k.pipelines.run_info(args.id)
     if args.json:
         return emit_json(info)
     out = console()
     out.print(f"[bold]run #{info['id']} {info['name']}[/]  {info['state']}")
+    pipeline = info.get("pipeline") or {}
+    trigger = pipeline.get("trigger")
     lines = [
+        ("type", info["type"]),
         ("started", human_time(info["started_at"])),
         ("duration", human_duration(info["duration"])),
         ("host/pid", f"{info['host']} / {info['pid']} ({info['user']})"),
@@ -67,6 +99,13 @@ def _show(args: argparse.Namespace) -> int:
             and info["git_commit"][:12] + (" dirty" if info["git_dirty"] else ""),
         ),
         ("environment", info.get("environment")),
+        ("pipeline", pipeline.get("spec")),
+        ("executor", pipeline.get("executor")),
+        (
+            "fired by",
+            trigger and f"trigger {trigger['name']} ({trigger['type']}): {trigger['reason']}",
+        ),
+        ("resumed", pipeline.get("resumed_from") and f"from run {pipeline['resumed_from']}"),
         ("inputs", ", ".join(info["inputs"]) or "-"),
         ("outputs", ", ".join(info["outputs"]) or "-"),
         ("error", info["error"]),
@@ -76,6 +115,8 @@ def _show(args: argparse.Namespace) -> int:
             out.print(f"  {key:<12} {value}")
     if info["params"]:
         table(["param", "value"], sorted(info["params"].items()), title="Parameters")
+    if pipeline.get("overrides"):
+        table(["override", "value"], sorted(pipeline["overrides"].items()), title="Overrides")
     if info["metrics"]:
         table(
             ["metric", "last", "min", "max", "steps"],
@@ -85,4 +126,46 @@ def _show(args: argparse.Namespace) -> int:
             ],
             title="Metrics",
         )
+    if "steps" in info:
+        table(
+            ["step", "state", "duration", "peak memory", "output", "error"],
+            [
+                (
+                    s["name"],
+                    s["state"] + (f" (from #{s['cached_from']})" if s["cached_from"] else ""),
+                    human_duration(s["duration"]),
+                    human_bytes(s["max_rss_kb"] * 1024) if s["max_rss_kb"] else None,
+                    s["output"],
+                    (s["error"] or "")[:60],
+                )
+                for s in info["steps"]
+            ],
+            title="Steps",
+        )
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    import sys
+
+    from mlkernel.cli.render import emit_json
+
+    with open_kernel(args) as k:
+        logs = k.pipelines.logs(args.id, args.step)
+    if args.json:
+        return emit_json([{"step": step, "log": text} for step, text in logs])
+    for step, text in logs:
+        if args.step is None:
+            sys.stdout.write(f"==> {step} <==\n")
+        sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    with open_kernel(args) as k:
+        outcome = k.pipelines.cancel(args.id)
+    if outcome == "cancelled":
+        print(f"run {args.id} cancelled")
+    else:
+        print(f"run {args.id} was asked to stop; it has not finished yet")
     return 0

@@ -1,0 +1,81 @@
+"""``mlk pipelines ls | show``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from mlkernel.cli._args import add_json, open_kernel
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("pipelines", help="pipelines declared in mlkernel.toml: list, draw")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    ls = verbs.add_parser("ls", help="declared pipelines and their last run")
+    add_json(ls)
+    ls.set_defaults(func=_ls)
+    show = verbs.add_parser("show", help="one pipeline's steps, drawn as a graph")
+    show.add_argument("pipeline", help="a declared name, file.py:function or module:function")
+    show.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
+    add_json(show)
+    show.set_defaults(func=_show)
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import emit_json, human_time, table
+
+    with open_kernel(args) as k:
+        declared = k.pipelines.declared()
+        rows: list[dict[str, Any]] = []
+        for name, target in sorted(declared.items()):
+            last = k.meta.list_runs(limit=1, name=name, exclude_types=("register", "step", "run"))
+            rows.append(
+                {
+                    "name": name,
+                    "target": target,
+                    "last_run": last[0].id if last else None,
+                    "last_state": last[0].state if last else None,
+                    "last_started": last[0].started_at if last else None,
+                }
+            )
+    if args.json:
+        return emit_json(rows)
+    table(
+        ["name", "target", "last run", "state", "started"],
+        [
+            (r["name"], r["target"], r["last_run"], r["last_state"], human_time(r["last_started"]))
+            for r in rows
+        ],
+        title="Pipelines",
+    )
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import emit_json
+    from mlkernel.pipeline.params import parse_assignments
+
+    with open_kernel(args) as k:
+        graph = k.pipelines.graph(args.pipeline, parse_assignments(args.param))
+    if args.json:
+        return emit_json(
+            {
+                "name": graph.name,
+                "params": graph.params,
+                "steps": [
+                    {
+                        "name": n.name,
+                        "upstream": n.upstream,
+                        "inputs": [str(v) for v in n.args.values() if hasattr(v, "ref")],
+                        "params": n.params,
+                        "output": getattr(n.step, "output", None),
+                        "cache": n.options.cache,
+                        "retries": n.options.retries,
+                        "timeout": n.options.timeout,
+                    }
+                    for n in graph.nodes.values()
+                ],
+            }
+        )
+    print(graph.draw())
+    return 0

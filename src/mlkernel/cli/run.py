@@ -1,0 +1,62 @@
+"""``mlk run PIPELINE``."""
+
+from __future__ import annotations
+
+import argparse
+
+from mlkernel.cli._args import add_json, open_kernel
+
+INTERRUPTED = 130
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "run", help="run a pipeline: a name from mlkernel.toml, file.py:function or module:function"
+    )
+    p.add_argument("pipeline", nargs="?", help="the pipeline (optional with --resume)")
+    p.add_argument(
+        "-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+        help="set a parameter (KEY or STEP.KEY; VALUE is read as TOML: 0.1, true, \"x\")",
+    )  # fmt: skip
+    p.add_argument("--executor", choices=["inline", "process", "ray"], help="where steps run")
+    p.add_argument("--workers", type=int, help="how many steps run at once")
+    p.add_argument("--force", action="store_true", help="run every step, ignoring the cache")
+    p.add_argument("--resume", type=int, metavar="RUN_ID", help="continue a failed run")
+    p.add_argument("-q", "--quiet", action="store_true", help="no live step output")
+    add_json(p)
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import sys
+
+    from mlkernel.pipeline.params import parse_assignments
+
+    params = parse_assignments(args.param)
+
+    def echo(line: str) -> None:
+        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    with open_kernel(args) as k:
+        try:
+            result = k.pipelines.run(
+                args.pipeline,
+                params=params,
+                executor=args.executor,
+                workers=args.workers,
+                force=args.force,
+                resume=args.resume,
+                echo=None if args.quiet else echo,
+            )
+        except KeyboardInterrupt:
+            print("mlk: run cancelled; its steps were stopped", file=sys.stderr)
+            return INTERRUPTED
+    if args.json:
+        from mlkernel.cli.render import emit_json
+
+        emit_json(result.to_dict())
+    elif result.state != "completed":
+        print(f"mlk: run {result.id} {result.state}: {result.error}", file=sys.stderr)
+        print(f"mlk: see `mlk runs logs {result.id}`; continue with `mlk run --resume {result.id}`",
+              file=sys.stderr)  # fmt: skip
+    return 0 if result.state == "completed" else 1

@@ -1,0 +1,89 @@
+"""``mlk triggers ls | run-pending | fire``."""
+
+from __future__ import annotations
+
+import argparse
+
+from mlkernel.cli._args import add_json, open_kernel
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("triggers", help="continuous training: list triggers, fire those due")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    ls = verbs.add_parser("ls", help="triggers from mlkernel.toml, when they last fired")
+    add_json(ls)
+    ls.set_defaults(func=_ls)
+    pending = verbs.add_parser("run-pending", help="fire every trigger that is due now")
+    pending.add_argument(
+        "--now", metavar="TIME", help="pretend it is TIME (ISO 8601, local), to try schedules"
+    )
+    add_json(pending)
+    pending.set_defaults(func=_run_pending)
+    fire = verbs.add_parser("fire", help="fire one trigger now, whatever its condition")
+    fire.add_argument("name")
+    add_json(fire)
+    fire.set_defaults(func=_fire)
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import emit_json, human_time, table
+
+    with open_kernel(args) as k:
+        rows = k.pipelines.triggers()
+    if args.json:
+        return emit_json(rows)
+    table(
+        ["name", "type", "condition", "pipeline", "last fired", "last run", "next"],
+        [
+            (
+                r["name"], r["type"], r["condition"], r["pipeline"], human_time(r["last_fired"]),
+                f"{r['last_run']} ({r['last_state']})" if r["last_run"] else None,
+                human_time(r["next"]) if r["next"] else None,
+            )
+            for r in rows
+        ],
+        title="Triggers",
+    )  # fmt: skip
+    return 0
+
+
+def _echo(args: argparse.Namespace) -> object:
+    import sys
+
+    return lambda line: print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+
+def _run_pending(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import emit_json
+    from mlkernel.errors import UsageError
+
+    now = None
+    if args.now:
+        from datetime import datetime
+
+        try:
+            now = datetime.fromisoformat(args.now).timestamp()
+        except ValueError:
+            raise UsageError(
+                f"--now {args.now!r} is not ISO 8601; write e.g. 2024-05-01T02:00"
+            ) from None
+    with open_kernel(args) as k:
+        fired = k.pipelines.run_pending(now=now, echo=_echo(args))  # type: ignore[arg-type]
+    if args.json:
+        return emit_json(fired)
+    if not fired:
+        print("no trigger is due")
+    failed = [f for f in fired if f["state"] != "completed"]
+    for f in failed:
+        print(f"trigger {f['trigger']}: run {f['run']} {f['state']}: {f['error']}")
+    return 1 if failed else 0
+
+
+def _fire(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import emit_json
+
+    with open_kernel(args) as k:
+        outcome = k.pipelines.fire(args.name, echo=_echo(args))  # type: ignore[arg-type]
+    if args.json:
+        return emit_json(outcome)
+    return 0 if outcome["state"] == "completed" else 1

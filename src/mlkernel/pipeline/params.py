@@ -1,0 +1,103 @@
+"""Pipeline parameters: defaults in code, ``[pipelines.params.NAME]`` in mlkernel.toml,
+``-p key=value`` on the command line (later sources win).
+
+A key is ``param`` (the pipeline function's parameter, else that parameter of every step
+that has it) or ``step.param`` (one step's parameter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from mlkernel.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from mlkernel.pipeline.dsl import Graph
+
+__all__ = ["apply_overrides", "config_params", "parse_assignments"]
+
+
+def parse_value(text: str) -> Any:
+    """A TOML value (``0.1``, ``true``, ``[1, 2]``, ``"x"``), else the text itself."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"parameter {item!r} is not KEY=VALUE; write e.g. -p lr=0.1")
+        found[key.strip()] = parse_value(value.strip())
+    return found
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict) and not prefix:
+            flat.update(_flatten(value, f"{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def config_params(section: Mapping[str, Any], pipeline: str) -> dict[str, Any]:
+    """``[pipelines.params.<pipeline>]`` flattened (a sub-table names a step)."""
+    params = section.get("params", {})
+    if not isinstance(params, dict):
+        raise ConfigError("mlkernel.toml: [pipelines.params] must be a table of pipelines")
+    table = params.get(pipeline, {})
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f"mlkernel.toml: [pipelines.params.{pipeline}] must be a table of key = value"
+        )
+    return _flatten(table)
+
+
+def _settable(node_args: dict[str, Any], node_params: dict[str, Any], key: str) -> bool:
+    from mlkernel.pipeline.dsl import Output, Ref
+
+    if key in node_params:
+        return True
+    return key in node_args and not isinstance(node_args[key], Output | Ref)
+
+
+def apply_overrides(graph: Graph, overrides: Mapping[str, Any]) -> None:
+    for key, value in overrides.items():
+        step_name, dot, param = key.rpartition(".")
+        if dot:
+            node = graph.nodes.get(step_name)
+            if node is None:
+                raise UsageError(
+                    f"parameter {key!r}: pipeline {graph.name} has no step {step_name!r}; "
+                    f"steps: {', '.join(graph.nodes)}"
+                )
+            targets = [node] if _settable(node.args, node.params, param) else []
+            if not targets:
+                raise UsageError(
+                    f"parameter {key!r}: step {step_name} has no parameter {param!r}; "
+                    f"it has: {', '.join(sorted(node.params)) or 'none'}"
+                )
+        else:
+            targets = [n for n in graph.nodes.values() if _settable(n.args, n.params, key)]
+            if not targets:
+                known = sorted(
+                    {p for n in graph.nodes.values() for p in n.params} | set(graph.params)
+                )
+                raise UsageError(
+                    f"pipeline {graph.name} has no parameter {key!r}; "
+                    f"parameters: {', '.join(known) or 'none'}"
+                )
+        name = param if dot else key
+        for node in targets:
+            if name in node.params:
+                node.params[name] = value
+            else:
+                node.args[name] = value

@@ -1,0 +1,295 @@
+"""The pipeline service behind ``k.pipelines``: run, resume, list, show, logs, cancel."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mlkernel.errors import ConflictError, NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from mlkernel.kernel import Kernel
+    from mlkernel.meta.records import ExecutionRecord
+    from mlkernel.pipeline.dsl import Graph, Pipeline
+    from mlkernel.pipeline.runner import RunResult
+
+__all__ = ["PipelineService", "step_state"]
+
+
+def step_state(record: ExecutionRecord) -> str:
+    """How a step execution reads to people: ran, cached, failed, skipped, ..."""
+    return {"completed": "ran"}.get(record.state, record.state)
+
+
+class PipelineService:
+    """Pipelines of one project. Reached as ``k.pipelines``."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self._k = kernel
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        section = self._k.config.sections.get("pipelines", {})
+        if not isinstance(section, dict):
+            from mlkernel.errors import ConfigError
+
+            raise ConfigError("mlkernel.toml: [pipelines] must be a table")
+        return section
+
+    # -- finding ---------------------------------------------------------------------
+
+    def declared(self) -> dict[str, str]:
+        from mlkernel.pipeline.loader import declared
+
+        return declared(self.settings)
+
+    def load(self, pipeline: str | Pipeline) -> tuple[Pipeline, str | None, str]:
+        """The pipeline, the target it was loaded from, and its name (the name declared
+        in mlkernel.toml when it was named so)."""
+        from mlkernel.pipeline.dsl import Pipeline
+        from mlkernel.pipeline.loader import load_pipeline
+
+        if isinstance(pipeline, Pipeline):
+            return pipeline, None, pipeline.name
+        found, target = load_pipeline(pipeline, self._k.root, self.settings)
+        name = pipeline if pipeline in self.declared() else found.name
+        return found, target, name
+
+    def params(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Overrides for pipeline ``name``: mlkernel.toml's, then ``overrides`` on top."""
+        from mlkernel.pipeline.params import config_params
+
+        return {**config_params(self.settings, name), **(overrides or {})}
+
+    def graph(self, pipeline: str | Pipeline, params: dict[str, Any] | None = None) -> Graph:
+        found, _, name = self.load(pipeline)
+        graph = found.build(self.params(name, params))
+        graph.name = name
+        return graph
+
+    # -- running ---------------------------------------------------------------------
+
+    def run(
+        self,
+        pipeline: str | Pipeline | None = None,
+        *,
+        params: dict[str, Any] | None = None,
+        executor: str | None = None,
+        workers: int | None = None,
+        force: bool = False,
+        resume: int | None = None,
+        echo: Callable[[str], None] | None = None,
+        trigger: dict[str, Any] | None = None,
+        ml_mode: bool | None = None,
+    ) -> RunResult:
+        """Run a pipeline (a declared name, ``file.py:function``, ``module:function`` or a
+        :class:`Pipeline`); with ``resume``, continue that failed run from its failed step."""
+        from mlkernel.pipeline.runner import Runner, RunOptions
+
+        overrides = dict(params or {})
+        reuse: dict[str, int] = {}
+        if resume is not None:
+            previous, reuse = self._resumable(resume)
+            props = previous["properties"]
+            overrides = {**props.get("overrides", {}), **overrides}
+            if pipeline is None:
+                pipeline = props.get("spec")
+                if pipeline is None:
+                    raise UsageError(
+                        f"run {resume} was started from Python; pass the pipeline to resume it"
+                    )
+        if pipeline is None:
+            raise UsageError("name the pipeline to run, e.g. `mlk run train`")
+        found, target, name = self.load(pipeline)
+        merged = self.params(name, overrides)
+        graph = found.build(merged)
+        graph.name = name
+        options = RunOptions(executor, workers, force, merged, echo, trigger, ml_mode, resume)
+        spec = pipeline if isinstance(pipeline, str) else None
+        runner = Runner(
+            self._k, graph, options, spec=spec, target=target, reuse=reuse, overrides=merged
+        )
+        return runner.run()
+
+    def _resumable(self, run_id: int) -> tuple[dict[str, Any], dict[str, int]]:
+        record = self._pipeline_run(run_id)
+        if record.state == "completed":
+            raise ConflictError(f"run {run_id} completed; there is nothing to resume")
+        if record.state == "running":
+            raise ConflictError(f"run {run_id} is still running; wait for it or cancel it")
+        assert record.context_id is not None
+        context = self._k.meta.get_context(record.context_id)
+        reuse = {
+            e.name: e.id
+            for e in self._k.meta.context_executions([record.context_id])
+            if e.type == "step" and e.state in ("completed", "cached")
+        }
+        return context, reuse
+
+    def _pipeline_run(self, run_id: int) -> ExecutionRecord:
+        record = self._k.meta.get_execution(run_id)
+        if record.type != "pipeline" or record.context_id is None:
+            raise UsageError(
+                f"run {run_id} is a {record.type} run, not a pipeline run; "
+                "run `mlk runs ls` to find pipeline runs"
+            )
+        return record
+
+    # -- inspecting ------------------------------------------------------------------
+
+    def steps(self, run_id: int) -> list[dict[str, Any]]:
+        """The steps of a pipeline run, in the order they were recorded."""
+        record = self._pipeline_run(run_id)
+        assert record.context_id is not None
+        return [
+            self._step_info(e)
+            for e in self._steps_of([record.context_id]).get(record.context_id, [])
+        ]
+
+    def _steps_of(self, context_ids: list[int]) -> dict[int, list[ExecutionRecord]]:
+        found: dict[int, list[ExecutionRecord]] = {}
+        for e in self._k.meta.context_executions(context_ids):
+            if e.type == "step" and e.context_id is not None:
+                found.setdefault(e.context_id, []).append(e)
+        return found
+
+    def _step_info(self, e: ExecutionRecord) -> dict[str, Any]:
+        resources = e.resources or {}
+        output = resources.get("output")
+        return {
+            "id": e.id,
+            "name": e.name,
+            "state": step_state(e),
+            "duration": e.duration,
+            "output": self._k.table.get(int(output)).ref if output is not None else None,
+            "error": e.error,
+            "cache_key": e.cache_key,
+            "max_rss_kb": resources.get("max_rss_kb"),
+            "attempts": resources.get("attempts"),
+            "cached_from": resources.get("cached_from"),
+        }
+
+    def runs(
+        self,
+        *,
+        limit: int = 50,
+        state: str | None = None,
+        name: str | None = None,
+        include_steps: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Runs newest first; a pipeline run carries its steps' states."""
+        exclude = ("register",) if include_steps else ("register", "step")
+        records = self._k.meta.list_runs(limit=limit, state=state, name=name, exclude_types=exclude)
+        contexts = [r.context_id for r in records if r.type == "pipeline" and r.context_id]
+        steps = self._steps_of([c for c in contexts if c is not None])
+        found = []
+        for r in records:
+            info = r.to_dict()
+            if r.type == "pipeline" and r.context_id is not None:
+                info["steps"] = [
+                    {"name": e.name, "state": step_state(e), "id": e.id}
+                    for e in steps.get(r.context_id, [])
+                ]
+            found.append(info)
+        return found
+
+    def run_info(self, run_id: int) -> dict[str, Any]:
+        info = self._k.run_info(run_id)
+        record = self._k.meta.get_execution(run_id)
+        if record.type == "pipeline" and record.context_id is not None:
+            context = self._k.meta.get_context(record.context_id)
+            props = context["properties"]
+            info["pipeline"] = {
+                k: props.get(k)
+                for k in ("spec", "executor", "overrides", "trigger", "resumed_from")
+            }
+            info["steps"] = self.steps(run_id)
+        return info
+
+    def logs(self, run_id: int, step: str | None = None) -> list[tuple[str, str]]:
+        """(step, text) of each step's stored output; a running step's log so far."""
+        steps = self.steps(run_id)
+        if step is not None:
+            steps = [s for s in steps if s["name"] == step]
+            if not steps:
+                raise NotFoundError(
+                    f"run {run_id} has no step {step!r}; run `mlk runs show {run_id}` to list them"
+                )
+        return [(s["name"], self._log_text(run_id, s)) for s in steps]
+
+    def _log_text(self, run_id: int, step: dict[str, Any]) -> str:
+        k = self._k
+        execution = k.meta.get_execution(step["id"])
+        resources = execution.resources or {}
+        if resources.get("log") is not None:
+            return k.objects.read_bytes(k.table.get(int(resources["log"])).digest).decode(
+                "utf-8", "replace"
+            )
+        if execution.state == "running":
+            path = k.config.state_dir / "logs" / f"run-{run_id}" / f"{execution.name}.log"
+            return path.read_text(errors="replace") if path.exists() else ""
+        source = resources.get("cached_from")
+        if source is not None:
+            return f"(cached: the output of execution {source} was reused; no new output)\n"
+        if execution.state == "skipped":
+            return f"(skipped: {execution.error})\n"
+        return ""
+
+    def cancel(self, run_id: int, *, wait: float = 15.0) -> str:
+        """Stop a running pipeline run: signal its process (Ctrl-C), or, when that
+        process is gone, mark the run and its running steps cancelled."""
+        record = self._pipeline_run(run_id)
+        if record.state != "running":
+            raise ConflictError(f"run {run_id} is not running (it {record.state})")
+        if record.host != self._k.host:
+            raise ConflictError(
+                f"run {run_id} runs on host {record.host}; cancel it there with `mlk runs cancel`"
+            )
+        if _alive(record.pid):
+            os.kill(record.pid, signal.SIGINT)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if self._k.meta.get_execution(run_id).state != "running":
+                    return "cancelled"
+                time.sleep(0.1)
+            return "signalled"
+        assert record.context_id is not None
+        running = [
+            e.id
+            for e in self._k.meta.context_executions([record.context_id])
+            if e.state == "running"
+        ]
+        self._k.meta.end_executions(running, "cancelled", "cancelled: its process had ended")
+        return "cancelled"
+
+    # -- triggers --------------------------------------------------------------------
+
+    def triggers(self) -> list[dict[str, Any]]:
+        from mlkernel.pipeline.triggers import describe
+
+        return describe(self._k)
+
+    def run_pending(
+        self, *, now: float | None = None, echo: Callable[[str], None] | None = None
+    ) -> list[dict[str, Any]]:
+        from mlkernel.pipeline.triggers import run_pending
+
+        return run_pending(self._k, now=now, echo=echo)
+
+    def fire(self, name: str, *, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+        from mlkernel.pipeline.triggers import fire
+
+        return fire(self._k, name, echo=echo)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,195 @@
+"""Running one step from a task spec: load inputs, call the function, store the output.
+
+Shared by every executor: the ``process`` worker runs it in a fresh interpreter, the
+``inline`` executor in the caller, the ``ray`` executor in a Ray worker. It touches only
+the object store, never the metadata database: the parent records what happened.
+Keep the imports light; the process worker pays for each of them on every step.
+
+A task spec is JSON::
+
+    {"step": "train", "target": {"module": "pipelines.train", "qualname": "train",
+     "file": null, "sys_path": ["/project"]}, "objects": "/project/.mlkernel/objects",
+     "cache": "/project/.mlkernel/cache", "args": {"data": {"artifact": {...}, "as": "value"},
+     "lr": {"value": 0.1}}}
+
+and the result::
+
+    {"ok": true, "output": {"digest": "...", "size": 12, "format": "pickle",
+     "python_type": "builtins.dict"} | null, "metrics": {"auc": 0.9} | null,
+     "wall_s": 0.01, "max_rss_kb": 41000, "error": null}
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Artifact", "encode_output", "import_target", "load_args", "run_spec"]
+
+
+class Artifact:
+    """An input artifact handed to a step as a handle (datasets, files; or when the
+    parameter is annotated ``mlk.Artifact``): its reference, digest, properties and file."""
+
+    def __init__(self, info: dict[str, Any], objects: Path, cache: Path | None = None) -> None:
+        self.ref: str = info["ref"]
+        self.kind: str = info["kind"]
+        self.name: str = info["name"]
+        self.version: int = int(info["version"])
+        self.digest: str = info["digest"]
+        self.properties: dict[str, Any] = dict(info.get("properties") or {})
+        self._objects = objects
+        self._cache = cache
+
+    @property
+    def path(self) -> Path:
+        """The read-only file holding the content (a dataset's Arrow IPC file)."""
+        return self._objects / self.digest[:2] / self.digest[2:]
+
+    def read_bytes(self) -> bytes:
+        return self.path.read_bytes()
+
+    def load(self) -> Any:
+        """The stored object for pickles, else the bytes."""
+        data = self.read_bytes()
+        return pickle.loads(data) if self.properties.get("format") == "pickle" else data
+
+    def open(self, *, layout: str = "columns", columns: list[str] | None = None) -> Any:
+        """A dataset as a memory-mapped Arrow table (``columns``) or row matrix (``rows``)."""
+        from mlkernel.data import layout as layouts
+        from mlkernel.errors import UsageError
+
+        if self.kind != "dataset":
+            raise UsageError(f"{self.ref} is a {self.kind}; only datasets open in a layout")
+        table = layouts.map_table(self.path)
+        if layout == "rows":
+            cache = (self._cache or self._objects.parent / "cache") / "data"
+            return layouts.rows_matrix(cache, self.digest, table, "float64", columns)
+        return layouts.select(table, columns, None, self.ref)
+
+    def __repr__(self) -> str:
+        return f"<Artifact {self.ref}>"
+
+    def __reduce__(self) -> Any:  # handles travel to Ray workers
+        info = {
+            "ref": self.ref,
+            "kind": self.kind,
+            "name": self.name,
+            "version": self.version,
+            "digest": self.digest,
+            "properties": self.properties,
+        }
+        return (Artifact, (info, self._objects, self._cache))
+
+
+def import_target(target: dict[str, Any]) -> Any:
+    """The step object a spec names: ``module`` + ``qualname``, loaded from ``file`` if set."""
+    import importlib
+
+    for entry in reversed(target.get("sys_path") or []):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    module_name = target["module"]
+    module = sys.modules.get(module_name)
+    if module is None:
+        if target.get("file"):
+            import importlib.util
+
+            spec = importlib.util.spec_from_file_location(module_name, target["file"])
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {target['file']}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in target["qualname"].split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_args(args: dict[str, Any], objects: Path, cache: Path | None = None) -> dict[str, Any]:
+    loaded: dict[str, Any] = {}
+    for name, arg in args.items():
+        if "value" in arg:
+            loaded[name] = arg["value"]
+        elif "object" in arg:
+            digest = arg["object"]
+            loaded[name] = pickle.loads((objects / digest[:2] / digest[2:]).read_bytes())
+        elif "artifact" in arg:
+            handle = Artifact(arg["artifact"], objects, cache)
+            loaded[name] = handle.load() if arg.get("as") == "value" else handle
+        else:
+            loaded[name] = None
+    return loaded
+
+
+def encode_output(value: Any, objects: Path) -> tuple[dict[str, Any] | None, Any]:
+    """Store a step's return value; return (output description, metrics or None)."""
+    from mlkernel.artifacts.store import ObjectStore
+    from mlkernel.pipeline.dsl import Metrics
+
+    metrics = None
+    if (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[1], Metrics)
+        and not isinstance(value[0], Metrics)
+    ):
+        value, metrics = value
+    elif isinstance(value, Metrics):
+        metrics = value
+    if metrics is not None:
+        metrics = {str(k): float(v) for k, v in metrics.items()}
+    if value is None:
+        return None, metrics
+    store = ObjectStore(objects)
+    if isinstance(value, Path):
+        digest, size = store.put_file(value)
+        fmt: dict[str, Any] = {"format": "tar" if value.is_dir() else "file", "source": value.name}
+    elif isinstance(value, bytes | bytearray):
+        digest, size = store.put_bytes(bytes(value))
+        fmt = {"format": "bytes"}
+    else:
+        cls = type(value)
+        digest, size = store.put_bytes(pickle.dumps(value, protocol=5))
+        fmt = {"format": "pickle", "python_type": f"{cls.__module__}.{cls.__qualname__}"}
+    return {"digest": digest, "size": size, **fmt}, metrics
+
+
+def _where(tb: Any) -> str:
+    frames = traceback.extract_tb(tb)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" (at {Path(last.filename).name}:{last.lineno})"
+
+
+def run_spec(spec: dict[str, Any], fn: Any = None) -> dict[str, Any]:
+    """Run the step a spec describes (``fn``: the step or function, if already at hand)."""
+    started = time.perf_counter()
+    objects = Path(spec["objects"])
+    cache = Path(spec["cache"]) if spec.get("cache") else None
+    try:
+        target = fn if fn is not None else import_target(spec["target"])
+        func = getattr(target, "fn", target)
+        kwargs = load_args(spec["args"], objects, cache)
+        value = func(**kwargs)
+        output, metrics = encode_output(value, objects)
+        result: dict[str, Any] = {"ok": True, "output": output, "metrics": metrics, "error": None}
+    except Exception as exc:
+        traceback.print_exc()
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        result = {"ok": False, "output": None, "metrics": None}
+        result["error"] = message + _where(exc.__traceback__)
+    result["wall_s"] = round(time.perf_counter() - started, 6)
+    result["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result["pid"] = os.getpid()
+    return result

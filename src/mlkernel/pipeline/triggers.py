@@ -1,0 +1,239 @@
+"""Triggers for continuous training, declared in mlkernel.toml::
+
+    [triggers.nightly]
+    pipeline = "train"
+    cron = "0 2 * * *"            # a schedule (local time)
+
+    [triggers.new-data]
+    pipeline = "train"
+    dataset = "train"             # a new version of dataset:train
+
+    [triggers.drifted]
+    pipeline = "train"
+    drift = "train"               # a drift report on dataset:train that found drift
+
+    [triggers.by-hand]
+    pipeline = "train"            # no condition: fired with `mlk triggers fire by-hand`
+
+Optional keys: ``params`` (a table of parameter overrides) and ``executor``. Each
+trigger's state (when it fired, what it saw last, its last run) is a ``trigger`` context
+in the metadata database; a run it starts records the trigger in its own context.
+``mlk triggers run-pending`` fires what is due; the daemon will call the same function.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mlkernel.errors import ConfigError, MLKernelError, NotFoundError
+
+if TYPE_CHECKING:
+    from mlkernel.kernel import Kernel
+    from mlkernel.meta.records import ArtifactRecord
+
+__all__ = ["Trigger", "describe", "fire", "load_triggers", "run_pending"]
+
+KEYS = ("pipeline", "cron", "dataset", "drift", "params", "executor")
+CONDITIONS = ("cron", "dataset", "drift")
+CONTEXT = "trigger"
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    name: str
+    pipeline: str
+    type: str  # cron | dataset | drift | manual
+    condition: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+    executor: str | None = None
+
+
+def load_triggers(k: Kernel) -> dict[str, Trigger]:
+    from mlkernel.refs import validate_name
+
+    section = k.config.sections.get("triggers", {})
+    if not isinstance(section, dict):
+        raise ConfigError("mlkernel.toml: [triggers] must hold tables like [triggers.nightly]")
+    found: dict[str, Trigger] = {}
+    for name, table in section.items():
+        where = f"mlkernel.toml: [triggers.{name}]"
+        validate_name(name, "trigger name")
+        if not isinstance(table, dict):
+            raise ConfigError(f'{where} must be a table with pipeline = "..."')
+        unknown = sorted(set(table) - set(KEYS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r}; accepted: {', '.join(KEYS)}")
+        if not isinstance(table.get("pipeline"), str):
+            raise ConfigError(f'{where} needs pipeline = "NAME" (a pipeline to run)')
+        conditions = [c for c in CONDITIONS if c in table]
+        if len(conditions) > 1:
+            raise ConfigError(
+                f"{where} has {' and '.join(conditions)}; give one condition per trigger"
+            )
+        kind = conditions[0] if conditions else "manual"
+        condition = table.get(kind) if conditions else None
+        if condition is not None and not isinstance(condition, str):
+            raise ConfigError(f"{where}: {kind} must be a string")
+        if kind == "cron":
+            from mlkernel.pipeline.cron import Cron
+
+            assert condition is not None
+            Cron.parse(condition)
+        params = table.get("params", {})
+        if not isinstance(params, dict):
+            raise ConfigError(f"{where}: params must be a table, e.g. params = {{ lr = 0.1 }}")
+        found[name] = Trigger(
+            name, table["pipeline"], kind, condition, params, table.get("executor")
+        )
+    return found
+
+
+def _states(k: Kernel) -> dict[str, dict[str, Any]]:
+    return {c["name"]: dict(c["properties"] or {}) for c in k.meta.contexts(CONTEXT)}
+
+
+def _drift_reports(k: Kernel, dataset: str) -> list[ArtifactRecord]:
+    return [
+        r for r in k.table.versions("report", f"drift-{dataset}") if "dataset_drift" in r.properties
+    ]
+
+
+def _check(
+    k: Kernel, trigger: Trigger, state: dict[str, Any], now: float
+) -> tuple[str | None, dict[str, Any]]:
+    """(why it is due or None, the state to keep)."""
+    new = dict(state)
+    if trigger.type == "cron":
+        from mlkernel.pipeline.cron import Cron
+
+        assert trigger.condition is not None
+        base = state.get("last_fired") or state.get("since")
+        if base is None:
+            new["since"] = now  # first seen: due from the next occurrence on
+            return None, new
+        due = Cron.parse(trigger.condition).next_after(float(base))
+        if due <= now:
+            stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(due))
+            return f"cron '{trigger.condition}' was due at {stamp}", new
+        return None, new
+    if trigger.type == "dataset":
+        assert trigger.condition is not None
+        versions = k.table.versions("dataset", trigger.condition)
+        if not versions:
+            return None, new
+        latest = versions[-1]
+        new["seen"] = latest.version
+        if state.get("seen") != latest.version:
+            before = state.get("seen")
+            was = f" (last seen @{before})" if before is not None else ""
+            return f"{latest.ref} is new{was}", new
+        return None, new
+    if trigger.type == "drift":
+        assert trigger.condition is not None
+        seen = int(state.get("seen", 0))
+        fresh = [r for r in _drift_reports(k, trigger.condition) if r.id > seen]
+        if fresh:
+            new["seen"] = max(r.id for r in fresh)
+        drifted = [r for r in fresh if r.properties.get("dataset_drift")]
+        if drifted:
+            r = drifted[-1]
+            props = r.properties
+            return (
+                f"drift detected in {r.ref} ({props.get('current')} against "
+                f"{props.get('reference')}: {', '.join(props.get('drifted', [])) or 'dataset'})",
+                new,
+            )
+        return None, new
+    return None, new
+
+
+def describe(k: Kernel) -> list[dict[str, Any]]:
+    from mlkernel.pipeline.cron import Cron
+
+    states = _states(k)
+    now = time.time()
+    rows = []
+    for trigger in load_triggers(k).values():
+        state = states.get(trigger.name, {})
+        row = {
+            "name": trigger.name,
+            "type": trigger.type,
+            "condition": trigger.condition,
+            "pipeline": trigger.pipeline,
+            "last_fired": state.get("last_fired"),
+            "last_run": state.get("last_run"),
+            "last_state": state.get("last_state"),
+            "next": None,
+        }
+        if trigger.type == "cron":
+            assert trigger.condition is not None
+            base = state.get("last_fired") or state.get("since") or now
+            row["next"] = Cron.parse(trigger.condition).next_after(float(base))
+        rows.append(row)
+    return rows
+
+
+def _run(
+    k: Kernel, trigger: Trigger, reason: str, state: dict[str, Any], now: float,
+    echo: Callable[[str], None] | None,
+) -> dict[str, Any]:  # fmt: skip
+    fired = {"name": trigger.name, "type": trigger.type, "reason": reason, "at": now}
+    outcome: dict[str, Any] = {"trigger": trigger.name, "type": trigger.type, "reason": reason}
+    if echo is not None:
+        echo(f"trigger {trigger.name} fired: {reason}")
+    try:
+        result = k.pipelines.run(
+            trigger.pipeline,
+            params=dict(trigger.params),
+            executor=trigger.executor,
+            trigger=fired,
+            echo=echo,
+        )
+        outcome.update(run=result.id, state=result.state, error=result.error)
+    except MLKernelError as exc:
+        outcome.update(run=None, state="error", error=str(exc))
+    state = {
+        **state,
+        "last_fired": now,
+        "last_run": outcome["run"],
+        "last_state": outcome["state"],
+        "last_reason": reason,
+    }
+    k.meta.put_context(CONTEXT, trigger.name, state)
+    return outcome
+
+
+def run_pending(
+    k: Kernel, *, now: float | None = None, echo: Callable[[str], None] | None = None
+) -> list[dict[str, Any]]:
+    """Fire every trigger that is due now; return what each fired run did."""
+    now = time.time() if now is None else now
+    states = _states(k)
+    fired = []
+    for trigger in load_triggers(k).values():
+        state = states.get(trigger.name, {})
+        reason, new = _check(k, trigger, state, now)
+        if reason is not None:
+            fired.append(_run(k, trigger, reason, new, now, echo))
+        elif new != state:
+            k.meta.put_context(CONTEXT, trigger.name, new)
+    return fired
+
+
+def fire(k: Kernel, name: str, *, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Fire one trigger now, whatever its condition (the ``manual`` way)."""
+    triggers = load_triggers(k)
+    trigger = triggers.get(name)
+    if trigger is None:
+        raise NotFoundError(
+            f"no trigger {name!r} in mlkernel.toml ({', '.join(sorted(triggers)) or 'none'}); "
+            "declare it under [triggers.NAME]"
+        )
+    import dataclasses
+
+    state = _states(k).get(name, {})
+    manual = dataclasses.replace(trigger, type="manual")
+    return _run(k, manual, "fired by hand", state, time.time(), echo)

@@ -1,0 +1,119 @@
+"""Caching: a change re-runs the step it touches and everything downstream, nothing else."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mlkernel.kernel import Kernel
+
+Writer = Callable[[Path, str, str], Path]
+
+SOURCE = """
+import mlkernel as mlk
+
+OFFSET = 1
+
+def helper(v):
+    return v + OFFSET
+
+@mlk.step
+def a(x: int = 1):
+    return helper(x)
+
+@mlk.step
+def b(v):
+    return v * 10
+
+@mlk.step(output="model:final")
+def c(v, scale: int = 2):
+    return {"value": v * scale}
+
+@mlk.step
+def side(data):
+    return len(data.read_bytes())
+
+@mlk.pipeline
+def pipe():
+    c(b(a()))
+    side(mlk.Ref.file("input.txt"))
+"""
+
+
+def _states(k: Kernel, **options: object) -> dict[str, str]:
+    result = k.pipelines.run("pipes/cached.py:pipe", executor="inline", ml_mode=False, **options)  # type: ignore[arg-type]
+    assert result.state == "completed", result.error
+    return {name: step.state for name, step in result.steps.items()}
+
+
+@pytest.fixture
+def pipe_project(project: Kernel, write: Writer) -> Kernel:
+    write(project.root, "pipes/cached.py", SOURCE)
+    (project.root / "input.txt").write_text("hello")
+    return project
+
+
+def test_unchanged_steps_are_reused_and_recorded(pipe_project: Kernel) -> None:
+    k = pipe_project
+    assert set(_states(k).values()) == {"ran"}
+    again = k.pipelines.run("pipes/cached.py:pipe", executor="inline", ml_mode=False)
+    assert {s.state for s in again.steps.values()} == {"cached"}
+    final = k.resolve("model:final")
+    assert k.load(final.ref) == {"value": 40}
+    assert final.version == 1  # reused, not stored again
+    cached = k.run_info(again.steps["c"].execution_id or 0)
+    assert cached["state"] == "cached"
+    assert cached["outputs"] == ["model:final@1"]
+    assert cached["inputs"] == [again.steps["b"].output]
+    assert cached["params"] == {"scale": 2}
+
+
+def test_a_parameter_change_reruns_that_step_only(pipe_project: Kernel) -> None:
+    k = pipe_project
+    _states(k)
+    assert _states(k, params={"scale": 3}) == {
+        "a": "cached", "b": "cached", "c": "ran", "side": "cached"
+    }  # fmt: skip
+    assert k.load("model:final") == {"value": 60}
+    assert _states(k, params={"x": 5}) == {"a": "ran", "b": "ran", "c": "ran", "side": "cached"}
+
+
+def test_a_code_change_reruns_the_step_and_its_downstream(pipe_project: Kernel) -> None:
+    k = pipe_project
+    _states(k)
+    path = k.root / "pipes/cached.py"
+    path.write_text(path.read_text().replace("return v * 10", "return v * 100"))
+    assert _states(k) == {"a": "cached", "b": "ran", "c": "ran", "side": "cached"}
+    # project code the step uses counts too: a helper function and a module constant
+    path.write_text(path.read_text().replace("OFFSET = 1", "OFFSET = 2"))
+    assert _states(k) == {"a": "ran", "b": "ran", "c": "ran", "side": "cached"}
+
+
+def test_an_input_change_reruns_its_consumers(pipe_project: Kernel) -> None:
+    k = pipe_project
+    _states(k)
+    (k.root / "input.txt").write_text("hello, world")
+    assert _states(k) == {"a": "cached", "b": "cached", "c": "cached", "side": "ran"}
+    assert k.resolve("file:input.txt").version == 2
+
+
+def test_force_and_cache_false_run_again(pipe_project: Kernel) -> None:
+    k = pipe_project
+    _states(k)
+    assert set(_states(k, force=True).values()) == {"ran"}
+    path = k.root / "pipes/cached.py"
+    path.write_text(path.read_text().replace("@mlk.step\ndef b", "@mlk.step(cache=False)\ndef b"))
+    states = _states(k)
+    # b runs every time; its output is the same, so c downstream is still a cache hit
+    assert states == {"a": "cached", "b": "ran", "c": "cached", "side": "cached"}
+
+
+def test_a_missing_object_is_a_cache_miss(pipe_project: Kernel, tmp_path: Path) -> None:
+    k = pipe_project
+    _states(k)
+    digest = k.resolve("model:final").digest
+    path = k.objects.path(digest)
+    path.chmod(0o644)
+    path.unlink()
+    assert _states(k)["c"] == "ran"
+    assert k.objects.exists(digest)

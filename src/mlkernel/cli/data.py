@@ -50,6 +50,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_json(diff)
     diff.set_defaults(func=_diff)
 
+    from mlkernel.cli.monitor import add_verbs
+
+    add_verbs(verbs)  # profile, drift, watch: the monitor's verbs
+
 
 def _add(args: argparse.Namespace) -> int:
     import sys

@@ -55,7 +55,18 @@ def _profile(args: argparse.Namespace) -> int:
             )
         )
     table(
-        ["column", "kind", "count", "nulls", "mean", "std", "min", "max", "distinct", "outliers"],
+        [
+            "column",
+            "kind",
+            "count",
+            "nulls",
+            "mean",
+            "std",
+            "min",
+            "max",
+            "distinct",
+            "outliers IQR / |z|>3",
+        ],
         rows,
         title="Profile",
     )
@@ -73,7 +84,7 @@ def _outliers(col: dict[str, object]) -> str:
     if not isinstance(found, dict):
         return "-"
     iqr, z = found.get("iqr", {}), found.get("zscore", {})
-    return f"IQR {_num(iqr.get('count'))}, |z|>3 {_num(z.get('count'))}"
+    return f"{_num(iqr.get('count'))} / {_num(z.get('count'))}"
 
 
 def _drift(args: argparse.Namespace) -> int:
@@ -83,7 +94,6 @@ def _drift(args: argparse.Namespace) -> int:
 
     with open_kernel(args) as k:
         report = k.monitor.report(args.a, args.b, html=Path(args.html) if args.html else None)
-        page = k.objects.path(report.html.digest)
     if args.json:
         return emit_json(report.to_dict())
     result = report.result
@@ -100,7 +110,7 @@ def _drift(args: argparse.Namespace) -> int:
             (
                 c.column,
                 c.kind,
-                c.method_label,
+                c.method,
                 _num(c.score),
                 _num(c.threshold),
                 "yes" if c.drift_detected else "no",
@@ -109,7 +119,11 @@ def _drift(args: argparse.Namespace) -> int:
         ],
         title="Columns",
     )
-    out.print(f"report: {report.html.ref}  ({args.html or page})")
+    out.print(
+        "tests: chi-square is the goodness-of-fit variant (Evidently's), Jensen-Shannon uses "
+        "the natural log, Wasserstein is normed by the reference's std"
+    )
+    out.print(f"report: {report.html.ref}  ({report.path})")
     return 0
 
 

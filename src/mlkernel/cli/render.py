@@ -15,9 +15,13 @@ __all__ = ["console", "emit_json", "human_bytes", "human_time", "table"]
 
 
 def console() -> Console:
+    """A terminal's own width; 160 columns when output goes to a pipe or a file."""
+    import os
+
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+    return Console(highlight=False, soft_wrap=True, width=width)
 
 
 def emit_json(data: Any) -> int:

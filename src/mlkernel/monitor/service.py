@@ -32,6 +32,7 @@ class DriftReport:
     html: ArtifactRecord
     json: ArtifactRecord
     seconds: float
+    path: Path  # the HTML page as a file a browser opens (a copy of the stored object)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +40,7 @@ class DriftReport:
             "current": self.current.ref,
             "report": self.html.ref,
             "report_json": self.json.ref,
+            "path": str(self.path),
             "seconds": round(self.seconds, 4),
             **self.result.to_dict(),
         }
@@ -175,10 +177,19 @@ class MonitorService:
                 name=f"{name}.json",
                 properties={**props, "format": "json"},
             )
-        if html is not None:
-            write_atomic(html, page.encode())
+        if html is None:
+            folder = self._kernel.config.state_dir / "reports"
+            folder.mkdir(parents=True, exist_ok=True)
+            html = folder / f"{html_record.name}-{html_record.version}.html"
+        write_atomic(html, page.encode())
         return DriftReport(
-            ref_ds, cur_ds, report.result, html_record, json_record, time.perf_counter() - started
+            ref_ds,
+            cur_ds,
+            report.result,
+            html_record,
+            json_record,
+            time.perf_counter() - started,
+            html,
         )
 
     # -- helpers ---------------------------------------------------------------------

@@ -264,7 +264,7 @@ class Watcher:
                     {
                         "against": reference,
                         "report": report.html.ref,
-                        "path": str(kernel.objects.path(report.html.digest)),
+                        "path": str(report.path),
                         "dataset_drift": report.result.dataset_drift,
                         "drifted": [c.column for c in report.result.drifted],
                     }

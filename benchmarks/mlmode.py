@@ -8,9 +8,18 @@ case, where autogroup cancels plain nice). Conditions: solo, contended, contende
 
 Part 2, latency: a prod-pool request loop (a fixed slice of CPU work, then a pause, like a
 model server) while batch hogs saturate the CPUs, without and with the policy
-(``daily 00-24: prod 90 / batch 10``, processes placed in their pool groups).
+(``daily 00-24: prod 90 / batch 10``, processes placed in their pools by the controller,
+as ``mlk mode run --pool`` does).
 
-    python benchmarks/mlmode.py            # 5 runs x 20 s
+Part 3, restore: a hog held back by a ``hold`` rule while a job is in ML mode; ``kill -9``
+of the job, ML mode again, ``kill -9`` of the controller, a new controller: every nice
+value, scheduling policy and ioprio of every thread, the autogroup nice and the cgroup of
+the hog and the job must be back to their exact earlier values.
+
+Goals (issue 6), printed as PASS or MISS: contended in ML mode >= 90% of solo throughput;
+prod p95 latency under batch load with the policy <= 1.5x idle; restore exact.
+
+    python benchmarks/mlmode.py            # 5 runs x 20 s (about 15 minutes)
     python benchmarks/mlmode.py --quick    # 3 runs x 3 s
 
 Needs root (or a delegated cgroup) for the cgroup backend. Every cgroup it creates is
@@ -107,12 +116,12 @@ def train_once(warm: float, dur: float, client: object | None = None) -> float:
     return float(out.strip())
 
 
-def serve_once(dur: float, pool: str | None, groups: object | None) -> tuple[float, float]:
+def serve_once(dur: float, pool: str | None, client: object | None) -> tuple[float, float]:
     p = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(dur), "2", "8"], stdout=subprocess.PIPE, text=True
     )
-    if pool is not None and groups is not None:
-        groups.move(p.pid, pool)  # type: ignore[attr-defined]
+    if pool is not None and client is not None:
+        client.place(p.pid, pool)  # type: ignore[attr-defined]
     out, _ = p.communicate()
     p50, p95 = (float(x) for x in out.split())
     return p50, p95
@@ -178,15 +187,17 @@ def main() -> int:
                 if groups is not None:
                     client.policy_apply(policy)
                     for h in hogs:
-                        groups.move(h.pid, "batch")
-                    lat["batch load, policy"].append(serve_once(args.seconds, "prod", groups))
+                        client.place(h.pid, "batch")
+                    lat["batch load, policy"].append(serve_once(args.seconds, "prod", client))
                     client.policy_apply({"parent": parent})
             finally:
                 stop(hogs)
+        restore = restore_check(parent) if groups is not None else None
     finally:
+        controller = int(client.status()["pid"])
         client.shutdown()
         client.close()
-        time.sleep(0.5)
+        wait_gone(controller)  # it compacts its journal on the way out
         if groups is not None:
             groups.remove()
         for f in rd.iterdir():
@@ -203,14 +214,131 @@ def main() -> int:
         )
     idle95 = statistics.median(x[1] for x in lat["idle"])
     print("\nprod request latency (ms, 2 ms of CPU work)   p50 median  p95 median  p95 vs idle")
-    for name, vals in lat.items():
-        if not vals:
+    for name, pairs in lat.items():
+        if not pairs:
             print(f"  {name:40s}  (no cgroup backend)")
             continue
-        p50 = statistics.median(v[0] for v in vals)
-        p95 = statistics.median(v[1] for v in vals)
+        p50 = statistics.median(v[0] for v in pairs)
+        p95 = statistics.median(v[1] for v in pairs)
         print(f"  {name:40s} {p50:10.2f} {p95:11.2f} {p95 / idle95:12.2f}")
+
+    # On a shared machine "solo" is itself slowed by others' load, which ML mode holds back
+    # too; judging against the better of the two solo runs keeps the goal honest.
+    best_solo = max(solo, solo_ml)
+    ml_ratio = statistics.median(results["contended, ML mode"]) / best_solo
+    print("\ngoals (issue 6)")
+    print(
+        f"  {verdict(ml_ratio >= 0.90)}  contended in ML mode >= 0.90 x solo "
+        f"(the better of solo and solo in ML mode): {ml_ratio:.2f}"
+    )
+    if lat["batch load, policy"]:
+        lat_ratio = statistics.median(v[1] for v in lat["batch load, policy"]) / idle95
+        print(
+            f"  {verdict(lat_ratio <= 1.5)}  prod p95 under batch load, policy <= 1.5 x idle: "
+            f"{lat_ratio:.2f}"
+        )
+    else:
+        print("  MISS  prod latency with the policy: no cgroup backend on this machine")
+    if restore is None:
+        print("  MISS  restore after kill -9: no cgroup backend on this machine")
+    else:
+        print(
+            f"  {verdict(not restore)}  restore after kill -9 of the job and the controller: "
+            + ("every value back" if not restore else "; ".join(restore))
+        )
     return 0
+
+
+def wait_gone(pid: int, timeout: float = 15.0) -> None:
+    """Wait until ``pid`` has exited (or is a zombie)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return
+        if state == "Z":
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"process {pid} did not exit within {timeout:g} s")
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def snapshot(pid: int, cpu_knob: str) -> dict[str, str]:
+    """Every knob mlkernel may turn on ``pid``, per thread where the kernel keeps it so."""
+    from mlkernel.sched import _proc, knobs
+
+    snap = {
+        "autogroup": knobs.read(f"pid:{pid}", "autogroup"),
+        "cgroup": knobs.read(f"pid:{pid}", cpu_knob),
+    }
+    for i, tid in enumerate(_proc.threads(pid)):
+        for knob in ("nice", "policy", "ioprio"):
+            snap[f"thread{i}.{knob}"] = knobs.read(f"tid:{tid}", knob)
+    return snap
+
+
+def restore_check(parent: str) -> list[str]:
+    """Part 3: the differences left after kill -9 of a job and of the controller (none = PASS)."""
+    import signal
+
+    from mlkernel.sched.client import Client
+
+    name = f"mlkhog{uuid.uuid4().hex[:6]}"
+    rd = Path(tempfile.mkdtemp(prefix="mlk-bench-restore-"))
+    hog = subprocess.Popen(
+        [sys.executable, "-c", f"open('/proc/self/comm','w').write('{name}')\n{HOG}"],
+        start_new_session=True,
+    )
+    jobs = [
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]) for _ in range(2)
+    ]
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{hog.pid}/comm").read_text().strip() != name:  # it renames itself
+        if time.monotonic() > deadline:
+            raise RuntimeError("the hog did not start")
+        time.sleep(0.02)
+    from mlkernel.sched.backends import detect
+
+    report = detect()
+    knob = f"cgroup:{report.cgroup_controller}:{report.cgroup_mount}"
+    before = {p.pid: snapshot(p.pid, knob) for p in (hog, *jobs)}
+    cfg = {"parent": parent, "hold": [{"name": name}]}
+    try:
+        with Client(rd, config=cfg) as c:
+            c.enter(jobs[0].pid)
+            jobs[0].kill()
+            jobs[0].wait()
+            deadline = time.monotonic() + 10
+            while c.status()["ml_mode"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            c.enter(jobs[1].pid)
+            first = c.status()["pid"]
+        os.kill(first, signal.SIGKILL)
+        wait_gone(first)
+        with Client(rd, config={"parent": parent}) as c:
+            second = c.status()["pid"]
+            c.shutdown()
+        wait_gone(second)
+        diffs = []
+        for p in (hog, jobs[1]):
+            after = snapshot(p.pid, knob)
+            diffs += [
+                f"pid {p.pid} {k}: {before[p.pid][k]} -> {v}"
+                for k, v in after.items()
+                if before[p.pid].get(k) != v
+            ]
+        return diffs
+    finally:
+        for p in (hog, *jobs):
+            p.kill()
+            p.wait()
+        for f in rd.iterdir():
+            f.unlink()
+        rd.rmdir()
 
 
 if __name__ == "__main__":

@@ -74,3 +74,17 @@ def test_pressure_is_read_when_the_kernel_has_it() -> None:
     need(Path("/proc/pressure/cpu").exists(), "kernel without PSI (/proc/pressure)")
     p = read_pressure()
     assert set(p) >= {"cpu"} and all(v >= 0 for pair in p.values() for v in pair)
+
+
+def test_without_pool_groups_the_sampler_records_pressure_only(tmp_path: Path) -> None:
+    from mlkernel.sched.history import Sampler
+    from mlkernel.testing import need
+
+    need(Path("/proc/pressure/cpu").exists(), "kernel without PSI (/proc/pressure)")
+    h = History(tmp_path / "load.db")
+    s = Sampler(None)
+    assert s.sample(h) == {}  # the first sample only sets the baseline
+    s.sample(h)
+    counts = h.counts()
+    assert counts["sample"] == 0 and counts["pressure"] >= 1
+    h.close()

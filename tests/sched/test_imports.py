@@ -6,9 +6,9 @@ import sys
 
 def test_importing_sched_is_cheap_and_has_no_side_effects() -> None:
     code = (
-        "import sys, mlkernel.sched, mlkernel.cli.mode, mlkernel.cli.policy\n"
+        "import sys, mlkernel.sched, mlkernel.cli.mode, mlkernel.cli.policy, mlkernel.cli.doctor\n"
         "heavy = [m for m in ('psutil', 'sqlite3', 'rich', 'numpy', 'mlkernel.sched.controller',"
-        " 'mlkernel.sched.policy') if m in sys.modules]\n"
+        " 'mlkernel.sched.policy', 'mlkernel.sched.doctor') if m in sys.modules]\n"
         "print(heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

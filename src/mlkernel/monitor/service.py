@@ -11,6 +11,7 @@ profiles and both datasets, so `mlk lineage --down dataset:train@3` finds it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,7 +81,7 @@ class MonitorService:
         with self._kernel.start_run(
             f"profile-{dataset.name}", type_="profile", inputs=[dataset.ref]
         ) as run:
-            profile = build_profile(self._kernel.data.iter_batches(dataset.ref))
+            profile = build_profile(_stream(self._kernel.data.ipc_path(dataset)))
             seconds = time.perf_counter() - started
             rows = int(dataset.properties.get("rows", 0)) or _rows(profile)
             run.log_metrics(
@@ -198,6 +199,20 @@ class MonitorService:
         if isinstance(ref, str):
             return self._kernel.resolve(ref, kind="dataset")
         return ref
+
+
+def _stream(path: Path) -> Iterator[Any]:
+    """The record batches of an Arrow IPC file, read (not mapped) one at a time.
+
+    Reading instead of memory-mapping keeps the resident set bounded by one batch: pages
+    of a mapped file count towards RSS until the kernel reclaims them.
+    """
+    import pyarrow as pa
+
+    with pa.OSFile(str(path), "rb") as source:
+        reader = pa.ipc.open_file(source)
+        for i in range(reader.num_record_batches):
+            yield reader.get_batch(i)
 
 
 def _rows(profile: DatasetProfile) -> int:

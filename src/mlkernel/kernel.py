@@ -60,7 +60,7 @@ class Kernel:
     def __init__(self, config: ProjectConfig) -> None:
         from mlkernel.artifacts.store import ObjectStore
         from mlkernel.meta.changes import watcher_for
-        from mlkernel.meta.store import NOTIFY_CHANNEL, MetaStore
+        from mlkernel.meta.store import MetaStore
         from mlkernel.meta.table import MetadataTable
 
         self.config = config
@@ -69,7 +69,7 @@ class Kernel:
         self.host = socket.gethostname()
         self.meta: MetaStore = MetaStore(config.metadata_url, config.name, config.root)
         try:
-            watcher = watcher_for(self.meta.url, NOTIFY_CHANNEL)
+            watcher = watcher_for(self.meta.url)
             self.table: MetadataTable = MetadataTable(self.meta, watcher)
         except BaseException:
             self.meta.close()

@@ -6,14 +6,15 @@ query we compare the 48-byte WAL-index header in ``meta.db-shm``, which every co
 rewrites (https://www.sqlite.org/walformat.html, section 2.1), so the common "nothing
 changed" answer costs a memory compare instead of a query.
 
-PostgreSQL: writers ``NOTIFY mlk_meta`` in the transaction that changes artifacts or
-aliases; the watcher ``LISTEN``s on its own connection and polls it without blocking.
+PostgreSQL: one primary-key query per check (see :class:`PostgresWatcher` for why not
+LISTEN/NOTIFY alone).
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import re
 import sqlite3
 from typing import Any, Protocol
 
@@ -72,27 +73,42 @@ class SQLiteWatcher:
 
 
 class PostgresWatcher:
-    def __init__(self, url: str, channel: str) -> None:
+    """One round trip per check: the newest artifact and alias-move ids.
+
+    Artifacts are only ever inserted and every alias move (set or removal) appends to
+    ``alias_history``, so the pair of maxima changes with every change the table holds.
+    Both are primary-key lookups (~0.1 ms on a local server). LISTEN/NOTIFY alone is not
+    enough: a notification can reach this connection after the writer's commit has
+    returned, and a resolve in that gap would answer from stale memory.
+    """
+
+    _QUERY = "SELECT (SELECT MAX(id) FROM artifact), (SELECT MAX(id) FROM alias_history)"
+
+    def __init__(self, url: str) -> None:
         import psycopg2
 
-        dsn = url.replace("postgresql+psycopg2://", "postgresql://", 1)
-        self._conn: Any = psycopg2.connect(dsn)
+        dsn = re.sub(r"^postgresql\+\w+://", "postgresql://", url)
+        self._conn: Any = psycopg2.connect(dsn, connect_timeout=10)
         self._conn.autocommit = True
-        with self._conn.cursor() as cur:
-            cur.execute(f"LISTEN {channel}")
+        self._cur = self._conn.cursor()
+        self._last = self._read()
+
+    def _read(self) -> tuple[Any, ...]:
+        self._cur.execute(self._QUERY)
+        return tuple(self._cur.fetchone())
 
     def changed(self) -> bool:
-        self._conn.poll()
-        if self._conn.notifies:
-            self._conn.notifies.clear()
-            return True
-        return False
+        now = self._read()
+        if now == self._last:
+            return False
+        self._last = now
+        return True
 
     def close(self) -> None:
         self._conn.close()
 
 
-def watcher_for(url: str, channel: str) -> ChangeWatcher:
+def watcher_for(url: str) -> ChangeWatcher:
     if url.startswith("sqlite:///"):
         return SQLiteWatcher(url[len("sqlite:///") :])
-    return PostgresWatcher(url, channel)
+    return PostgresWatcher(url)

@@ -1,8 +1,10 @@
 """The end-to-end example behind `make demo`.
 
-It creates a project in a temporary folder, records a dataset, trains a scikit-learn
-model in a tracked run, registers the model, points the `production` alias at it and
-prints the run, the model and its lineage with the `mlk` commands a user would type.
+In a temporary project it: ingests training data (`mlk data add`), runs the churn
+pipeline twice (the second run is all cache hits), promotes the model to `production`
+and shows its lineage; declares a watched folder, drops a drifted batch into it and
+shows the watcher catching it and where the HTML report is; lets the drift trigger
+retrain the model (continuous training); and trains in ML mode next to a CPU hog.
 """
 
 from __future__ import annotations
@@ -11,19 +13,47 @@ import argparse
 import csv
 import shutil
 import tempfile
-import warnings
+import time
 from pathlib import Path
 
 import mlkernel
 from mlkernel.cli.main import main as mlk
 
+HERE = Path(__file__).parent
 
-def make_data(path: Path, rows: int = 5000, seed: int = 7) -> None:
+PROJECT_SETTINGS = """
+[pipelines]
+churn = "pipelines.churn:churn"
+
+[pipelines.params.churn]
+C = 0.5
+
+[monitor.drift]
+drift_share = 0.2     # the dataset counts as drifted when a fifth of its columns drift
+
+[triggers.retrain-on-drift]
+pipeline = "churn"
+drift = "churn-train"
+"""
+
+
+def write_batch(path: Path, shift: float = 0.0, part: int = 0, rows: int = 5000) -> None:
+    """Synthetic churn data: 8 features and a label, from one fixed population.
+
+    ``part`` picks a disjoint sample of it (a later batch); ``shift`` moves two features
+    by that many standard deviations (the drift the watcher should catch).
+    """
     from sklearn.datasets import make_classification
 
     features, labels = make_classification(
-        n_samples=rows, n_features=8, n_informative=5, random_state=seed
+        n_samples=rows * 2, n_features=8, n_informative=5, random_state=7
     )
+    features, labels = (
+        features[part * rows : (part + 1) * rows],
+        labels[part * rows : (part + 1) * rows],
+    )
+    for column in (0, 3):
+        features[:, column] += shift * features[:, column].std()
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([f"f{i}" for i in range(features.shape[1])] + ["churned"])
@@ -31,69 +61,75 @@ def make_data(path: Path, rows: int = 5000, seed: int = 7) -> None:
             writer.writerow([f"{v:.6f}" for v in row] + [int(label)])
 
 
-def train(k: mlkernel.Kernel, csv_path: Path) -> int:
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, roc_auc_score
-    from sklearn.model_selection import train_test_split
-
-    k.log_artifact(csv_path, kind="dataset", name="churn-train")
-    params = {"C": 0.5, "max_iter": 200, "test_size": 0.25}
-    with k.start_run("train", params=params, inputs=["dataset:churn-train"]) as run:
-        data = np.loadtxt(csv_path, delimiter=",", skiprows=1)
-        x, y = data[:, :-1], data[:, -1]
-        x_train, x_test, y_train, y_test = train_test_split(
-            x, y, test_size=params["test_size"], random_state=0
-        )
-        model = LogisticRegression(C=params["C"], max_iter=params["max_iter"])
-        for epoch in range(1, 6):  # a few warm-started fits, to show a metric series
-            model.set_params(max_iter=epoch, warm_start=True)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # early epochs stop before converging
-                model.fit(x_train, y_train)
-            run.log_metric("train_accuracy", accuracy_score(y_train, model.predict(x_train)))
-        run.log_metrics(
-            {
-                "test_accuracy": accuracy_score(y_test, model.predict(x_test)),
-                "test_auc": roc_auc_score(y_test, model.predict_proba(x_test)[:, 1]),
-            }
-        )
-        record = run.log_artifact(model, kind="model", name="churn")
-    k.alias_set(record.ref, "production")
-    return run.id
-
-
 def section(title: str) -> None:
-    print(f"\n=== {title} " + "=" * max(0, 60 - len(title)))
+    print(f"\n=== {title} " + "=" * max(0, 66 - len(title)), flush=True)
 
 
-def run_demo(root: Path) -> None:
+def timed(args: list[str]) -> float:
+    started = time.perf_counter()
+    code = mlk(args)
+    if code != 0:
+        raise SystemExit(f"`mlk {' '.join(args)}` failed with exit code {code}")
+    return time.perf_counter() - started
+
+
+def run_demo(root: Path, *, with_ml_mode: bool = True) -> None:
     section(f"mlk init {root}")
-    mlk(["init", str(root), "--name", "churn-demo"])
-    csv_path = root / "churn.csv"
-    make_data(csv_path)
+    timed(["init", str(root), "--name", "churn-demo"])
+    config = root / "mlkernel.toml"
+    config.write_text(config.read_text() + PROJECT_SETTINGS)
+    (root / "pipelines").mkdir()
+    shutil.copy(HERE / "churn_pipeline.py", root / "pipelines" / "churn.py")
+    (root / "pipelines" / "__init__.py").write_text("")
+    project = ["-C", str(root)]
+
+    section("mlk data add churn.csv --name churn-train   (ingest)")
+    write_batch(root / "churn.csv")
+    timed([*project, "data", "add", str(root / "churn.csv"), "--name", "churn-train"])
+    timed([*project, "data", "show", "churn-train"])
+
+    section("mlk run churn   (validate, prepare, train, evaluate, register)")
+    first = timed([*project, "run", "churn"])
+    section("mlk run churn   (again: nothing changed, every step is a cache hit)")
+    second = timed([*project, "run", "churn"])
+    print(f"first run {first:.2f} s, cached rerun {second:.2f} s")
+
+    section("mlk alias set model:churn@1 production")
+    timed([*project, "alias", "set", "model:churn@1", "production"])
+    section("mlk lineage model:churn@production")
+    timed([*project, "lineage", "model:churn@production"])
     with mlkernel.open(root) as k:
-        run_id = train(k, csv_path)
         model = k.load("model:churn@production")
-        print(f"\nloaded model:churn@production back: {type(model).__name__}")
-    for title, args in [
-        ("mlk runs ls", ["runs", "ls"]),
-        (f"mlk runs show {run_id}", ["runs", "show", str(run_id)]),
-        ("mlk show model:churn@production", ["show", "model:churn@production"]),
-        ("mlk lineage model:churn@production", ["lineage", "model:churn@production"]),
-        ("mlk status", ["status"]),
-    ]:
-        section(title)
-        mlk(["-C", str(root), *args])
+        print(f"\nk.load('model:churn@production') -> {type(model).__name__}")
+
+    section("a drifted batch arrives in the watched folder")
+    from demo_watch import show_watcher
+
+    show_watcher(root, lambda path, shift: write_batch(path, shift, part=1))
+
+    section("mlk triggers run-pending   (drift found: retrain on the new data)")
+    timed([*project, "triggers", "run-pending"])
+    timed([*project, "ls", "model"])
+
+    if with_ml_mode:
+        section("ML mode: training next to a CPU hog")
+        from demo_mlmode import show_ml_mode
+
+        with mlkernel.open(root) as k:
+            show_ml_mode(k)
+
+    section("mlk status")
+    timed([*project, "status"])
 
 
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", action="store_true", help="keep the project folder")
+    parser.add_argument("--no-ml-mode", action="store_true", help="skip the ML-mode part")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="mlkernel-demo-"))
     try:
-        run_demo(folder / "project")
+        run_demo(folder / "project", with_ml_mode=not args.no_ml_mode)
     finally:
         if args.keep:
             print(f"\nproject kept in {folder / 'project'}")

@@ -133,16 +133,20 @@ def lineage_tree(lineage: Lineage) -> Tree:
         if producer is not None:
             root.add(f"← {run_label(producer)}")
 
-    def grow(node: Tree, artifact_id: int, seen: frozenset[int]) -> None:
+    expanded: set[int] = {lineage.root.id}
+
+    def grow(node: Tree, artifact_id: int) -> None:
         arrow = "←" if lineage.direction == "up" else "→"
         for execution_id, others in sorted(links.get(artifact_id, {}).items()):
             branch = node.add(f"{arrow} {run_label(execution_id)}")
             for other in sorted(set(others)):
-                leaf = branch.add(label(other))
-                if other not in seen:
-                    grow(leaf, other, seen | {other})
+                if other in expanded and links.get(other):
+                    branch.add(f"{label(other)} [dim](shown above)[/]")
+                    continue
+                expanded.add(other)
+                grow(branch.add(label(other)), other)
 
-    grow(root, lineage.root.id, frozenset({lineage.root.id}))
+    grow(root, lineage.root.id)
     return root
 
 

@@ -528,31 +528,47 @@ class MetaStore:
     ) -> list[LineageEdge]:
         """The upstream (``up``) or downstream (``down``) closure in one recursive query.
 
-        Upstream: the execution that produced an artifact, and that execution's inputs,
-        repeated. Downstream: the executions that read an artifact, and their outputs.
+        An edge is parent -> execution -> child where the execution read the parent
+        (an ``in`` event) and *created* the child (``artifact.execution_id``). Executions
+        that only reused an artifact (cache hits, identical content) also record ``out``
+        events, but they are not where the artifact came from, so they are not edges.
         """
-        here, there = ("out", "in") if direction == "up" else ("in", "out")
-        sql = f"""
-            WITH RECURSIVE walk(artifact_id, execution_id, other_id, depth) AS (
-                SELECT e1.artifact_id, e1.execution_id, e2.artifact_id, 1
-                  FROM event e1 JOIN event e2
-                    ON e2.execution_id = e1.execution_id AND e2.direction = '{there}'
-                 WHERE e1.artifact_id = :start AND e1.direction = '{here}'
-                UNION
-                SELECT e1.artifact_id, e1.execution_id, e2.artifact_id, w.depth + 1
-                  FROM walk w
-                  JOIN event e1 ON e1.artifact_id = w.other_id AND e1.direction = '{here}'
-                  JOIN event e2 ON e2.execution_id = e1.execution_id
-                               AND e2.direction = '{there}'
-                 WHERE w.depth < :max_depth
-            )
-            SELECT artifact_id, execution_id, other_id, MIN(depth) FROM walk
-             GROUP BY artifact_id, execution_id, other_id ORDER BY MIN(depth)
-        """
-        rows = self._rows(sql, {"start": artifact_id, "max_depth": max_depth})
         if direction == "up":
-            return [LineageEdge(r[0], r[1], r[2], r[3]) for r in rows]
-        return [LineageEdge(r[2], r[1], r[0], r[3]) for r in rows]
+            sql = """
+                WITH RECURSIVE walk(child_id, execution_id, parent_id, depth) AS (
+                    SELECT c.id, c.execution_id, ev.artifact_id, 1
+                      FROM artifact c
+                      JOIN event ev ON ev.execution_id = c.execution_id AND ev.direction = 'in'
+                     WHERE c.id = :start
+                    UNION
+                    SELECT c.id, c.execution_id, ev.artifact_id, w.depth + 1
+                      FROM walk w
+                      JOIN artifact c ON c.id = w.parent_id
+                      JOIN event ev ON ev.execution_id = c.execution_id AND ev.direction = 'in'
+                     WHERE w.depth < :max_depth
+                )
+                SELECT child_id, execution_id, parent_id, MIN(depth) FROM walk
+                 GROUP BY child_id, execution_id, parent_id ORDER BY MIN(depth)
+            """
+        else:
+            sql = """
+                WITH RECURSIVE walk(child_id, execution_id, parent_id, depth) AS (
+                    SELECT c.id, c.execution_id, ev.artifact_id, 1
+                      FROM event ev
+                      JOIN artifact c ON c.execution_id = ev.execution_id
+                     WHERE ev.artifact_id = :start AND ev.direction = 'in'
+                    UNION
+                    SELECT c.id, c.execution_id, ev.artifact_id, w.depth + 1
+                      FROM walk w
+                      JOIN event ev ON ev.artifact_id = w.child_id AND ev.direction = 'in'
+                      JOIN artifact c ON c.execution_id = ev.execution_id
+                     WHERE w.depth < :max_depth
+                )
+                SELECT child_id, execution_id, parent_id, MIN(depth) FROM walk
+                 GROUP BY child_id, execution_id, parent_id ORDER BY MIN(depth)
+            """
+        rows = self._rows(sql, {"start": artifact_id, "max_depth": max_depth})
+        return [LineageEdge(r[0], r[1], r[2], r[3]) for r in rows]
 
     # -- housekeeping ----------------------------------------------------------------
 

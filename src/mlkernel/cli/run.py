@@ -34,8 +34,10 @@ def _run(args: argparse.Namespace) -> int:
 
     params = parse_assignments(args.param)
 
+    stream = sys.stderr if args.json else sys.stdout  # bound now: inline steps redirect stdout
+
     def echo(line: str) -> None:
-        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+        print(line, file=stream, flush=True)
 
     with open_kernel(args) as k:
         try:

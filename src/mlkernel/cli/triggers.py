@@ -50,7 +50,8 @@ def _ls(args: argparse.Namespace) -> int:
 def _echo(args: argparse.Namespace) -> object:
     import sys
 
-    return lambda line: print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+    stream = sys.stderr if args.json else sys.stdout  # bound now: inline steps redirect stdout
+    return lambda line: print(line, file=stream, flush=True)
 
 
 def _run_pending(args: argparse.Namespace) -> int:

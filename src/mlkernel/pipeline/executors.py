@@ -36,18 +36,25 @@ class LogSink:
         self.step = step
         self._echo = echo
         self._file = path.open("a", encoding="utf-8", errors="replace")
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._partial = ""
+        self._echoing = False
 
     def write(self, text: str) -> int:
         with self._lock:
+            if self._echoing:  # an echo that prints to a redirected stdout: not again
+                return len(text)
             self._file.write(text)
             self._file.flush()
             if self._echo is not None:
-                text = self._partial + text
-                *lines, self._partial = text.split("\n")
-                for line in lines:
-                    self._echo(f"{self.step} | {line}")
+                joined = self._partial + text
+                *lines, self._partial = joined.split("\n")
+                self._echoing = True
+                try:
+                    for line in lines:
+                        self._echo(f"{self.step} | {line}")
+                finally:
+                    self._echoing = False
         return len(text)
 
     def flush(self) -> None:

@@ -20,7 +20,7 @@ import pytest
 CHILD = r"""
 import sys, time, pathlib
 import mlkernel
-from mlkernel.data import storage
+from mlkernel.data import ingest
 
 root, path, marker, where = sys.argv[1:5]
 
@@ -29,12 +29,12 @@ def block() -> None:
     time.sleep(600)
 
 if where == "writing":
-    original = storage._write_ipc
-    def stalled(table, target):
-        written = original(table, target)
+    original = ingest.write_ipc
+    def stalled(table, folder):
+        written = original(table, folder)  # hashed and fsynced, not yet in the store
         block()
         return written
-    storage._write_ipc = stalled
+    ingest.write_ipc = stalled
     hook = False
 else:
     hook = lambda done, total: block()

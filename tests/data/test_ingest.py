@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -35,10 +36,38 @@ def test_csv_is_ingested_with_inferred_types(
     }
     assert props["categories"]["city"] == ["a", "b", "c"]
     assert props["source"] == str(path.resolve())
-    assert len(props["source_digest"]) == 64
+    assert props["source_digest"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    # One object, the Arrow file, hashed while it was written: its digest is its content's.
+    assert props["objects"] == {"ipc": result.record.digest}
+    assert props["bytes"] == props["ipc_bytes"] == result.record.size
+    project.objects.verify(result.record.digest)
+    assert [r.ref for r in project.ls()] == ["dataset:sales@1"]
+
+
+def test_parquet_is_stored_when_asked_and_otherwise_made_on_first_need(
+    project: Kernel, write: Write, sample: Callable[..., str]
+) -> None:
+    import pyarrow.parquet as pq
+
+    lazy = project.data.add(write("a.csv", sample(40)), progress=False)
+    made = project.data.parquet_path(lazy.ref)
+    assert made.name == f"{lazy.record.digest}.parquet" and made.parent.name == "data"
+    assert pq.read_table(made).column("price").to_pylist() == [i * 1.5 for i in range(40)]
+    assert project.data.parquet_path("a") == made and made.stat().st_mtime_ns == (
+        project.data.parquet_path("a").stat().st_mtime_ns
+    )
+
+    eager = project.data.add(write("b.csv", sample(40)), parquet=True, progress=False)
+    props = eager.record.properties
+    stored = props["objects"]["parquet"]
+    assert project.data.parquet_path(eager.ref) == project.objects.path(stored)
     assert props["bytes"] == props["ipc_bytes"] + props["parquet_bytes"]
-    assert project.objects.exists(props["objects"]["parquet"])
-    assert project.data.ls()[0].ref == "dataset:sales@1"
+    assert pq.read_table(project.objects.path(stored)).num_rows == 40
+    # The copy is listed in the version's properties, not registered as an artifact of its
+    # own, and gc keeps it.
+    assert [r.ref for r in project.ls()] == ["dataset:a@1", "dataset:b@1"]
+    assert project.gc(dry_run=False).removed == []
+    project.objects.verify(stored)
 
 
 def test_identical_content_makes_no_new_version(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 from mlkernel.cli._args import add_json, open_kernel
 
@@ -24,6 +26,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("--encoding", default="utf8", help="text encoding (default utf8)")
     add.add_argument(
         "--format", choices=["csv", "tsv", "ndjson", "json", "parquet"], help="override sniffing"
+    )
+    add.add_argument(
+        "--parquet",
+        action="store_true",
+        help="also store a Parquet copy now (default: made on first need)",
     )
     add.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_json(add)
@@ -69,6 +76,7 @@ def _add(args: argparse.Namespace) -> int:
             encoding=args.encoding,
             format=args.format,
             progress=not (args.quiet or args.json),
+            parquet=args.parquet,
         )
     props = result.record.properties
     if args.json:
@@ -152,10 +160,7 @@ def _show(args: argparse.Namespace) -> int:
     lines = [
         ("rows", f"{props.get('rows', 0):,}"),
         ("columns", props.get("columns")),
-        (
-            "size",
-            f"{human_bytes(props.get('bytes', 0))} (Arrow {human_bytes(props.get('ipc_bytes', 0))}, Parquet {human_bytes(props.get('parquet_bytes', 0))})",
-        ),
+        ("size", _sizes(props, human_bytes)),
         (
             "source",
             f"{props.get('source')} ({props.get('format')}, {human_bytes(props.get('source_bytes', 0))})",
@@ -177,6 +182,13 @@ def _show(args: argparse.Namespace) -> int:
         title="Schema",
     )
     return 0
+
+
+def _sizes(props: dict[str, Any], human_bytes: Callable[[float], str]) -> str:
+    parts = [f"Arrow {human_bytes(props.get('ipc_bytes', 0))}"]
+    if "parquet_bytes" in props:
+        parts.append(f"Parquet {human_bytes(props['parquet_bytes'])}")
+    return f"{human_bytes(props.get('bytes', 0))} ({', '.join(parts)})"
 
 
 def _head(args: argparse.Namespace) -> int:

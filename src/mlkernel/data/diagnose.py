@@ -214,10 +214,9 @@ def ndjson_problem(source: Source, arrow_message: str) -> str:
     return f"{source.path}: {first}; fix the file"
 
 
-def split_ndjson(source: Source) -> tuple[bytes, list[BadRow], str]:
-    """(the good lines, the bad ones, the source digest) for skip/quarantine."""
+def split_ndjson(source: Source) -> tuple[bytes, list[BadRow]]:
+    """(the good lines, the bad ones) for skip/quarantine."""
     from mlkernel.data.readers import BadRow
-    from mlkernel.data.sources import file_sha256
 
     good: list[bytes] = []
     bad: list[BadRow] = []
@@ -233,7 +232,7 @@ def split_ndjson(source: Source) -> tuple[bytes, list[BadRow], str]:
             bad.append(BadRow(number, raw.decode("utf-8", "replace").rstrip("\n"), "not an object"))
             continue
         good.append(raw if raw.endswith(b"\n") else raw + b"\n")
-    return b"".join(good), bad, file_sha256(source.path)
+    return b"".join(good), bad
 
 
 def json_array_problem(source: Source, data: bytes, message: str) -> str:

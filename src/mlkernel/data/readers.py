@@ -1,6 +1,7 @@
 """Parsing one source into an Arrow table with Arrow's multi-threaded readers.
 
-The fast path runs once; only when something is wrong do the slower diagnostics in
+Arrow reads the file itself (no byte passes through Python) while a thread hashes it. The
+fast path runs once; only when something is wrong do the slower diagnostics in
 :mod:`mlkernel.data.diagnose` run, to name the line. A row too large for the read block
 (say a 10 MB field) makes Arrow fail with "straddling object"; we retry with a block
 big enough to hold it.
@@ -13,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlkernel.data import diagnose
-from mlkernel.data.sources import Source, Tap, file_sha256
-from mlkernel.errors import ConflictError, UsageError
+from mlkernel.data.sources import Hasher, Source
+from mlkernel.errors import UsageError
 
 __all__ = ["BAD_ROW_MODES", "BadRow", "ReadOptions", "ReadResult", "read_source"]
 
@@ -60,9 +61,17 @@ class ReadResult:
 
 
 def read_source(
-    source: Source, options: ReadOptions, on_read: Callable[[int, int], None] | None = None
+    source: Source,
+    options: ReadOptions,
+    on_read: Callable[[int, int], None] | None = None,
+    *,
+    count_lines: bool = False,
 ) -> ReadResult:
-    """Parse ``source``; raise a one-line :class:`UsageError` naming the line on bad input."""
+    """Parse ``source``; raise a one-line :class:`UsageError` naming the line on bad input.
+
+    The parser reads the file natively; a :class:`Hasher` thread hashes its bytes beside
+    it and reports progress through ``on_read(bytes, lines)``.
+    """
     import pyarrow as pa
 
     readers = {
@@ -73,31 +82,28 @@ def read_source(
         "parquet": _read_parquet,
     }
     block = options.block_size
-    while True:
-        try:
-            result = readers[source.format](source, options, block, on_read)
-            break
-        except pa.ArrowInvalid as exc:
-            if "straddl" in str(exc) and block < MAX_BLOCK and block < source.size * 2:
-                block *= 16  # a row longer than the block: read again with bigger blocks
-                continue
-            raise
-    result.table = _normalise(source, result.table, options)
-    return result
+    with Hasher(source, on_read, count_lines=count_lines) as hasher:
+        while True:
+            try:
+                table, bad = readers[source.format](source, options, block)
+                break
+            except pa.ArrowInvalid as exc:
+                if "straddl" in str(exc) and block < MAX_BLOCK and block < source.size * 2:
+                    block *= 16  # a row longer than the block: read again with bigger blocks
+                    continue
+                raise
+        digest = hasher.finish()
+    return ReadResult(_normalise(source, table, options), digest, bad)
 
 
-def _stream(tap: Tap, source: Source) -> Any:
+def _input(source: Source) -> Any:
+    """The file as an Arrow stream, decompressed natively (no byte passes through Python)."""
     import pyarrow as pa
 
-    raw = pa.PythonFile(tap, mode="r")
-    if source.compression is None:
-        return raw
-    return pa.CompressedInputStream(raw, source.compression)
+    return pa.input_stream(str(source.path), compression=source.compression)
 
 
-def _read_csv(
-    source: Source, options: ReadOptions, block: int, on_read: Callable[[int, int], None] | None
-) -> ReadResult:
+def _read_csv(source: Source, options: ReadOptions, block: int) -> tuple[Any, list[BadRow]]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -117,34 +123,33 @@ def _read_csv(
         auto_dict_max_cardinality=options.max_categories,
         strings_can_be_null=False,
     )
-    with Tap(source, on_read) as tap:
-        try:
+    try:
+        with _input(source) as stream:
             table = pacsv.read_csv(
-                _stream(tap, source),
+                stream,
                 read_options=read_opts,
                 parse_options=parse_opts,
                 convert_options=convert_opts,
             )
-        except pa.ArrowInvalid as exc:
-            text = str(exc)
-            if "Empty CSV file" in text:
-                raise UsageError(f"{source.path} has no header line; nothing to ingest") from None
-            if bad and fail:
-                line = diagnose.csv_bad_row_line(source, delimiter, options.encoding)
-                where = f"line {line}" if line else "a row"
-                raise UsageError(
-                    f"{source.path}: {where} {bad[0].problem}; fix it, or pass "
-                    "--on-bad-rows skip (or quarantine) to set such rows aside"
-                ) from None
-            if "straddl" in text:
-                raise
-            raise UsageError(f"{source.path}: {_first_line(text)}; fix the file") from None
-        digest = tap.finish()
+    except pa.ArrowInvalid as exc:
+        text = str(exc)
+        if "Empty CSV file" in text:
+            raise UsageError(f"{source.path} has no header line; nothing to ingest") from None
+        if bad and fail:
+            line = diagnose.csv_bad_row_line(source, delimiter, options.encoding)
+            where = f"line {line}" if line else "a row"
+            raise UsageError(
+                f"{source.path}: {where} {bad[0].problem}; fix it, or pass "
+                "--on-bad-rows skip (or quarantine) to set such rows aside"
+            ) from None
+        if "straddl" in text:
+            raise
+        raise UsageError(f"{source.path}: {_first_line(text)}; fix the file") from None
     if bad:
         bad = diagnose.number_bad_rows(source, delimiter, options.encoding, bad)
     diagnose.check_quotes(source, table, options.encoding)
     diagnose.check_utf8(source, table, options)
-    return ReadResult(table, digest, bad)
+    return table, bad
 
 
 def _field_problem(row: Any) -> str:
@@ -155,43 +160,33 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "cannot be parsed"
 
 
-def _read_ndjson(
-    source: Source, options: ReadOptions, block: int, on_read: Callable[[int, int], None] | None
-) -> ReadResult:
+def _read_ndjson(source: Source, options: ReadOptions, block: int) -> tuple[Any, list[BadRow]]:
     import pyarrow as pa
     import pyarrow.json as pajson
 
     explicit = pa.schema(list(options.column_types.items())) if options.column_types else None
     parse_opts = pajson.ParseOptions(explicit_schema=explicit, unexpected_field_behavior="infer")
     read_opts = pajson.ReadOptions(block_size=block, use_threads=True)
-    with Tap(source, on_read) as tap:
-        try:
-            table = pajson.read_json(
-                _stream(tap, source), read_options=read_opts, parse_options=parse_opts
-            )
-        except pa.ArrowInvalid as exc:
-            if "straddl" in str(exc):
-                raise
-            if options.on_bad_rows != "fail":
-                return _ndjson_salvage(source, options, block)
-            raise UsageError(diagnose.ndjson_problem(source, str(exc))) from None
-        digest = tap.finish()
-    return ReadResult(table, digest, [])
+    try:
+        with _input(source) as stream:
+            table = pajson.read_json(stream, read_options=read_opts, parse_options=parse_opts)
+    except pa.ArrowInvalid as exc:
+        if "straddl" in str(exc):
+            raise
+        if options.on_bad_rows != "fail":
+            return _ndjson_salvage(source, options, block)
+        raise UsageError(diagnose.ndjson_problem(source, str(exc))) from None
+    return table, []
 
 
-def _ndjson_salvage(source: Source, options: ReadOptions, block: int) -> ReadResult:
+def _ndjson_salvage(source: Source, options: ReadOptions, block: int) -> tuple[Any, list[BadRow]]:
     """Keep the lines that parse as JSON objects, set the others aside, parse again."""
     import io
 
     import pyarrow as pa
     import pyarrow.json as pajson
 
-    good, bad, digest = diagnose.split_ndjson(source)
-    if source.changed():
-        raise ConflictError(
-            f"{source.path} changed while it was being read; add it again once nothing "
-            "is writing to it"
-        )
+    good, bad = diagnose.split_ndjson(source)
     explicit = pa.schema(list(options.column_types.items())) if options.column_types else None
     try:
         table = pajson.read_json(
@@ -205,23 +200,16 @@ def _ndjson_salvage(source: Source, options: ReadOptions, block: int) -> ReadRes
         if "straddl" in str(exc):
             raise
         raise UsageError(diagnose.ndjson_problem(source, str(exc))) from None
-    return ReadResult(table, digest, bad)
+    return table, bad
 
 
-def _read_json_array(
-    source: Source, options: ReadOptions, block: int, on_read: Callable[[int, int], None] | None
-) -> ReadResult:
+def _read_json_array(source: Source, options: ReadOptions, block: int) -> tuple[Any, list[BadRow]]:
     import io
 
     import polars as pl
 
-    with Tap(source, on_read) as tap:
-        stream = _stream(tap, source)
-        parts: list[bytes] = []
-        while chunk := stream.read(1 << 22):
-            parts.append(chunk)
-        data = b"".join(parts)
-        digest = tap.finish()
+    with _input(source) as stream:
+        data = stream.read()
     try:
         frame = pl.read_json(io.BytesIO(data), infer_schema_length=None)
     except Exception as exc:  # polars raises several error types for bad JSON
@@ -229,12 +217,10 @@ def _read_json_array(
     table = frame.to_arrow()
     if options.column_types:
         table = _cast(source, table, options.column_types)
-    return ReadResult(table, digest, [])
+    return table, []
 
 
-def _read_parquet(
-    source: Source, options: ReadOptions, block: int, on_read: Callable[[int, int], None] | None
-) -> ReadResult:
+def _read_parquet(source: Source, options: ReadOptions, block: int) -> tuple[Any, list[BadRow]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -242,17 +228,9 @@ def _read_parquet(
         table = pq.read_table(source.path)
     except pa.ArrowException as exc:
         raise UsageError(f"{source.path} is not a readable Parquet file ({exc})") from None
-    if on_read is not None:
-        on_read(source.size, 0)
-    digest = file_sha256(source.path)
-    if source.changed():
-        raise ConflictError(
-            f"{source.path} changed while it was being read; add it again once nothing "
-            "is writing to it"
-        )
     if options.column_types:
         table = _cast(source, table, options.column_types)
-    return ReadResult(table, digest, [])
+    return table, []
 
 
 def _cast(source: Source, table: Any, types: dict[str, Any]) -> Any:

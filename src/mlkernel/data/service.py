@@ -38,15 +38,17 @@ class DataService:
         encoding: str = "utf8",
         format: str | None = None,
         progress: bool | Callable[[int, int], None] = True,
+        parquet: bool = False,
     ) -> IngestResult:
         """Ingest a file, directory or glob as a new version of dataset ``name``.
 
         ``progress``: True draws a bar on stderr for ingests over a second; a callable
-        gets ``(bytes_read, total_bytes)`` as reading proceeds.
+        gets ``(bytes_read, total_bytes)`` as reading proceeds. ``parquet``: store a
+        Parquet copy now too (otherwise :meth:`parquet_path` makes it on first need).
         """
         from mlkernel.data.ingest import AddOptions, add
 
-        options = AddOptions(name, schema, on_bad_rows, encoding, format, progress)
+        options = AddOptions(name, schema, on_bad_rows, encoding, format, progress, parquet)
         return add(self._kernel, path, options)
 
     # -- finding ---------------------------------------------------------------------
@@ -72,8 +74,22 @@ class DataService:
         return path
 
     def parquet_path(self, ref: str | ArtifactRecord) -> Path:
+        """A Parquet (zstd) copy of the version: the stored one, else made once and cached.
+
+        A version ingested with ``parquet=True`` owns a Parquet object; for the others the
+        copy is written from the mapped Arrow file on first call (seconds for millions of
+        rows) into ``.mlkernel/cache/data/<digest>.parquet``; later calls reuse it.
+        """
+        from mlkernel.data import layout as layouts
+        from mlkernel.data.storage import parquet_copy
+
         record = ref if not isinstance(ref, str) else self.resolve(ref)
-        return self._kernel.objects.path(record.properties["objects"]["parquet"])
+        stored = record.properties.get("objects", {}).get("parquet")
+        if stored:
+            return self._kernel.objects.path(stored)
+        cache = self._kernel.config.state_dir / "cache" / "data"
+        table = layouts.map_table(self.ipc_path(record))
+        return parquet_copy(cache, record.digest, table)
 
     # -- opening ---------------------------------------------------------------------
 

@@ -73,3 +73,15 @@ def test_inline_and_process_agree(k: Kernel, write: Writer) -> None:
 def test_ray_agrees(k: Kernel, write: Writer, ray_session: None) -> None:
     write(k.root, "pipes/same.py", SOURCE)
     assert _digests(k, "ray") == _digests(k, "process")
+
+
+def test_the_workers_object_writer_agrees_with_the_object_store(tmp_path: Path) -> None:
+    from mlkernel.artifacts.store import ObjectStore
+    from mlkernel.pipeline._objects import put_bytes
+
+    store = ObjectStore(tmp_path / "objects")
+    digest, size = put_bytes(str(store.root), b"payload")
+    assert (digest, size) == store.put_bytes(b"payload")
+    store.verify(digest)
+    assert store.read_bytes(digest) == b"payload"
+    assert not store.path(digest).stat().st_mode & 0o222  # read-only, as the store makes it

@@ -13,16 +13,16 @@ argument. Outside a pipeline a step is the plain function, so it can be unit-tes
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from mlkernel.errors import UsageError
 
+if TYPE_CHECKING:
+    from mlkernel.pipeline.graph import Graph, Node
+
 __all__ = [
     "Metrics",
-    "Node",
     "Output",
     "Pipeline",
     "Ref",
@@ -44,34 +44,85 @@ class Metrics(dict[str, float]):
     metrics; the dict (or ``value``) still flows to the steps downstream."""
 
 
-@dataclass(frozen=True, slots=True)
-class Ref:
+class _Value:
+    """Immutable, compared by value (plain classes: the worker avoids importing dataclasses)."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _key(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class Ref(_Value):
     """An input of a pipeline: an artifact reference (``dataset:train@3``,
     ``model:churn@production``) or, with :meth:`file`, a file of the project folder that
     is hashed on every run (like a DVC dependency)."""
 
+    __slots__ = ("path", "ref")
     ref: str
-    path: str | None = None
+    path: str | None
+
+    def __init__(self, ref: str, path: str | None = None) -> None:
+        object.__setattr__(self, "ref", ref)
+        object.__setattr__(self, "path", path)
 
     @classmethod
     def file(cls, path: str, name: str | None = None) -> Ref:
-        from pathlib import PurePath
-
-        stem = name or PurePath(path).name
+        stem = name or path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
         return cls(f"file:{stem}", path)
 
     def __str__(self) -> str:
         return self.path if self.path is not None else self.ref
 
 
-@dataclass(frozen=True, slots=True)
-class StepOptions:
+class StepOptions(_Value):
+    __slots__ = ("cache", "name", "output_kind", "output_name", "retries", "timeout")
     name: str
-    cache: bool = True
-    retries: int = 0
-    timeout: float | None = None
-    output_kind: str = "step"
-    output_name: str | None = None  # default: the step's name
+    cache: bool
+    retries: int
+    timeout: float | None
+    output_kind: str
+    output_name: str | None  # default: the step's name
+
+    def __init__(
+        self,
+        name: str,
+        cache: bool = True,
+        retries: int = 0,
+        timeout: float | None = None,
+        output_kind: str = "step",
+        output_name: str | None = None,
+    ) -> None:
+        init = object.__setattr__
+        init(self, "name", name)
+        init(self, "cache", cache)
+        init(self, "retries", retries)
+        init(self, "timeout", timeout)
+        init(self, "output_kind", output_kind)
+        init(self, "output_name", output_name)
+
+
+def _wraps(wrapper: Any, fn: Any) -> None:
+    """``functools.update_wrapper`` without importing functools in the worker."""
+    for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+        try:
+            object.__setattr__(wrapper, attr, getattr(fn, attr))
+        except (AttributeError, TypeError):
+            continue
+    wrapper.__wrapped__ = fn
 
 
 class Step(Generic[P, R]):
@@ -80,7 +131,7 @@ class Step(Generic[P, R]):
     def __init__(self, fn: Callable[P, R], options: StepOptions) -> None:
         self.fn = fn
         self.options = options
-        functools.update_wrapper(self, fn)
+        _wraps(self, fn)
 
     @property
     def name(self) -> str:
@@ -166,11 +217,14 @@ def step(
 # -- tracing ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
+class Output(_Value):
     """The future output of a step, while a pipeline is being built."""
 
+    __slots__ = ("node",)
     node: str
+
+    def __init__(self, node: str) -> None:
+        object.__setattr__(self, "node", node)
 
     def __bool__(self) -> bool:
         raise UsageError(
@@ -182,22 +236,6 @@ class Output:
         raise UsageError(
             f"step {self.node!r} returns one value; return a tuple or dict and pass it whole"
         )
-
-
-@dataclass(slots=True)
-class Node:
-    """One step in a traced pipeline: its arguments are outputs, refs or literal values."""
-
-    name: str
-    step: Any  # a Step, or a tuning node (see tune.py)
-    args: dict[str, Any]  # parameter name -> Output | Ref | value
-    params: dict[str, Any]  # defaults of the parameters not passed (overridable)
-    upstream: list[str] = field(default_factory=list)
-
-    @property
-    def options(self) -> StepOptions:
-        options: StepOptions = self.step.options
-        return options
 
 
 class _Tracer:
@@ -236,6 +274,8 @@ class _Tracer:
             {v.node for v in bound.arguments.values() if isinstance(v, Output)},
             key=list(self.nodes).index,
         )
+        from mlkernel.pipeline.graph import Node
+
         self.nodes[name] = Node(name, target, dict(bound.arguments), params, upstream)
         return Output(name)
 
@@ -246,7 +286,7 @@ class Pipeline:
     def __init__(self, fn: Callable[..., Any], name: str) -> None:
         self.fn = fn
         self.name = name
-        self.__doc__ = fn.__doc__
+        _wraps(self, fn)
 
     def defaults(self) -> dict[str, Any]:
         import inspect
@@ -276,6 +316,8 @@ class Pipeline:
             _Tracer.current = None
         if not tracer.nodes:
             raise UsageError(f"pipeline {self.name} calls no step; call @mlk.step functions in it")
+        from mlkernel.pipeline.graph import Graph
+
         graph = Graph(self.name, tracer.nodes, own)
         apply_overrides(graph, overrides)
         return graph
@@ -296,35 +338,3 @@ def pipeline(
         return Pipeline(f, pipe_name)
 
     return wrap(fn) if fn is not None else wrap
-
-
-@dataclass(slots=True)
-class Graph:
-    """A traced pipeline: nodes in an order where every node follows its upstream."""
-
-    name: str
-    nodes: dict[str, Node]
-    params: dict[str, Any]  # the pipeline function's own parameters
-
-    def downstream(self, name: str) -> list[str]:
-        return [n.name for n in self.nodes.values() if name in n.upstream]
-
-    def levels(self) -> dict[str, int]:
-        level: dict[str, int] = {}
-        for node in self.nodes.values():
-            level[node.name] = 1 + max((level[u] for u in node.upstream), default=-1)
-        return level
-
-    def draw(self) -> str:
-        """The DAG as text: one line per step, indented by depth, with its inputs."""
-        level = self.levels()
-        width = max(len(n) + 2 * level[n] for n in self.nodes)
-        lines = [f"pipeline {self.name}"]
-        for node in self.nodes.values():
-            sources = [f"<- {u}" for u in node.upstream]
-            sources += [f"<- {v}" for v in node.args.values() if isinstance(v, Ref)]
-            label = "  " * level[node.name] + node.name
-            out = getattr(node.step, "output", None)
-            tail = f"  -> {out}" if out else ""
-            lines.append(f"  {label:<{width}}  {', '.join(sources) or '(no inputs)'}{tail}")
-        return "\n".join(lines)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from mlkernel.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
-    from mlkernel.pipeline.dsl import Graph
+    from mlkernel.pipeline.graph import Graph
 
 __all__ = ["apply_overrides", "config_params", "parse_assignments"]
 

@@ -39,8 +39,9 @@ if TYPE_CHECKING:
 
     from mlkernel.kernel import Kernel
     from mlkernel.meta.records import ArtifactRecord
-    from mlkernel.pipeline.dsl import Graph, Node
     from mlkernel.pipeline.executors import Executor, LogSink
+    from mlkernel.pipeline.graph import Graph, Node
+    from mlkernel.tracking.provenance import Environment
 
 __all__ = ["RunOptions", "RunResult", "Runner", "StepResult"]
 
@@ -184,6 +185,7 @@ class Runner:
         target: str | None = None,
         reuse: dict[str, int] | None = None,
         overrides: dict[str, Any] | None = None,
+        env: Environment | None = None,
     ) -> None:
         from mlkernel.pipeline.executors import EXECUTORS
 
@@ -194,6 +196,7 @@ class Runner:
         self.target = target
         self.reuse = reuse or {}  # step name -> execution to reuse (--resume)
         self.overrides = overrides or {}
+        self.env = env
         settings = kernel.config.sections.get("pipelines", {})
         self.settings = settings if isinstance(settings, dict) else {}
         self.executor_name = options.executor or str(self.settings.get("executor", "process"))
@@ -670,7 +673,7 @@ class Runner:
         from mlkernel.tracking.provenance import environment, git_state
 
         k = self.k
-        env = environment(k.config.state_dir / "cache")
+        env = self.env or environment(k.config.state_dir / "cache")
         self.env_digest = env.digest
         self.env_id = k.env_artifact(env).id
         git: list[Any] = []

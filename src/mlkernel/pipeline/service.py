@@ -13,7 +13,8 @@ from mlkernel.errors import ConflictError, NotFoundError, UsageError
 if TYPE_CHECKING:
     from mlkernel.kernel import Kernel
     from mlkernel.meta.records import ExecutionRecord
-    from mlkernel.pipeline.dsl import Graph, Pipeline
+    from mlkernel.pipeline.dsl import Pipeline
+    from mlkernel.pipeline.graph import Graph
     from mlkernel.pipeline.runner import RunResult
 
 __all__ = ["PipelineService", "step_state"]
@@ -88,7 +89,11 @@ class PipelineService:
         """Run a pipeline (a declared name, ``file.py:function``, ``module:function`` or a
         :class:`Pipeline`); with ``resume``, continue that failed run from its failed step."""
         from mlkernel.pipeline.runner import Runner, RunOptions
+        from mlkernel.tracking.provenance import environment
 
+        # Before the pipeline's folders join sys.path: the environment's cache key
+        # includes the modification times of the sys.path folders.
+        env = environment(self._k.config.state_dir / "cache")
         overrides = dict(params or {})
         reuse: dict[str, int] = {}
         if resume is not None:
@@ -110,8 +115,9 @@ class PipelineService:
         options = RunOptions(executor, workers, force, merged, echo, trigger, ml_mode, resume)
         spec = pipeline if isinstance(pipeline, str) else None
         runner = Runner(
-            self._k, graph, options, spec=spec, target=target, reuse=reuse, overrides=merged
-        )
+            self._k, graph, options, spec=spec, target=target, reuse=reuse, overrides=merged,
+            env=env,
+        )  # fmt: skip
         return runner.run()
 
     def _resumable(self, run_id: int) -> tuple[dict[str, Any], dict[str, int]]:

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import os
 import pickle
-import resource
 import sys
 import time
-import traceback
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["Artifact", "encode_output", "import_target", "load_args", "run_spec"]
 
@@ -37,7 +37,9 @@ class Artifact:
     """An input artifact handed to a step as a handle (datasets, files; or when the
     parameter is annotated ``mlk.Artifact``): its reference, digest, properties and file."""
 
-    def __init__(self, info: dict[str, Any], objects: Path, cache: Path | None = None) -> None:
+    def __init__(
+        self, info: dict[str, Any], objects: str | Path, cache: str | Path | None = None
+    ) -> None:
         self.ref: str = info["ref"]
         self.kind: str = info["kind"]
         self.name: str = info["name"]
@@ -50,10 +52,13 @@ class Artifact:
     @property
     def path(self) -> Path:
         """The read-only file holding the content (a dataset's Arrow IPC file)."""
-        return self._objects / self.digest[:2] / self.digest[2:]
+        from pathlib import Path
+
+        return Path(self._objects, self.digest[:2], self.digest[2:])
 
     def read_bytes(self) -> bytes:
-        return self.path.read_bytes()
+        with open(os.path.join(self._objects, self.digest[:2], self.digest[2:]), "rb") as f:
+            return f.read()
 
     def load(self) -> Any:
         """The stored object for pickles, else the bytes."""
@@ -69,8 +74,10 @@ class Artifact:
             raise UsageError(f"{self.ref} is a {self.kind}; only datasets open in a layout")
         table = layouts.map_table(self.path)
         if layout == "rows":
-            cache = (self._cache or self._objects.parent / "cache") / "data"
-            return layouts.rows_matrix(cache, self.digest, table, "float64", columns)
+            from pathlib import Path
+
+            base = Path(self._cache) if self._cache else Path(self._objects).parent / "cache"
+            return layouts.rows_matrix(base / "data", self.digest, table, "float64", columns)
         return layouts.select(table, columns, None, self.ref)
 
     def __repr__(self) -> str:
@@ -115,14 +122,15 @@ def import_target(target: dict[str, Any]) -> Any:
     return obj
 
 
-def load_args(args: dict[str, Any], objects: Path, cache: Path | None = None) -> dict[str, Any]:
+def load_args(args: dict[str, Any], objects: str, cache: str | None = None) -> dict[str, Any]:
     loaded: dict[str, Any] = {}
     for name, arg in args.items():
         if "value" in arg:
             loaded[name] = arg["value"]
         elif "object" in arg:
             digest = arg["object"]
-            loaded[name] = pickle.loads((objects / digest[:2] / digest[2:]).read_bytes())
+            with open(os.path.join(objects, digest[:2], digest[2:]), "rb") as stored:
+                loaded[name] = pickle.loads(stored.read())
         elif "artifact" in arg:
             handle = Artifact(arg["artifact"], objects, cache)
             loaded[name] = handle.load() if arg.get("as") == "value" else handle
@@ -131,9 +139,9 @@ def load_args(args: dict[str, Any], objects: Path, cache: Path | None = None) ->
     return loaded
 
 
-def encode_output(value: Any, objects: Path) -> tuple[dict[str, Any] | None, Any]:
+def encode_output(value: Any, objects: str) -> tuple[dict[str, Any] | None, Any]:
     """Store a step's return value; return (output description, metrics or None)."""
-    from mlkernel.artifacts.store import ObjectStore
+    from mlkernel.pipeline._objects import put_bytes
     from mlkernel.pipeline.dsl import Metrics
 
     metrics = None
@@ -150,33 +158,38 @@ def encode_output(value: Any, objects: Path) -> tuple[dict[str, Any] | None, Any
         metrics = {str(k): float(v) for k, v in metrics.items()}
     if value is None:
         return None, metrics
-    store = ObjectStore(objects)
-    if isinstance(value, Path):
-        digest, size = store.put_file(value)
-        fmt: dict[str, Any] = {"format": "tar" if value.is_dir() else "file", "source": value.name}
+    pathlib = sys.modules.get("pathlib")  # a Path output means pathlib is loaded already
+    if pathlib is not None and isinstance(value, pathlib.PurePath):
+        from mlkernel.artifacts.store import ObjectStore
+
+        digest, size = ObjectStore(pathlib.Path(objects)).put_file(pathlib.Path(value))
+        is_dir = pathlib.Path(value).is_dir()
+        fmt: dict[str, Any] = {"format": "tar" if is_dir else "file", "source": value.name}
     elif isinstance(value, bytes | bytearray):
-        digest, size = store.put_bytes(bytes(value))
+        digest, size = put_bytes(objects, bytes(value))
         fmt = {"format": "bytes"}
     else:
         cls = type(value)
-        digest, size = store.put_bytes(pickle.dumps(value, protocol=5))
+        digest, size = put_bytes(objects, pickle.dumps(value, protocol=5))
         fmt = {"format": "pickle", "python_type": f"{cls.__module__}.{cls.__qualname__}"}
     return {"digest": digest, "size": size, **fmt}, metrics
 
 
 def _where(tb: Any) -> str:
+    import traceback
+
     frames = traceback.extract_tb(tb)
     if not frames:
         return ""
     last = frames[-1]
-    return f" (at {Path(last.filename).name}:{last.lineno})"
+    return f" (at {os.path.basename(last.filename)}:{last.lineno})"
 
 
 def run_spec(spec: dict[str, Any], fn: Any = None) -> dict[str, Any]:
     """Run the step a spec describes (``fn``: the step or function, if already at hand)."""
     started = time.perf_counter()
-    objects = Path(spec["objects"])
-    cache = Path(spec["cache"]) if spec.get("cache") else None
+    objects = spec["objects"]
+    cache = spec.get("cache")
     try:
         target = fn if fn is not None else import_target(spec["target"])
         func = getattr(target, "fn", target)
@@ -185,11 +198,15 @@ def run_spec(spec: dict[str, Any], fn: Any = None) -> dict[str, Any]:
         output, metrics = encode_output(value, objects)
         result: dict[str, Any] = {"ok": True, "output": output, "metrics": metrics, "error": None}
     except Exception as exc:
+        import traceback
+
         traceback.print_exc()
         message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         result = {"ok": False, "output": None, "metrics": None}
         result["error"] = message + _where(exc.__traceback__)
     result["wall_s"] = round(time.perf_counter() - started, 6)
+    import resource
+
     result["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result["pid"] = os.getpid()
     return result

@@ -24,8 +24,9 @@ from mlkernel.errors import UsageError
 from mlkernel.pipeline.dsl import Step, StepOptions, _Tracer
 
 if TYPE_CHECKING:
-    from mlkernel.pipeline.dsl import Node, Output
+    from mlkernel.pipeline.dsl import Output
     from mlkernel.pipeline.executors import LogSink
+    from mlkernel.pipeline.graph import Node
     from mlkernel.pipeline.runner import Runner
 
 __all__ = ["TuneNode", "TuneResult", "tune"]

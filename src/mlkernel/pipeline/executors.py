@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -166,7 +165,7 @@ class ProcessExecutor:
 
     def run(self, spec: dict[str, Any], step: Any, sink: LogSink) -> dict[str, Any]:
         self.task_dir.mkdir(parents=True, exist_ok=True)
-        base = self.task_dir / f"{spec['step']}-{uuid.uuid4().hex[:12]}"
+        base = self.task_dir / f"{spec['step']}-{os.urandom(6).hex()}"
         spec_path, result_path = base.with_suffix(".json"), base.with_suffix(".result.json")
         spec_path.write_text(json.dumps(spec))
         try:

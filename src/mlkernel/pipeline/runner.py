@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["RunOptions", "RunResult", "Runner", "StepResult"]
 
 CACHE_VERSION = 1
+EXECUTORS = ("inline", "process", "ray")  # not imported from executors: a no-op run needs none
 DONE = ("ran", "cached")
 STATE_OF = {"completed": "ran", "cached": "cached", "failed": "failed", "skipped": "skipped"}
 
@@ -187,8 +188,6 @@ class Runner:
         overrides: dict[str, Any] | None = None,
         env: Environment | None = None,
     ) -> None:
-        from mlkernel.pipeline.executors import EXECUTORS
-
         self.k = kernel
         self.graph = graph
         self.options = options

@@ -17,7 +17,15 @@ from typing import Any, TypeVar
 
 from mlkernel.errors import ConflictError, NotFoundError, StorageError
 from mlkernel.meta.db import PostgresDatabase, SQLiteDatabase, Tx, connect
+from mlkernel.meta.pipelines import PipelineQueries
 from mlkernel.meta.records import ArtifactRecord, ExecutionRecord, LineageEdge
+from mlkernel.meta.rows import (
+    ARTIFACT_COLUMNS,
+    EXECUTION_COLUMNS,
+    dump,
+    execution_record,
+    from_json,
+)
 
 __all__ = ["NOTIFY_CHANNEL", "MetaStore"]
 
@@ -26,31 +34,8 @@ T = TypeVar("T")
 NOTIFY_CHANNEL = "mlk_meta"
 _MIGRATE_LOCK_KEY = 7_160_417  # pg_advisory_lock key serialising first-time migrations
 
-ARTIFACT_COLUMNS = (
-    "id, kind, name, version, digest, uri, size, properties, created_at, created_by, execution_id"
-)
-EXECUTION_COLUMNS = (
-    'id, name, type, state, started_at, ended_at, error, host, pid, "user", git_commit, '
-    "git_dirty, env_artifact_id, cache_key, code_digest, context_id, resources"
-)
 
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
-
-
-def _execution(row: Sequence[Any]) -> ExecutionRecord:
-    values = list(row)
-    values[11] = None if values[11] is None else bool(values[11])
-    values[16] = _json(values[16])
-    return ExecutionRecord(*values)
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, default=str)
-
-
-class MetaStore:
+class MetaStore(PipelineQueries):
     """One project's view of a metadata database."""
 
     def __init__(self, url: str, project_name: str, project_root: Path) -> None:
@@ -235,7 +220,7 @@ class MetaStore:
         tx.insert_rows(
             "param",
             "execution_id, key, value",
-            [(execution_id, key, _dump(value)) for key, value in params.items()],
+            [(execution_id, key, dump(value)) for key, value in params.items()],
         )
 
     def add_params(self, execution_id: int, params: dict[str, Any]) -> None:
@@ -267,7 +252,7 @@ class MetaStore:
             "state": state,
             "ended": time.time(),
             "error": error,
-            "resources": None if resources is None else _dump(resources),
+            "resources": None if resources is None else dump(resources),
             "env": env_artifact_id,
             "commit": git_commit,
             "dirty": git_dirty,
@@ -296,7 +281,7 @@ class MetaStore:
         )
         if not rows:
             raise NotFoundError(f"no run with id {execution_id}; run `mlk runs ls` to list runs")
-        return _execution(rows[0])
+        return execution_record(rows[0])
 
     def executions(self, ids: Iterable[int]) -> dict[int, ExecutionRecord]:
         wanted = sorted({int(i) for i in ids})
@@ -304,7 +289,7 @@ class MetaStore:
             return {}
         marks = ", ".join(str(i) for i in wanted)  # integers only: safe to inline
         rows = self._rows(f"SELECT {EXECUTION_COLUMNS} FROM execution WHERE id IN ({marks})")
-        return {row[0]: _execution(row) for row in rows}
+        return {row[0]: execution_record(row) for row in rows}
 
     def list_executions(
         self,
@@ -325,7 +310,7 @@ class MetaStore:
             "ORDER BY id DESC LIMIT :limit",
             params,
         )
-        return [_execution(row) for row in rows]
+        return [execution_record(row) for row in rows]
 
     def params(self, execution_id: int) -> dict[str, Any]:
         rows = self._rows(
@@ -401,7 +386,7 @@ class MetaStore:
                             "digest": digest,
                             "uri": uri,
                             "size": size,
-                            "props": _dump(properties),
+                            "props": dump(properties),
                             "at": now,
                             "by": created_by,
                             "execution": execution_id,
@@ -582,7 +567,7 @@ class MetaStore:
         for digest, props in self._rows("SELECT digest, properties FROM artifact"):
             found.add(digest)
             if props and "objects" in props:
-                extra = _json(props).get("objects")
+                extra = from_json(props).get("objects")
                 if isinstance(extra, dict):
                     found.update(str(v) for v in extra.values())
         return found
@@ -612,226 +597,3 @@ class MetaStore:
             "runs": {s: n for s, n in states},
             "metrics": int(metrics[0][0]),
         }
-
-    # -- pipelines -------------------------------------------------------------------
-
-    def _insert_execution(self, tx: Tx, values: dict[str, Any]) -> int:
-        row = {
-            "project": self.project_id,
-            "context": None,
-            "cache_key": None,
-            "code_digest": None,
-            "ended": None,
-            "error": None,
-            "resources": None,
-            "env": None,
-            **values,
-        }
-        if row["resources"] is not None:
-            row["resources"] = _dump(row["resources"])
-        return tx.insert(
-            "INSERT INTO execution (project_id, context_id, name, type, state, cache_key, "
-            'code_digest, host, pid, "user", started_at, ended_at, error, resources, '
-            "env_artifact_id) VALUES (:project, :context, :name, :type, :state, :cache_key, "
-            ":code_digest, :host, :pid, :user, :started, :ended, :error, :resources, :env)",
-            row,
-        )
-
-    def start_pipeline(
-        self,
-        name: str,
-        *,
-        host: str,
-        pid: int,
-        user: str,
-        params: dict[str, Any],
-        properties: dict[str, Any],
-    ) -> tuple[int, int]:
-        """A pipeline run: its context (grouping its steps) and its execution, in one commit."""
-        import uuid
-
-        now = time.time()
-        with self.write() as tx:
-            context_id = tx.insert(
-                "INSERT INTO context (project_id, type, name, created_at, properties) "
-                "VALUES (:project, 'pipeline_run', :name, :at, :props)",
-                {
-                    "project": self.project_id,
-                    "name": f"{name}-{uuid.uuid4().hex[:16]}",
-                    "at": now,
-                    "props": _dump(properties),
-                },
-            )
-            execution_id = self._insert_execution(
-                tx,
-                {
-                    "context": context_id,
-                    "name": name,
-                    "type": "pipeline",
-                    "state": "running",
-                    "host": host,
-                    "pid": pid,
-                    "user": user,
-                    "started": now,
-                },
-            )
-            if params:
-                self._params(tx, execution_id, params)
-        return execution_id, context_id
-
-    def record_step(
-        self,
-        name: str,
-        *,
-        state: str,
-        context_id: int | None,
-        host: str,
-        pid: int,
-        user: str,
-        params: dict[str, Any] | None = None,
-        inputs: Sequence[int] = (),
-        outputs: Sequence[int] = (),
-        cache_key: str | None = None,
-        code_digest: str | None = None,
-        resources: dict[str, Any] | None = None,
-        env_artifact_id: int | None = None,
-        error: str | None = None,
-        ended: bool = False,
-        metrics: dict[str, float] | None = None,
-        started_at: float | None = None,
-    ) -> int:
-        """A step execution with its params, input and output events, in one commit."""
-        now = time.time()
-        with self.write() as tx:
-            execution_id = self._insert_execution(
-                tx,
-                {
-                    "context": context_id,
-                    "name": name,
-                    "type": "step",
-                    "state": state,
-                    "cache_key": cache_key,
-                    "code_digest": code_digest,
-                    "host": host,
-                    "pid": pid,
-                    "user": user,
-                    "started": started_at if started_at is not None else now,
-                    "ended": now if ended else None,
-                    "error": error,
-                    "resources": resources,
-                    "env": env_artifact_id,
-                },
-            )
-            if params:
-                self._params(tx, execution_id, params)
-            for artifact_id in dict.fromkeys(inputs):
-                self._event(tx, execution_id, artifact_id, "in")
-            for artifact_id in dict.fromkeys(outputs):
-                self._event(tx, execution_id, artifact_id, "out")
-            if metrics:
-                tx.insert_rows(
-                    "metric",
-                    "execution_id, key, step, value, ts",
-                    [(execution_id, k, 0, float(v), now) for k, v in metrics.items()],
-                )
-        return execution_id
-
-    def find_cached(self, cache_key: str) -> ExecutionRecord | None:
-        """The newest step execution that completed (or was reused) with this cache key."""
-        rows = self._rows(
-            f"SELECT {EXECUTION_COLUMNS} FROM execution WHERE project_id = :project "
-            "AND cache_key = :key AND state IN ('completed', 'cached') ORDER BY id DESC LIMIT 1",
-            {"project": self.project_id, "key": cache_key},
-        )
-        return _execution(rows[0]) if rows else None
-
-    def context_executions(self, context_ids: Iterable[int]) -> list[ExecutionRecord]:
-        """Executions of these contexts (a pipeline run and its steps), oldest first."""
-        wanted = sorted({int(i) for i in context_ids})
-        if not wanted:
-            return []
-        marks = ", ".join(str(i) for i in wanted)  # integers only: safe to inline
-        rows = self._rows(
-            f"SELECT {EXECUTION_COLUMNS} FROM execution WHERE context_id IN ({marks}) ORDER BY id"
-        )
-        return [_execution(row) for row in rows]
-
-    def get_context(self, context_id: int) -> dict[str, Any]:
-        rows = self._rows(
-            "SELECT id, type, name, created_at, properties FROM context "
-            "WHERE id = :id AND project_id = :project",
-            {"id": context_id, "project": self.project_id},
-        )
-        if not rows:
-            raise NotFoundError(f"no context {context_id}; run `mlk runs ls` to list runs")
-        r = rows[0]
-        return {
-            "id": r[0],
-            "type": r[1],
-            "name": r[2],
-            "created_at": r[3],
-            "properties": _json(r[4]),
-        }
-
-    def contexts(self, type_: str) -> list[dict[str, Any]]:
-        rows = self._rows(
-            "SELECT id, type, name, created_at, properties FROM context "
-            "WHERE project_id = :project AND type = :type ORDER BY id",
-            {"project": self.project_id, "type": type_},
-        )
-        return [
-            {"id": r[0], "type": r[1], "name": r[2], "created_at": r[3], "properties": _json(r[4])}
-            for r in rows
-        ]
-
-    def put_context(self, type_: str, name: str, properties: dict[str, Any]) -> int:
-        """Create or replace the properties of the context (type, name)."""
-        key = {"project": self.project_id, "type": type_, "name": name}
-        where = "project_id = :project AND type = :type AND name = :name"
-        with self.write() as tx:
-            row = tx.execute(f"SELECT id FROM context WHERE {where}", key).fetchone()
-            if row is None:
-                return tx.insert(
-                    "INSERT INTO context (project_id, type, name, created_at, properties) "
-                    "VALUES (:project, :type, :name, :at, :props)",
-                    {**key, "at": time.time(), "props": _dump(properties)},
-                )
-            tx.execute(
-                f"UPDATE context SET properties = :props WHERE {where}",
-                {**key, "props": _dump(properties)},
-            )
-            return int(row[0])
-
-    def list_runs(
-        self,
-        *,
-        limit: int = 50,
-        state: str | None = None,
-        name: str | None = None,
-        exclude_types: Sequence[str] = ("register", "step"),
-    ) -> list[ExecutionRecord]:
-        where = ["project_id = :project"]
-        params: dict[str, Any] = {"project": self.project_id, "limit": int(limit)}
-        for column, value in (("state", state), ("name", name)):
-            if value is not None:
-                where.append(f"{column} = :{column}")
-                params[column] = value
-        for i, type_ in enumerate(exclude_types):
-            where.append(f"type != :x{i}")
-            params[f"x{i}"] = type_
-        rows = self._rows(
-            f"SELECT {EXECUTION_COLUMNS} FROM execution WHERE {' AND '.join(where)} "
-            "ORDER BY id DESC LIMIT :limit",
-            params,
-        )
-        return [_execution(row) for row in rows]
-
-    def end_executions(self, ids: Iterable[int], state: str, error: str | None) -> None:
-        """Mark still-running executions ended (a run cancelled after its process died)."""
-        with self.write() as tx:
-            for execution_id in ids:
-                tx.execute(
-                    "UPDATE execution SET state = :state, ended_at = :at, error = :error "
-                    "WHERE id = :id AND state = 'running'",
-                    {"state": state, "at": time.time(), "error": error, "id": execution_id},
-                )

@@ -1,0 +1,56 @@
+"""CSV types: parsing with the first block's types gives exactly what Arrow's inference gives.
+
+The reader infers types on the first block only, then parses the file with them, and lets
+Arrow infer throughout when a later block does not fit. These files change type after the
+first block; each must read as plain ``pyarrow.csv.read_csv`` reads it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlkernel.data.readers import ReadOptions, read_source
+from mlkernel.data.sources import sniff
+
+BLOCK = 4096  # small blocks, so that these files span many
+LIMIT = 20  # categories per block
+
+
+def _rows(n: int, start: int = 0) -> str:
+    return "".join(
+        f"{i},{i * 0.5},k{i % 4},2024-01-01 00:00:{i % 60:02d}Z\n" for i in range(start, start + n)
+    )
+
+
+CASES = {
+    "nothing changes": _rows(2000),
+    "an int column gets a float": _rows(1500) + "7.25,1.0,k1,2024-01-01 00:00:00Z\n" + _rows(9),
+    "an int column gets text": _rows(1500) + "n/a?,1.0,k1,2024-01-01 00:00:00Z\n" + _rows(9),
+    "an int column gets an empty field": _rows(1500) + ",1.0,k1,2024-01-01 00:00:00Z\n",
+    "a timestamp gets fractions": _rows(1500) + "1,1.0,k1,2024-01-01 00:00:00.25Z\n",
+    "a category outgrows the limit": _rows(1500)
+    + "".join(f"{i},1.0,u{i},2024-01-01 00:00:00Z\n" for i in range(LIMIT * 2))
+    + _rows(1500),
+    "a category gains a value": _rows(1500) + "1,1.0,new,2024-01-01 00:00:00Z\n" + _rows(9),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_table_is_what_arrow_inference_reads(tmp_path: Path, case: str) -> None:
+    import pyarrow.csv as pacsv
+
+    path = tmp_path / "t.csv"
+    path.write_text("id,price,kind,at\n" + CASES[case])
+    options = ReadOptions(block_size=BLOCK, max_categories=LIMIT)
+    result = read_source(sniff(path), options)
+    expected = pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=BLOCK),
+        convert_options=pacsv.ConvertOptions(
+            auto_dict_encode=True, auto_dict_max_cardinality=LIMIT, strings_can_be_null=False
+        ),
+    ).unify_dictionaries()
+    assert result.table.schema == expected.schema
+    assert result.table.equals(expected)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mlkernel.data import readers
 from mlkernel.data.readers import ReadOptions, read_source
 from mlkernel.data.sources import sniff
 
@@ -37,10 +38,14 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("head", [BLOCK, 700], ids=["head=block", "head<block"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_the_table_is_what_arrow_inference_reads(tmp_path: Path, case: str) -> None:
+def test_the_table_is_what_arrow_inference_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, head: int
+) -> None:
     import pyarrow.csv as pacsv
 
+    monkeypatch.setattr(readers, "HEAD_BYTES", head)  # types from part of the first block
     path = tmp_path / "t.csv"
     path.write_text("id,price,kind,at\n" + CASES[case])
     options = ReadOptions(block_size=BLOCK, max_categories=LIMIT)

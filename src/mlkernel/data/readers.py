@@ -22,6 +22,7 @@ __all__ = ["BAD_ROW_MODES", "BadRow", "ReadOptions", "ReadResult", "read_source"
 BAD_ROW_MODES = ("fail", "skip", "quarantine")
 BLOCK_SIZE = 4 << 20
 MAX_BLOCK = 1 << 30
+HEAD_BYTES = 1 << 20  # the rows whose types are inferred before the whole file is parsed
 DEFAULT_MAX_CATEGORIES = 1000
 
 
@@ -104,17 +105,18 @@ def _input(source: Source) -> Any:
 
 
 def _read_csv(source: Source, options: ReadOptions, block: int) -> tuple[Any, list[BadRow]]:
-    """Parse with the types Arrow infers from the first block; infer throughout if need be.
+    """Parse with the types Arrow infers from the first rows; infer throughout if need be.
 
     Arrow's reader, left to infer, keeps checking every block for a wider type (an int64
     column that turns out to hold "1.5" becomes double) and pays ~50% more for it. Most
-    files keep their types, so we infer on the first block alone — the very block Arrow
-    would start from — and parse the file with those types. If a later value does not fit
-    (the parse fails), or a category column outgrows ``max_categories`` in some block
-    (where inference would have turned it into text), we parse again letting Arrow infer.
-    A parse that succeeds therefore gives what inference gives, for the cost of one.
+    files keep their types, so we infer on the first rows alone (:data:`HEAD_BYTES`, the
+    start of the block Arrow infers from) and parse the file with those types. If a later
+    value does not fit (the parse fails), or a category column outgrows ``max_categories``
+    in some block (where inference would have turned it into text), we parse again letting
+    Arrow infer. A parse that succeeds therefore gives what inference gives, at the cost
+    of one; tests/data/test_types.py compares the two.
     """
-    types = _first_block_types(source, options, block)
+    types = _first_rows_types(source, options, block)
     if types:
         try:
             table, bad = _parse_csv(source, options, block, {**types, **options.column_types})
@@ -197,19 +199,21 @@ def _parse_csv(
     return table, bad
 
 
-def _first_block_types(source: Source, options: ReadOptions, block: int) -> dict[str, Any]:
-    """The types Arrow infers from the file's first block (columns it cannot tell left out).
+def _first_rows_types(source: Source, options: ReadOptions, block: int) -> dict[str, Any]:
+    """The types Arrow infers from the file's first rows (columns it cannot tell left out).
 
-    Empty when the block holds no complete row or does not parse: then Arrow infers.
+    The rows are the start of Arrow's first block, so a type that fits every value of the
+    file is the type Arrow's inference settles on. Empty when they do not parse.
     """
     import io
 
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    size = min(block, HEAD_BYTES)
     with _input(source) as stream:
-        head = stream.read(block)
-    if len(head) == block:  # the block ends mid-row: keep whole lines, as Arrow's chunker does
+        head = stream.read(size)
+    if len(head) == size:  # it ends mid-row: keep whole lines
         head = head[: head.rfind(b"\n") + 1]
     bad: list[BadRow] = []
     read_opts, parse_opts, convert_opts = _csv_options(

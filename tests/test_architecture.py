@@ -154,6 +154,17 @@ def _commands() -> list[str]:
     return names
 
 
+def test_command_table_is_complete() -> None:
+    """`mlk COMMAND` loads only COMMANDS[COMMAND]'s module: the table must name them all."""
+    from mlkernel.cli.main import COMMANDS, build_parser
+
+    top = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(top) == set(COMMANDS)
+    for command, module in COMMANDS.items():
+        alone = build_parser(command)._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+        assert command in alone, f"mlkernel.cli.{module} does not register {command!r}"
+
+
 def test_every_command_is_documented() -> None:
     text = (DOCS / "cli.md").read_text()
     missing = [c for c in _commands() if f"mlk {c}" not in text]

@@ -7,34 +7,58 @@ imports only argparse at top level, so ``mlk --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
-from types import ModuleType
 
 from mlkernel import __version__
-from mlkernel.cli import alias, artifacts, pipelines, project, run, runs, triggers
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
 INTERNAL_ERROR = 70
 INTERRUPTED = 130
 
-GROUPS: tuple[ModuleType, ...] = (project, artifacts, alias, runs, run, pipelines, triggers)
+#: Each top-level command and the module (in mlkernel.cli) that registers it. A run of
+#: `mlk COMMAND` imports and registers only that module: building all 17 groups costs
+#: ~15 ms, a tenth of a no-op `mlk run` (tests/test_architecture.py keeps this complete).
+COMMANDS: dict[str, str] = {
+    "init": "project",
+    "status": "project",
+    "gc": "project",
+    "ls": "artifacts",
+    "show": "artifacts",
+    "get": "artifacts",
+    "verify": "artifacts",
+    "lineage": "artifacts",
+    "alias": "alias",
+    "runs": "runs",
+    "run": "run",
+    "pipelines": "pipelines",
+    "triggers": "triggers",
+    "data": "data",
+    "mode": "mode",
+    "policy": "policy",
+    "doctor": "doctor",
+}
+_TAKES_VALUE = ("-C", "--project")
 
 
-def _optional_groups() -> tuple[ModuleType, ...]:
-    """Command groups owned by capability packages, added as they land."""
-    found: list[ModuleType] = []
-    for name in ("data", "mode", "policy", "doctor"):
-        try:
-            found.append(__import__(f"mlkernel.cli.{name}", fromlist=["register"]))
-        except ImportError:
-            continue
-    return tuple(found)
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv`` (the first positional), if there is one."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _TAKES_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with a known ``command``, only that command's module is loaded."""
     parser = argparse.ArgumentParser(
         prog="mlk",
         description="mlkernel: an operating-system layer for machine-learning projects.",
@@ -52,14 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show tracebacks instead of one-line errors"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (*GROUPS, *_optional_groups()):
-        group.register(sub)
+    modules = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
+        importlib.import_module(f"mlkernel.cli.{name}").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_in(arguments))
+    args = parser.parse_args(arguments)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2 if args.command is None else 0

@@ -1,7 +1,6 @@
 """Parsing one source into an Arrow table with Arrow's multi-threaded readers.
 
-Arrow reads the file itself (no byte passes through Python) while a thread hashes it. The
-fast path runs once; only when something is wrong do the slower diagnostics in
+Arrow reads the file itself (no byte passes through Python). The fast path runs once; only when something is wrong do the slower diagnostics in
 :mod:`mlkernel.data.diagnose` run, to name the line. A row too large for the read block
 (say a 10 MB field) makes Arrow fail with "straddling object"; we retry with a block
 big enough to hold it.
@@ -9,12 +8,13 @@ big enough to hold it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlkernel.data import diagnose
-from mlkernel.data.sources import Hasher, Source
+from mlkernel.data.sources import Source, Watch
 from mlkernel.errors import UsageError
 
 __all__ = ["BAD_ROW_MODES", "BadRow", "ReadOptions", "ReadResult", "read_source"]
@@ -57,7 +57,6 @@ class BadRow:
 @dataclass(slots=True)
 class ReadResult:
     table: Any  # pyarrow.Table
-    digest: str  # sha256 of the source's raw bytes
     bad_rows: list[BadRow] = field(default_factory=list)
 
 
@@ -70,8 +69,8 @@ def read_source(
 ) -> ReadResult:
     """Parse ``source``; raise a one-line :class:`UsageError` naming the line on bad input.
 
-    The parser reads the file natively; a :class:`Hasher` thread hashes its bytes beside
-    it and reports progress through ``on_read(bytes, lines)``.
+    The parser reads the file natively; ``on_read(bytes, lines)`` hears how far it got
+    (see :class:`Watch`). Hashing the source is the caller's (:class:`Hasher`).
     """
     import pyarrow as pa
 
@@ -82,29 +81,45 @@ def read_source(
         "json": _read_json_array,
         "parquet": _read_parquet,
     }
+    watch = Watch(source, on_read, count_lines=count_lines) if on_read is not None else None
     block = options.block_size
-    with Hasher(source, on_read, count_lines=count_lines) as hasher:
-        while True:
-            try:
-                table, bad = readers[source.format](source, options, block)
-                break
-            except pa.ArrowInvalid as exc:
-                if "straddl" in str(exc) and block < MAX_BLOCK and block < source.size * 2:
-                    block *= 16  # a row longer than the block: read again with bigger blocks
-                    continue
-                raise
-        digest = hasher.finish()
-    return ReadResult(_normalise(source, table, options), digest, bad)
+    while True:
+        try:
+            table, bad = readers[source.format](source, options, block, watch)
+            break
+        except pa.ArrowInvalid as exc:
+            if "straddl" in str(exc) and block < MAX_BLOCK and block < source.size * 2:
+                block *= 16  # a row longer than the block: read again with bigger blocks
+                continue
+            raise
+    if watch is not None:
+        watch.done()
+    return ReadResult(_normalise(source, table, options), bad)
 
 
-def _input(source: Source) -> Any:
+@contextlib.contextmanager
+def _input(source: Source, watch: Watch | None = None) -> Iterator[Any]:
     """The file as an Arrow stream, decompressed natively (no byte passes through Python)."""
     import pyarrow as pa
 
-    return pa.input_stream(str(source.path), compression=source.compression)
+    raw = pa.OSFile(str(source.path))
+    stream = (
+        raw if source.compression is None else pa.CompressedInputStream(raw, source.compression)
+    )
+    try:
+        if watch is None:
+            yield stream
+        else:
+            with watch.follow(raw):
+                yield stream
+    finally:
+        stream.close()
+        raw.close()
 
 
-def _read_csv(source: Source, options: ReadOptions, block: int) -> tuple[Any, list[BadRow]]:
+def _read_csv(
+    source: Source, options: ReadOptions, block: int, watch: Watch | None
+) -> tuple[Any, list[BadRow]]:
     """Parse with the types Arrow infers from the first rows; infer throughout if need be.
 
     Arrow's reader, left to infer, keeps checking every block for a wider type (an int64
@@ -119,14 +134,16 @@ def _read_csv(source: Source, options: ReadOptions, block: int) -> tuple[Any, li
     types = _first_rows_types(source, options, block)
     if types:
         try:
-            table, bad = _parse_csv(source, options, block, {**types, **options.column_types})
+            table, bad = _parse_csv(
+                source, options, block, {**types, **options.column_types}, watch
+            )
         except _CsvError:
             pass  # a value later on needs another type (or the file is bad): infer
         else:
             if _categories_fit(table, types, options.max_categories):
                 return _checked_csv(source, options, table, bad)
     try:
-        table, bad = _parse_csv(source, options, block, options.column_types)
+        table, bad = _parse_csv(source, options, block, options.column_types, watch)
     except _CsvError as exc:
         raise _csv_problem(source, options, exc) from None
     return _checked_csv(source, options, table, bad)
@@ -173,7 +190,7 @@ def _csv_options(
 
 
 def _parse_csv(
-    source: Source, options: ReadOptions, block: int, types: dict[str, Any]
+    source: Source, options: ReadOptions, block: int, types: dict[str, Any], watch: Watch | None
 ) -> tuple[Any, list[BadRow]]:
     """One multi-threaded parse of the whole file.
 
@@ -185,7 +202,7 @@ def _parse_csv(
     bad: list[BadRow] = []
     read_opts, parse_opts, convert_opts = _csv_options(source, options, block, types, bad)
     try:
-        with _input(source) as stream:
+        with _input(source, watch) as stream:
             table = pacsv.read_csv(
                 stream,
                 read_options=read_opts,
@@ -277,7 +294,9 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "cannot be parsed"
 
 
-def _read_ndjson(source: Source, options: ReadOptions, block: int) -> tuple[Any, list[BadRow]]:
+def _read_ndjson(
+    source: Source, options: ReadOptions, block: int, watch: Watch | None
+) -> tuple[Any, list[BadRow]]:
     import pyarrow as pa
     import pyarrow.json as pajson
 
@@ -285,7 +304,7 @@ def _read_ndjson(source: Source, options: ReadOptions, block: int) -> tuple[Any,
     parse_opts = pajson.ParseOptions(explicit_schema=explicit, unexpected_field_behavior="infer")
     read_opts = pajson.ReadOptions(block_size=block, use_threads=True)
     try:
-        with _input(source) as stream:
+        with _input(source, watch) as stream:
             table = pajson.read_json(stream, read_options=read_opts, parse_options=parse_opts)
     except pa.ArrowInvalid as exc:
         if "straddl" in str(exc):
@@ -320,12 +339,14 @@ def _ndjson_salvage(source: Source, options: ReadOptions, block: int) -> tuple[A
     return table, bad
 
 
-def _read_json_array(source: Source, options: ReadOptions, block: int) -> tuple[Any, list[BadRow]]:
+def _read_json_array(
+    source: Source, options: ReadOptions, block: int, watch: Watch | None
+) -> tuple[Any, list[BadRow]]:
     import io
 
     import polars as pl
 
-    with _input(source) as stream:
+    with _input(source, watch) as stream:
         data = stream.read()
     try:
         frame = pl.read_json(io.BytesIO(data), infer_schema_length=None)
@@ -337,7 +358,9 @@ def _read_json_array(source: Source, options: ReadOptions, block: int) -> tuple[
     return table, []
 
 
-def _read_parquet(source: Source, options: ReadOptions, block: int) -> tuple[Any, list[BadRow]]:
+def _read_parquet(
+    source: Source, options: ReadOptions, block: int, watch: Watch | None
+) -> tuple[Any, list[BadRow]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -2,8 +2,8 @@
 
 A source is one file. :func:`expand` turns a path, a directory or a glob into sorted
 files; :func:`sniff` names its format and compression from its magic bytes (falling back
-on the extension); :class:`Hasher` hashes the raw bytes (the source digest) beside the
-parser, reports progress and notices a file that changes while it is read.
+on the extension); :class:`Watch` reports how far the parser has read, and
+:class:`Hasher` hashes the raw bytes (the source digest) and notices a file that changed.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlkernel.errors import ConflictError, NotFoundError, UsageError
 
-__all__ = ["FORMATS", "Hasher", "Source", "expand", "file_sha256", "sniff"]
+__all__ = ["FORMATS", "Hasher", "Source", "Watch", "expand", "file_sha256", "sniff"]
 
 FORMATS = ("csv", "tsv", "ndjson", "json", "parquet")
 _COMPRESSED = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2"}
@@ -145,69 +146,137 @@ def _decompressed_head(path: Path, compression: str) -> bytes:
 
 
 class Hasher:
-    """Hashes a source's raw bytes on a thread of its own while the parser reads the file.
+    """Hashes sources' raw bytes, one after another, on a thread of its own.
 
-    The parser opens the file itself (natively, multi-threaded) instead of pulling every
-    byte through Python; this thread reads it a second time from the page cache, which
-    costs a memory copy, and hashes it (``hashlib`` releases the GIL), filling the gaps the
-    parser's threads leave. ``on_read(bytes, lines)`` is called after every chunk (for
-    progress; lines are counted only when ``count_lines``). :meth:`finish` returns the
-    SHA-256 and refuses a file whose size, mtime or inode changed since it was found.
+    Ingest starts it once the parse is done, beside the writing of the Arrow file: the
+    parse keeps both cores, and the hash fills the one the writer leaves. (Run during the
+    parse, it slowed the parse by more than its own cost.) :meth:`finish` returns the
+    SHA-256 of each source and refuses a file whose size, mtime or inode changed since it
+    was found — so a file changed after the parser read it is refused too.
     """
 
-    def __init__(
-        self,
-        source: Source,
-        on_read: Callable[[int, int], None] | None = None,
-        *,
-        count_lines: bool = False,
-    ) -> None:
-        self.source = source
-        self.bytes_read = 0
-        self._on_read = on_read
-        self._lines = count_lines and source.compression is None
+    def __init__(self, sources: list[Source]) -> None:
+        self.sources = sources
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mlk-source-hash", daemon=True)
-        self._digest = ""
+        self._digests: list[str] = []
+        self._read: list[int] = []
         self._error: BaseException | None = None
 
     def _run(self) -> None:
-        hasher = hashlib.sha256()
         buffer = bytearray(HASH_CHUNK)
         view = memoryview(buffer)
         try:
-            with self.source.path.open("rb", buffering=0) as handle:
-                while not self._stop.is_set():
-                    n = handle.readinto(buffer)
-                    if not n:
-                        break
-                    hasher.update(view[:n])
-                    self.bytes_read += n
-                    if self._on_read is not None:
-                        self._on_read(n, buffer.count(b"\n", 0, n) if self._lines else 0)
+            for source in self.sources:
+                hasher = hashlib.sha256()
+                total = 0
+                with source.path.open("rb", buffering=0) as handle:
+                    while not self._stop.is_set() and (n := handle.readinto(buffer)):
+                        hasher.update(view[:n])
+                        total += n
+                self._digests.append(hasher.hexdigest())
+                self._read.append(total)
         except BaseException as exc:  # re-raised by finish(), in the caller's thread
             self._error = exc
-        self._digest = hasher.hexdigest()
 
-    def finish(self) -> str:
-        """The source digest, once every byte is hashed; refuse if the file changed."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        if self.source.changed() or self.bytes_read != self.source.size:
-            raise ConflictError(
-                f"{self.source.path} changed while it was being read; add it again once "
-                "nothing is writing to it"
-            )
-        return self._digest
-
-    def __enter__(self) -> Hasher:
+    def start(self) -> Hasher:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()  # a failed parse: stop hashing
+    def finish(self) -> list[str]:
+        """The digests, once every byte is hashed; refuse if a file changed."""
         self._thread.join()
+        if self._error is not None:
+            raise self._error
+        for source, size in zip(self.sources, self._read, strict=True):
+            if source.changed() or size != source.size:
+                raise ConflictError(
+                    f"{source.path} changed while it was being read; add it again once "
+                    "nothing is writing to it"
+                )
+        return self._digests
+
+    def __enter__(self) -> Hasher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()  # a failure elsewhere: stop hashing
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+class Watch:
+    """Reports how far a parser has read a file, from a thread that polls its position.
+
+    The parser reads natively; every :data:`POLL` seconds this calls ``on_read(bytes,
+    lines)`` with what was read since the last call (lines estimated from the file's
+    first MiB). A position reached twice (a parse run again) is not counted twice, and
+    :meth:`done` reports the rest of the file.
+    """
+
+    POLL = 0.1
+
+    def __init__(
+        self, source: Source, on_read: Callable[[int, int], None], *, count_lines: bool
+    ) -> None:
+        self._source = source
+        self._on_read = on_read
+        self._reached = 0
+        self._per_byte = _lines_per_byte(source) if count_lines else 0.0
+        self._lock = threading.Lock()
+
+    def report(self, position: int) -> None:
+        with self._lock:
+            if position <= self._reached:
+                return
+            delta, self._reached = position - self._reached, position
+        self._on_read(delta, round(delta * self._per_byte))
+
+    def follow(self, raw: Any) -> _Polling:
+        """Poll ``raw.tell()`` (the compressed position for compressed files) until closed."""
+        return _Polling(self, raw)
+
+    def done(self) -> None:
+        self.report(self._source.size)
+
+
+class _Polling:
+    def __init__(self, watch: Watch, raw: Any) -> None:
+        self._watch = watch
+        self._raw = raw
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mlk-progress", daemon=True)
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(Watch.POLL):
+            try:
+                position = self._raw.tell()
+            except (OSError, ValueError):  # closed under us: the parse is over
+                return
+            try:
+                self._watch.report(position)
+            except BaseException as exc:  # the callback's: raised in the parser's thread
+                self._error = exc
+                return
+
+    def __enter__(self) -> _Polling:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._error is not None and kind is None:
+            raise self._error
+
+
+def _lines_per_byte(source: Source) -> float:
+    if source.compression is not None:
+        return 0.0
+    with source.path.open("rb") as handle:
+        head = handle.read(1 << 20)
+    return head.count(b"\n") / len(head) if head else 0.0
 
 
 def file_sha256(path: Path) -> str:

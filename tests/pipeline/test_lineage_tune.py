@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlkernel.kernel import Kernel
+from mlkernel.testing import need
 
 Writer = Callable[[Path, str, str], Path]
 
@@ -96,3 +97,25 @@ def test_tuning_records_trials_and_passes_the_best_on(
     assert tune.metrics == {"loss": min(losses)}
     again = k.pipelines.run("pipes/churn.py:tuned", executor="inline", ml_mode=False)
     assert again.steps["train.tune"].state == "cached"
+
+
+def test_ray_tune_on_the_ray_executor(k: Kernel, write: Writer, tmp_path: Path) -> None:
+    """On the ray executor, `mlk.tune` searches with Ray Tune; trials are executions too."""
+    try:
+        import ray
+        import ray.tune
+    except ImportError:
+        need(False, "Ray Tune is not installed; install ray[tune] to test tuning on Ray")
+        raise
+    _project(k, write, tmp_path)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        result = k.pipelines.run("pipes/churn.py:tuned", executor="ray", ml_mode=False)
+    finally:
+        ray.shutdown()
+    assert result.state == "completed", result.error
+    trials = [s for s in k.pipelines.steps(result.id) if ".trial-" in s["name"]]
+    assert len(trials) == 6
+    losses = [k.run_info(t["id"])["metrics"]["loss"]["last"] for t in trials]
+    assert all(0.01 <= k.run_info(t["id"])["params"]["lr"] <= 1.0 for t in trials)
+    assert abs(k.load("model:churn")["lr"] - 0.3) == min(losses)

@@ -65,6 +65,18 @@ class _Value:
         fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
         return f"{type(self).__name__}({fields})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle (Ray ships steps to its workers) would restore slots through
+        # __setattr__, which refuses; rebuild through object.__setattr__ instead.
+        return (_rebuild, (type(self), self._key()))
+
+
+def _rebuild(cls: type[_Value], values: tuple[Any, ...]) -> _Value:
+    obj = object.__new__(cls)
+    for name, value in zip(cls.__slots__, values, strict=True):
+        object.__setattr__(obj, name, value)
+    return obj
+
 
 class Ref(_Value):
     """An input of a pipeline: an artifact reference (``dataset:train@3``,

@@ -35,6 +35,7 @@ LAYERS = {
     "errors": 0,
     "refs": 0,
     "config": 0,
+    "fsutil": 0,
     "meta": 1,
     "artifacts": 1,
     "sched": 2,
@@ -52,7 +53,7 @@ LAYERS = {
 }
 EXEMPT = {"__init__", "__main__", "testing"}
 # sched depends on nothing but the OS and the foundations (DESIGN.md).
-ONLY = {"sched": {"errors", "refs", "config", "sched"}}
+ONLY = {"sched": {"errors", "refs", "config", "fsutil", "sched"}}
 
 
 def test_importing_the_cli_loads_no_heavy_library() -> None:

@@ -8,8 +8,6 @@ validated by their packages.
 from __future__ import annotations
 
 import difflib
-import os
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +22,6 @@ __all__ = [
     "find_root",
     "load_config",
     "render_config",
-    "write_atomic",
 ]
 
 CONFIG_FILE = "mlkernel.toml"
@@ -202,23 +199,3 @@ def render_config(name: str, metadata: str = "sqlite") -> str:
         f"flush_rows = {DEFAULT_FLUSH_ROWS}\n"
         f"flush_seconds = {DEFAULT_FLUSH_SECONDS}\n"
     )
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -25,9 +25,9 @@ from mlkernel.config import (
     find_root,
     load_config,
     render_config,
-    write_atomic,
 )
 from mlkernel.errors import ConflictError, NotFoundError, UsageError
+from mlkernel.fsutil import write_atomic
 from mlkernel.refs import Ref, parse_ref, validate_alias, validate_kind, validate_name
 
 if TYPE_CHECKING:

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mlkernel.errors import IntegrityError, NotFoundError, UsageError
+from mlkernel.fsutil import fsync_dir
 
-__all__ = ["GCReport", "ObjectStore", "file_digest", "fsync_dir"]
+__all__ = ["GCReport", "ObjectStore", "file_digest"]
 
 CHUNK = 1 << 20
 TMP_MAX_AGE = 3600.0  # temporary files older than this are leftovers of a crash
@@ -30,15 +31,6 @@ TMP_MAX_AGE = 3600.0  # temporary files older than this are leftovers of a crash
 def file_digest(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or unlink inside ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)

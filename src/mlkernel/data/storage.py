@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlkernel.fsutil import pid_alive
+
 if TYPE_CHECKING:
     from mlkernel.artifacts.store import ObjectStore
 
@@ -56,16 +58,6 @@ def temp_path(folder: Path, what: str) -> Path:
     return folder / f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}.{what}"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep(folder: Path) -> list[Path]:
     """Remove temporary files left by ingests whose process has died."""
     removed: list[Path] = []
@@ -75,7 +67,7 @@ def sweep(folder: Path) -> list[Path]:
         if not entry.name.startswith(PREFIX):
             continue
         pid_text = entry.name[len(PREFIX) :].split("-", 1)[0]
-        if not pid_text.isdigit() or _alive(int(pid_text)):
+        if not pid_text.isdigit() or pid_alive(int(pid_text)):
             continue
         entry.unlink(missing_ok=True)
         removed.append(entry)

@@ -132,7 +132,7 @@ class MonitorService:
         html: Path | None = None,
     ) -> DriftReport:
         """Compute drift, store the HTML and JSON report with lineage to both versions."""
-        from mlkernel.config import write_atomic
+        from mlkernel.fsutil import write_atomic
         from mlkernel.monitor.profile import DatasetProfile
         from mlkernel.monitor.report import build_report
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mlkernel.errors import ConflictError, NotFoundError, UsageError
+from mlkernel.fsutil import pid_alive
 
 if TYPE_CHECKING:
     from mlkernel.kernel import Kernel
@@ -254,7 +255,7 @@ class PipelineService:
             raise ConflictError(
                 f"run {run_id} runs on host {record.host}; cancel it there with `mlk runs cancel`"
             )
-        if _alive(record.pid):
+        if pid_alive(record.pid):
             os.kill(record.pid, signal.SIGINT)
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
@@ -289,13 +290,3 @@ class PipelineService:
         from mlkernel.pipeline.triggers import fire
 
         return fire(self._k, name, echo=echo)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

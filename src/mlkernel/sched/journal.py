@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mlkernel.fsutil import fsync_dir
 from mlkernel.sched import knobs
 
 __all__ = [
@@ -174,11 +175,7 @@ class Journal:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
-            dfd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            fsync_dir(self.directory)
 
 
 Reader = Callable[[str, str], str]

@@ -89,7 +89,7 @@ def environment(cache_dir: Path | None = None) -> Environment:
     if payload is None:
         payload = _describe()
         if cache_file is not None:
-            from mlkernel.config import write_atomic
+            from mlkernel.fsutil import write_atomic
 
             try:
                 cache_file.parent.mkdir(parents=True, exist_ok=True)

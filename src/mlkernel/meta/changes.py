@@ -18,6 +18,8 @@ import re
 import sqlite3
 from typing import Any, Protocol
 
+from mlkernel.meta.db import BUSY_TIMEOUT_S
+
 __all__ = ["ChangeWatcher", "watcher_for"]
 
 _WAL_HEADER = 48
@@ -30,8 +32,14 @@ class ChangeWatcher(Protocol):
 
 class SQLiteWatcher:
     def __init__(self, path: str) -> None:
+        # The store's readers' long busy timeout: under heavy writing a reader can meet a
+        # busy WAL index, and sqlite3's default (5 s) would give up.
         self._conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            f"file:{path}?mode=ro",
+            uri=True,
+            timeout=BUSY_TIMEOUT_S,
+            check_same_thread=False,
+            isolation_level=None,
         )
         self._version = self._data_version()
         self._shm_path = f"{path}-shm"

@@ -346,8 +346,13 @@ def _register(
         )
         quarantine = None
         if quarantine_blob is not None:
-            quarantine = _register_file(
-                k, f"{name}.quarantine", quarantine_blob, execution, {"format": "ndjson"}
+            quarantine = k.log_artifact(
+                quarantine_blob,
+                kind="file",
+                name=f"{name}.quarantine",
+                properties={"format": "ndjson"},
+                execution_id=execution,
+                dedupe=False,
             )
             props["quarantine"] = quarantine.ref
         props["bad_rows"] = len(bad)
@@ -375,25 +380,5 @@ def _register(
         "completed",
         resources={"seconds": round(seconds, 3), "rows": rows, "rows_per_s": rows / seconds},
     )
-    k.table.note_artifact(record)
-    if quarantine is not None:
-        k.table.note_artifact(quarantine)
+    k.table.note_artifact(record)  # log_artifact noted the quarantine file already
     return IngestResult(record, True, rows, seconds, bad, quarantine)
-
-
-def _register_file(
-    k: Kernel, name: str, blob: bytes, execution: int, props: dict[str, Any]
-) -> ArtifactRecord:
-    digest, size = k.objects.put_bytes(blob)
-    record, _ = k.meta.register_artifact(
-        "file",
-        name,
-        digest=digest,
-        uri=k.objects.uri(digest),
-        size=size,
-        properties=props,
-        created_by=k.user,
-        execution_id=execution,
-        dedupe=False,
-    )
-    return record

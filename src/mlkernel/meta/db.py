@@ -108,9 +108,6 @@ class SQLiteDatabase:
         with self._read_lock:
             yield _SQLiteTx(self._reader)
 
-    def notify(self, tx: Tx, channel: str) -> None:
-        """Nothing to do: readers see commits through the WAL index (``changes.py``)."""
-
     def integrity_errors(self) -> tuple[type[BaseException], ...]:
         return (sqlite3.IntegrityError,)
 
@@ -178,9 +175,6 @@ class PostgresDatabase:
     def read(self) -> Iterator[_PostgresTx]:
         with self._read_lock:
             yield _PostgresTx(self._reader)
-
-    def notify(self, tx: Tx, channel: str) -> None:
-        tx.execute(f"NOTIFY {channel}")
 
     def integrity_errors(self) -> tuple[type[BaseException], ...]:
         return (self._psycopg2.IntegrityError,)

@@ -27,11 +27,10 @@ from mlkernel.meta.rows import (
     from_json,
 )
 
-__all__ = ["NOTIFY_CHANNEL", "MetaStore"]
+__all__ = ["MetaStore"]
 
 T = TypeVar("T")
 
-NOTIFY_CHANNEL = "mlk_meta"
 _MIGRATE_LOCK_KEY = 7_160_417  # pg_advisory_lock key serialising first-time migrations
 
 
@@ -141,14 +140,12 @@ class MetaStore(PipelineQueries):
             )
 
     @contextmanager
-    def write(self, notify: bool = False) -> Iterator[Tx]:
-        """A write transaction; ``notify`` tells other processes' in-memory tables."""
+    def write(self) -> Iterator[Tx]:
+        """A write transaction (other processes' tables see it through ``changes.py``)."""
         integrity = self.db.integrity_errors()
         try:
             with self.db.write() as tx:
                 yield tx
-                if notify:
-                    self.db.notify(tx, NOTIFY_CHANNEL)
         except integrity:
             raise
         except self.db.storage_errors() as exc:
@@ -362,7 +359,7 @@ class MetaStore(PipelineQueries):
         key = {"project": self.project_id, "kind": kind, "name": name}
         for attempt in range(50):
             try:
-                with self.write(notify=True) as tx:
+                with self.write() as tx:
                     latest = tx.execute(
                         f"SELECT {ARTIFACT_COLUMNS} FROM artifact WHERE project_id = :project "
                         "AND kind = :kind AND name = :name ORDER BY version DESC LIMIT 1",
@@ -455,7 +452,7 @@ class MetaStore(PipelineQueries):
         key = {"project": self.project_id, "kind": kind, "name": name, "alias": alias_name}
         where = "project_id = :project AND kind = :kind AND name = :name AND alias = :alias"
         now = time.time()
-        with self.write(notify=True) as tx:
+        with self.write() as tx:
             row = tx.execute(f"SELECT version FROM alias WHERE {where}", key).fetchone()
             before = None if row is None else int(row[0])
             values = {**key, "version": version, "at": now, "by": by}
@@ -487,7 +484,7 @@ class MetaStore(PipelineQueries):
     def remove_alias(self, kind: str, name: str, alias_name: str, by: str) -> int:
         key = {"project": self.project_id, "kind": kind, "name": name, "alias": alias_name}
         where = "project_id = :project AND kind = :kind AND name = :name AND alias = :alias"
-        with self.write(notify=True) as tx:
+        with self.write() as tx:
             row = tx.execute(f"SELECT version FROM alias WHERE {where}", key).fetchone()
             if row is None:
                 raise NotFoundError(

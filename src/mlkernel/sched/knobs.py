@@ -9,7 +9,10 @@ target             knob                            value
 ``tid:<n>``        ``nice``                        ``"-20"`` .. ``"19"`` (one thread)
 ``tid:<n>``        ``policy``                      ``"other"``, ``"batch"``, ``"idle"``
 ``tid:<n>``        ``ioprio``                      ``"none/0"``, ``"be/4"``, ``"idle/0"`` ...
-``pid:<n>``        ``autogroup``                   the session's autogroup nice
+``pid:<n>``        ``autogroup``                   the session's autogroup nice, ``"none"``
+                                                  when the process has no autogroup of its
+                                                  own (its session never called setsid(),
+                                                  as under PID 1: the root group)
 ``pid:<n>``        ``cgroup:<ctrl>:<mount>``       the cgroup path under the mount, ``"/x/y"``
 ``path:<dir>``     a file name (``cpu.shares``)    the file's content
 =================  ==============================  =========================================
@@ -79,8 +82,9 @@ def read(target: str, knob: str) -> str:
             raise ProcessLookupError(n) from exc
         return f"{_IOCLASS_NAMES[int(ioclass)]}/{int(value)}"
     if knob == "autogroup":
-        # "/autogroup-126 nice 0"
-        return read_text(PROC / str(n) / "autogroup").split()[-1]
+        # "/autogroup-126 nice 0"; empty in the root group (no setsid)
+        words = read_text(PROC / str(n) / "autogroup").split()
+        return words[-1] if words else "none"
     if knob.startswith("cgroup:"):
         _, controller, _mount = knob.split(":", 2)
         return _cgroup_of(n, controller)
@@ -115,7 +119,8 @@ def write(target: str, knob: str, value: str) -> None:
         except psutil.AccessDenied as exc:
             raise PermissionError(f"ioprio of {n}: {exc}") from exc
     elif knob == "autogroup":
-        write_text(PROC / str(n) / "autogroup", value)
+        if value != "none":  # "none": not in an autogroup, nothing to restore
+            write_text(PROC / str(n) / "autogroup", value)
     elif knob.startswith("cgroup:"):
         _, _controller, mount = knob.split(":", 2)
         write_text(Path(mount + value) / "cgroup.procs", str(n))

@@ -198,7 +198,7 @@ class MLMode:
         privileged = self.report.privileged
         if self.groups is not None:
             self._set("hold", f"pid:{pid}", self.groups.member_knob, self.groups.relpath("batch"))
-        elif privileged and self.report.autogroup:
+        elif privileged and self.report.autogroup and self._in_autogroup(pid):
             self._set("hold", f"pid:{pid}", "autogroup", "19")
         limit = self.report.rlimit_nice
         for tid in _proc.threads(pid):
@@ -210,6 +210,15 @@ class MLMode:
                     self._set("hold", target, "nice", "19")
             self._set("hold", target, "policy", "idle" if privileged else "batch")
             self._set("hold", target, "ioprio", "idle/0")
+
+    @staticmethod
+    def _in_autogroup(pid: int) -> bool:
+        """A session that never called setsid() shares the root group, whose weight the
+        kernel refuses to change (EINVAL): its autogroup nice cannot be set."""
+        try:
+            return knobs.read(f"pid:{pid}", "autogroup") != "none"
+        except OSError:
+            return False
 
     def _set(self, claim: str, target: str, knob: str, value: str) -> None:
         try:

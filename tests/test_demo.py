@@ -1,20 +1,39 @@
 """`make demo` keeps working: the example runs end to end (the ML-mode part has its own
 tests in tests/sched)."""
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
 
 
-def test_demo_runs_end_to_end() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "demo.py"), "--no-ml-mode"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    from mlkernel.sched.client import SOCKET_NAME, Client, ping
+
+    # The demo's pipeline runs start the scheduler controller (ML mode for the process
+    # executor); give it a runtime dir of its own, and stop it afterwards.
+    controller = tmp_path / "mlkernel"
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    try:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "demo.py"), "--no-ml-mode"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+    finally:
+        if ping(controller / SOCKET_NAME):
+            with Client(controller, autostart=False) as c:
+                c.call("shutdown")
+    for _ in range(100):  # it restores what it changed, then exits
+        if not ping(controller / SOCKET_NAME):
+            break
+        time.sleep(0.05)
+    assert not ping(controller / SOCKET_NAME), "the demo's scheduler controller is still running"
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "dataset:churn-train@1" in out

@@ -36,6 +36,7 @@ LAYERS = {
     "refs": 0,
     "config": 0,
     "fsutil": 0,
+    "digest": 0,
     "meta": 1,
     "artifacts": 1,
     "sched": 2,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from blake3 import blake3
 
 from mlkernel.errors import UsageError
 from mlkernel.kernel import Kernel
@@ -36,7 +36,7 @@ def test_csv_is_ingested_with_inferred_types(
     }
     assert props["categories"]["city"] == ["a", "b", "c"]
     assert props["source"] == str(path.resolve())
-    assert props["source_digest"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert props["source_digest"] == blake3(path.read_bytes()).hexdigest()
     # One object, the Arrow file, hashed while it was written: its digest is its content's.
     assert props["objects"] == {"ipc": result.record.digest}
     assert props["bytes"] == props["ipc_bytes"] == result.record.size

@@ -1,4 +1,4 @@
-"""Content-addressed objects under ``.mlkernel/objects/ab/cdef...`` (SHA-256).
+"""Content-addressed objects under ``.mlkernel/objects/ab/cdef...`` (BLAKE3, :mod:`mlkernel.digest`).
 
 A write goes to a temporary file in ``objects/tmp``, is fsynced, renamed into place and
 made read-only, so an object either exists whole or not at all; identical content is
@@ -7,7 +7,6 @@ stored once. Directories are stored as a deterministic tar (sorted names, zeroed
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import stat
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from mlkernel import digest as digests
 from mlkernel.errors import IntegrityError, NotFoundError, UsageError
 from mlkernel.fsutil import fsync_dir
 
@@ -29,8 +29,7 @@ TMP_MAX_AGE = 3600.0  # temporary files older than this are leftovers of a crash
 
 
 def file_digest(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+    return digests.of_file(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +46,8 @@ class ObjectStore:
         self.tmp = root / "tmp"
 
     def path(self, digest: str) -> Path:
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            raise UsageError(f"{digest!r} is not a SHA-256 digest (64 lowercase hex characters)")
+        if not digests.is_digest(digest):
+            raise UsageError(f"{digest!r} is not a BLAKE3 digest (64 lowercase hex characters)")
         return self.root / digest[:2] / digest[2:]
 
     def uri(self, digest: str) -> str:
@@ -60,7 +59,7 @@ class ObjectStore:
     # -- writing ---------------------------------------------------------------------
 
     def adopt(self, tmp_path: Path, digest: str) -> Path:
-        """Move a finished, fsynced temporary file whose SHA-256 is ``digest`` into place.
+        """Move a finished, fsynced temporary file whose digest is ``digest`` into place.
 
         For writers that hash while they write (e.g. dataset ingest); the file must be on
         the store's file system (``self.tmp`` is). If the object exists, the file goes.
@@ -77,7 +76,7 @@ class ObjectStore:
 
     def _write_stream(self, chunks: Iterable[bytes]) -> tuple[str, int]:
         self.tmp.mkdir(parents=True, exist_ok=True)
-        hasher = hashlib.sha256()
+        hasher = digests.new()
         size = 0
         fd, name = tempfile.mkstemp(dir=self.tmp, prefix="obj-")
         tmp_path = Path(name)
@@ -97,7 +96,7 @@ class ObjectStore:
         return digest, size
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
-        digest = hashlib.sha256(data).hexdigest()
+        digest = digests.of_bytes(data)
         if self.exists(digest):
             return digest, len(data)
         return self._write_stream([data])
@@ -127,7 +126,7 @@ class ObjectStore:
                 "or re-create the artifact"
             ) from None
         if verify:
-            actual = hashlib.file_digest(handle, "sha256").hexdigest()
+            actual = digests.of_file(path)
             if actual != digest:
                 handle.close()
                 raise IntegrityError(

@@ -87,7 +87,7 @@ def _show(args: argparse.Namespace) -> int:
     out = console()
     out.print(f"[bold]{info['ref']}[/]")
     rows: list[tuple[str, Any]] = [
-        ("digest", f"sha256:{info['digest']}"),
+        ("digest", f"blake3:{info['digest']}"),
         ("size", human_bytes(info["size"])),
         ("created", f"{human_time(info['created_at'])} by {info['created_by']}"),
         ("versions", ", ".join(map(str, info["versions"]))),

@@ -165,7 +165,7 @@ def _show(args: argparse.Namespace) -> int:
             "source",
             f"{props.get('source')} ({props.get('format')}, {human_bytes(props.get('source_bytes', 0))})",
         ),
-        ("digest", f"sha256:{info['digest']}"),
+        ("digest", f"blake3:{info['digest']}"),
         ("created", f"{human_time(info['created_at'])} by {info['created_by']}"),
         ("versions", ", ".join(map(str, info["versions"]))),
         ("aliases", ", ".join(f"{a}→{v}" for a, v in info["aliases"].items()) or "-"),

@@ -17,7 +17,6 @@ is made on first need unless asked for.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -31,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 from mlkernel.data import schema as schemas
 from mlkernel.data.progress import Meter
 from mlkernel.data.readers import BAD_ROW_MODES, BadRow, ReadOptions, memory_pool, read_source
-from mlkernel.data.sources import Hasher, Source, expand, file_sha256, sniff
+from mlkernel.data.sources import Hasher, Source, expand, sniff
 from mlkernel.data.storage import Written, commit, sweep, uncommit, write_ipc, write_parquet
+from mlkernel.digest import of_bytes, of_file
 from mlkernel.errors import UsageError
 from mlkernel.refs import validate_name
 
@@ -175,8 +175,8 @@ def _unchanged(
         return None
     if props.get("source_stat") != _stat_key(sources):
         return None
-    digests = [file_sha256(s.path) for s in sources]
-    return latest if _combine(sources, digests) == props.get("source_digest") else None
+    found = [of_file(s.path) for s in sources]
+    return latest if _combine(sources, found) == props.get("source_digest") else None
 
 
 def _jsonable(value: Any) -> Any:
@@ -187,7 +187,7 @@ def _combine(sources: list[Source], digests: list[str]) -> str:
     if len(sources) == 1:
         return digests[0]
     text = "".join(f"{s.path.name}\0{d}\n" for s, d in zip(sources, digests, strict=True))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return of_bytes(text.encode())
 
 
 def _read_all(

@@ -9,7 +9,6 @@ on the extension); :class:`Watch` reports how far the parser has read, and
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 import threading
 from collections.abc import Callable
@@ -17,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlkernel import digest as digests
 from mlkernel.errors import ConflictError, NotFoundError, UsageError
 
-__all__ = ["FORMATS", "Hasher", "Source", "Watch", "expand", "file_sha256", "sniff"]
+__all__ = ["FORMATS", "Hasher", "Source", "Watch", "expand", "sniff"]
 
 FORMATS = ("csv", "tsv", "ndjson", "json", "parquet")
 _COMPRESSED = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2"}
@@ -151,7 +151,7 @@ class Hasher:
     Ingest starts it once the parse is done, beside the writing of the Arrow file: the
     parse keeps both cores, and the hash fills the one the writer leaves. (Run during the
     parse, it slowed the parse by more than its own cost.) :meth:`finish` returns the
-    SHA-256 of each source and refuses a file whose size, mtime or inode changed since it
+    digest of each source and refuses a file whose size, mtime or inode changed since it
     was found — so a file changed after the parser read it is refused too.
     """
 
@@ -168,7 +168,7 @@ class Hasher:
         view = memoryview(buffer)
         try:
             for source in self.sources:
-                hasher = hashlib.sha256()
+                hasher = digests.new()
                 total = 0
                 with source.path.open("rb", buffering=0) as handle:
                     while not self._stop.is_set() and (n := handle.readinto(buffer)):
@@ -277,8 +277,3 @@ def _lines_per_byte(source: Source) -> float:
     with source.path.open("rb") as handle:
         head = handle.read(1 << 20)
     return head.count(b"\n") / len(head) if head else 0.0
-
-
-def file_sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -15,7 +15,6 @@ on first need from the mapped Arrow file (:func:`parquet_copy`).
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import stat
 import threading
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlkernel import digest as digests
 from mlkernel.fsutil import pid_alive
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class _Follower:
 
     def __init__(self, path: Path) -> None:
         self._fd = os.open(path, os.O_RDONLY)
-        self._hash = hashlib.sha256()
+        self._hash = digests.new()
         self._done = 0
         self._ready = 0
         self._closed = False
@@ -127,7 +127,7 @@ class _Follower:
             self._error = exc
 
     def finish(self) -> str:
-        """Make the file durable while the hash catches up; return the SHA-256."""
+        """Make the file durable while the hash catches up; return the digest."""
         with self._wake:
             self._closed = True
             self._wake.notify()
@@ -222,8 +222,6 @@ def write_parquet(table: Any, folder: Path) -> Written:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mlkernel.data.sources import file_sha256
-
     path = temp_path(folder, "parquet")
     text_like = [
         f.name for f in table.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)
@@ -241,7 +239,7 @@ def write_parquet(table: Any, folder: Path) -> Written:
             os.fsync(fd)
         finally:
             os.close(fd)
-        return Written(path, file_sha256(path), path.stat().st_size)
+        return Written(path, digests.of_file(path), path.stat().st_size)
     except BaseException:
         path.unlink(missing_ok=True)
         raise

@@ -1,18 +1,12 @@
 """Writing one object the way :class:`mlkernel.artifacts.store.ObjectStore` does, with
-nothing but ``os``: the process worker stores every step's output, and importing the
-object store (tempfile, tarfile, hashlib's OpenSSL) would cost it several milliseconds a
-step. Same layout, same guarantees: a temporary file in ``objects/tmp``, fsynced, made
+nothing but ``os`` and ``blake3``: the process worker stores every step's output, and
+importing the object store (tempfile, tarfile) would cost it milliseconds a step. Same layout, same guarantees: a temporary file in ``objects/tmp``, fsynced, made
 read-only, renamed to ``objects/ab/cdef...``, the folder fsynced. A test checks that the
 object store finds what this writes."""
 
 from __future__ import annotations
 
 import os
-
-try:  # the built-in SHA-256: no OpenSSL to load
-    from _sha256 import sha256  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - Python builds without it
-    from hashlib import sha256
 
 __all__ = ["object_path", "put_bytes"]
 
@@ -30,7 +24,9 @@ def _fsync_dir(path: str) -> None:
 
 
 def put_bytes(root: str, data: bytes) -> tuple[str, int]:
-    digest = sha256(data).hexdigest()
+    from blake3 import blake3  # the store's digest (mlkernel.digest)
+
+    digest = blake3(data).hexdigest()
     final = object_path(root, digest)
     if os.path.exists(final):
         return digest, len(data)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from mlkernel import digest as digests
+
 __all__ = ["Environment", "GitState", "ProvenanceProbe", "environment", "git_state"]
 
 
@@ -98,7 +100,7 @@ def environment(cache_dir: Path | None = None) -> Environment:
                 pass  # a read-only project still tracks; it only re-lists next time
     doc = json.loads(payload)
     env = Environment(
-        digest=hashlib.sha256(payload).hexdigest(),
+        digest=digests.of_bytes(payload),
         payload=payload,
         summary=f"{doc['implementation']} {doc['python']}, {len(doc['packages'])} distributions",
     )

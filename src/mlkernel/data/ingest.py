@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlkernel.data import schema as schemas
+from mlkernel.data import tables
 from mlkernel.data.progress import Meter
 from mlkernel.data.readers import BAD_ROW_MODES, BadRow, ReadOptions, memory_pool, read_source
 from mlkernel.data.sources import Hasher, Source, expand, sniff
@@ -272,20 +273,7 @@ def _properties(
     ipc: Written,
     parquet: Written | None,
 ) -> dict[str, Any]:
-    import pyarrow as pa
-
-    described = schemas.describe(table.schema)
-    changes = None
-    if latest is not None:
-        changes = {
-            "from_version": latest.version,
-            **schemas.diff_schemas(latest.properties.get("schema", []), described),
-        }
-    categories = {
-        f.name: table.column(f.name).chunk(0).dictionary.to_pylist()
-        for f in table.schema
-        if pa.types.is_dictionary(f.type) and table.column(f.name).num_chunks
-    }
+    described = tables.describe(table, ipc, parquet)  # as pipeline steps' versions record
     return {
         "format": sources[0].format,
         "compression": sources[0].compression,
@@ -299,15 +287,8 @@ def _properties(
             for s, d in list(zip(sources, digests, strict=True))[:MAX_LISTED_FILES]
         ],
         "source_stat": _stat_key(sources),
-        "rows": table.num_rows,
-        "columns": table.num_columns,
-        "schema": described,
-        "categories": categories,
-        "bytes": ipc.size + (parquet.size if parquet else 0),
-        "ipc_bytes": ipc.size,
-        **({"parquet_bytes": parquet.size} if parquet else {}),
-        "objects": {"ipc": ipc.digest, **({"parquet": parquet.digest} if parquet else {})},
-        "schema_changes": changes,
+        **described,
+        "schema_changes": tables.schema_changes(latest, described["schema"]),
         "options": _jsonable(options.key()),
     }
 

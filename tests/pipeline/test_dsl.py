@@ -93,7 +93,7 @@ def test_mistakes_are_named() -> None:
 
         branching.build()
     with pytest.raises(UsageError, match="cannot be produced by a step"):
-        mlk.step(name="x", output="dataset:x")(lambda: 1)
+        mlk.step(name="x", output="env:x")(lambda: 1)
     with pytest.raises(UsageError, match="retries"):
         mlk.step(name="x", retries=-1)(lambda: 1)
 

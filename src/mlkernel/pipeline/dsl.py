@@ -35,8 +35,9 @@ __all__ = [
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: kinds a step's output may be stored as (datasets come from ``k.data.add``).
-OUTPUT_KINDS = ("step", "model", "report", "file", "profile")
+#: kinds a step's output may be stored as (a ``dataset`` output must be a table, see
+#: :mod:`mlkernel.data.tables`).
+OUTPUT_KINDS = ("step", "model", "report", "file", "profile", "dataset")
 
 
 class Metrics(dict[str, float]):
@@ -176,7 +177,7 @@ def _check_options(name: str, retries: int, timeout: float | None, output: str |
         if kind and kind not in OUTPUT_KINDS:
             raise UsageError(
                 f"step {name}: output kind {kind!r} cannot be produced by a step; "
-                f"use one of {', '.join(OUTPUT_KINDS)} (add datasets with `mlk data add`)"
+                f"use one of {', '.join(OUTPUT_KINDS)}"
             )
         validate_name(out_name, "step output name")
 

@@ -311,7 +311,8 @@ class Runner:
                     args[pname] = {"none": True}
                     digests[pname] = None
                     continue
-                args[pname] = self._artifact_arg(record, not _wants_handle(fn, pname))
+                as_value = record.kind != "dataset" and not _wants_handle(fn, pname)
+                args[pname] = self._artifact_arg(record, as_value)
             elif isinstance(value, Ref):
                 record = self._resolve_ref(value)
                 as_value = record.properties.get("format") == "pickle" and not _wants_handle(
@@ -437,6 +438,7 @@ class Runner:
             "cache": str(self.k.config.state_dir / "cache"),
             "args": prepared.args,
             "timeout": node.options.timeout,
+            "output": node.step.output,
         }
         if self.executor_name != "inline":
             spec["target"] = self._target(node)
@@ -536,11 +538,14 @@ class Runner:
         if output is None:
             return None
         options = node.options
+        name = options.output_name or options.name
         properties = {k: v for k, v in output.items() if k not in ("digest", "size")}
+        if options.output_kind == "dataset":
+            properties.update(self._dataset_properties(node, name, properties))
         properties.update({"pipeline": self.graph.name, "step": node.name})
         record, _ = self.k.meta.register_artifact(
             options.output_kind,
-            options.output_name or options.name,
+            name,
             digest=output["digest"],
             uri=self.k.objects.uri(output["digest"]),
             size=int(output["size"]),
@@ -550,6 +555,19 @@ class Runner:
         )
         self.k.table.note_artifact(record)
         return record
+
+    def _dataset_properties(
+        self, node: Node, name: str, properties: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What a dataset version records beyond its table (the worker described that)."""
+        from mlkernel.data.tables import schema_changes
+
+        versions = self.k.table.versions("dataset", name)
+        previous = versions[-1] if versions else None
+        return {
+            "source": f"step {node.name}",
+            "schema_changes": schema_changes(previous, properties.get("schema", [])),
+        }
 
     def _store_log(self, active: _Active) -> int | None:
         path = active.sink.path

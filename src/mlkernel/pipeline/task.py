@@ -10,13 +10,15 @@ A task spec is JSON::
     {"step": "train", "target": {"module": "pipelines.train", "qualname": "train",
      "file": null, "sys_path": ["/project"]}, "objects": "/project/.mlkernel/objects",
      "cache": "/project/.mlkernel/cache", "args": {"data": {"artifact": {...}, "as": "value"},
-     "lr": {"value": 0.1}}}
+     "lr": {"value": 0.1}}, "output": "model:churn"}
 
 and the result::
 
     {"ok": true, "output": {"digest": "...", "size": 12, "format": "pickle",
      "python_type": "builtins.dict"} | null, "metrics": {"auc": 0.9} | null,
      "wall_s": 0.01, "max_rss_kb": 41000, "error": null}
+
+A ``dataset:`` output's description also holds the version's properties (rows, schema, ...).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-__all__ = ["Artifact", "encode_output", "import_target", "load_args", "run_spec"]
+__all__ = ["Artifact", "OutputError", "encode_output", "import_target", "load_args", "run_spec"]
 
 
 class Artifact:
@@ -143,8 +145,20 @@ def load_args(args: dict[str, Any], objects: str, cache: str | None = None) -> d
     return loaded
 
 
-def encode_output(value: Any, objects: str) -> tuple[dict[str, Any] | None, Any]:
-    """Store a step's return value; return (output description, metrics or None)."""
+class OutputError(Exception):
+    """A step's return value cannot be stored as its output; the message names the step
+    and the fix, so it is the step's whole error (no type, no location)."""
+
+
+def encode_output(
+    value: Any, objects: str, *, step: str = "?", output: str | None = None
+) -> tuple[dict[str, Any] | None, Any]:
+    """Store a step's return value; return (output description, metrics or None).
+
+    ``output`` is the artifact it becomes (``"dataset:train"``); a dataset's value is
+    converted to an Arrow table and stored as the version's Arrow IPC file, as an ingest
+    stores it (:func:`mlkernel.data.tables.write_version`), the others as they are.
+    """
     from mlkernel.pipeline._objects import put_bytes
     from mlkernel.pipeline.dsl import Metrics
 
@@ -162,6 +176,8 @@ def encode_output(value: Any, objects: str) -> tuple[dict[str, Any] | None, Any]
         metrics = {str(k): float(v) for k, v in metrics.items()}
     if value is None:
         return None, metrics
+    if output is not None and output.startswith("dataset:"):
+        return _dataset_output(value, objects, step, output), metrics
     pathlib = sys.modules.get("pathlib")  # a Path output means pathlib is loaded already
     if pathlib is not None and isinstance(value, pathlib.PurePath):
         from mlkernel.artifacts.store import ObjectStore
@@ -177,6 +193,19 @@ def encode_output(value: Any, objects: str) -> tuple[dict[str, Any] | None, Any]
         digest, size = put_bytes(objects, pickle.dumps(value, protocol=5))
         fmt = {"format": "pickle", "python_type": f"{cls.__module__}.{cls.__qualname__}"}
     return {"digest": digest, "size": size, **fmt}, metrics
+
+
+def _dataset_output(value: Any, objects: str, step: str, output: str) -> dict[str, Any]:
+    # Only here, for dataset outputs, do pyarrow (and the data layer) load in the worker.
+    from pathlib import Path
+
+    from mlkernel.data.tables import write_version
+    from mlkernel.errors import UsageError
+
+    try:
+        return write_version(value, Path(objects), f"step {step}", output)
+    except UsageError as exc:
+        raise OutputError(str(exc)) from None
 
 
 def _where(tb: Any) -> str:
@@ -199,8 +228,13 @@ def run_spec(spec: dict[str, Any], fn: Any = None) -> dict[str, Any]:
         func = getattr(target, "fn", target)
         kwargs = load_args(spec["args"], objects, cache)
         value = func(**kwargs)
-        output, metrics = encode_output(value, objects)
+        output, metrics = encode_output(
+            value, objects, step=spec["step"], output=spec.get("output")
+        )
         result: dict[str, Any] = {"ok": True, "output": output, "metrics": metrics, "error": None}
+    except OutputError as exc:
+        print(f"mlk: {exc}", file=sys.stderr)
+        result = {"ok": False, "output": None, "metrics": None, "error": str(exc)[:500]}
     except Exception as exc:
         import traceback
 

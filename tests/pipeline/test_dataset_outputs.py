@@ -114,6 +114,12 @@ def test_steps_make_dataset_versions_that_flow_on(k: Kernel, write: Writer) -> N
     for text in ("model:churn@1", "step train", "dataset:train@1", "step prepare", "dataset:raw@1"):
         assert text in shown
     assert k.data.show("train")["used_by"] == ["model:churn@1"]
+    shown = subprocess.run(
+        [str(Path(sys.executable).with_name("mlk")), "-C", str(k.root), "data", "show", "train"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    source = next(line for line in shown.splitlines() if line.lstrip().startswith("source"))
+    assert source.split()[1:] == ["step", "prepare"]  # no source file, so no size
 
     again = _run(k)
     assert {s.state for s in again.steps.values()} == {"cached"}

@@ -163,7 +163,9 @@ def _show(args: argparse.Namespace) -> int:
         ("size", _sizes(props, human_bytes)),
         (
             "source",
-            f"{props.get('source')} ({props.get('format')}, {human_bytes(props.get('source_bytes', 0))})",
+            f"{props.get('source')} ({props.get('format')}, {human_bytes(props['source_bytes'])})"
+            if "source_bytes" in props  # a version a pipeline step made has no source file
+            else f"{props.get('source')}",
         ),
         ("digest", f"blake3:{info['digest']}"),
         ("created", f"{human_time(info['created_at'])} by {info['created_by']}"),

@@ -413,7 +413,6 @@ def _cast(source: Source, table: Any, types: dict[str, Any]) -> Any:
 def _normalise(source: Source, table: Any, options: ReadOptions) -> Any:
     """Checks and conversions every format shares."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     seen: dict[str, int] = {}
     for i, name in enumerate(table.column_names):
@@ -451,14 +450,26 @@ def _normalise(source: Source, table: Any, options: ReadOptions) -> Any:
             and source.format in ("ndjson", "json", "parquet")
             and fld.name not in options.column_types
         ):
-            column = table.column(i)
-            distinct = pc.count_distinct(column).as_py()
-            if distinct <= options.max_categories and distinct * 2 <= table.num_rows:
-                table = table.set_column(
-                    i,
-                    pa.field(fld.name, pa.dictionary(pa.int32(), pa.string())),
-                    column.dictionary_encode(),
-                )
+            encoded = _as_category(table.column(i), options.max_categories, table.num_rows)
+            if encoded is not None:
+                table = table.set_column(i, pa.field(fld.name, encoded.type), encoded)
     if any(pa.types.is_dictionary(f.type) for f in table.schema):
         table = table.unify_dictionaries(memory_pool())
     return table
+
+
+def _as_category(column: Any, limit: int, rows: int) -> Any | None:
+    """A text column as a category column, if it has at most ``limit`` distinct values
+    and is not mostly unique; else None.
+
+    One pass, the encoding itself (counting the values first cost a second hash pass);
+    a first chunk that already holds too many values rules the column out at a fraction
+    of that.
+    """
+    import pyarrow.compute as pc
+
+    if column.num_chunks == 0 or pc.count_distinct(column.chunk(0)).as_py() > limit:
+        return None
+    encoded = column.dictionary_encode()
+    distinct = max(len(chunk.dictionary) for chunk in encoded.chunks)
+    return encoded if distinct <= limit and distinct * 2 <= rows else None

@@ -10,7 +10,8 @@ from __future__ import annotations
 import codecs
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlkernel.errors import UsageError
@@ -173,10 +174,11 @@ def _json_kind(value: Any) -> str | None:
 
 
 class _Kinds:
-    """The first JSON type seen per field, and where."""
+    """The first JSON type seen per field, and where; fields in ``free`` may change type."""
 
-    def __init__(self, unit: str) -> None:
+    def __init__(self, unit: str, free: Collection[str] = ()) -> None:
         self.unit = unit
+        self.free = free
         self.first: dict[str, tuple[str, int]] = {}
 
     def check(self, record: Any, where: int) -> str | None:
@@ -184,69 +186,124 @@ class _Kinds:
             return f"{self.unit} {where} is not a JSON object"
         for key, value in record.items():
             kind = _json_kind(value)
-            if kind is None:
+            if kind is None or key in self.free:
                 continue
             seen = self.first.setdefault(key, (kind, where))
             if seen[0] != kind:
                 return (
                     f"field {key!r} is {seen[0]} on {self.unit} {seen[1]} but {kind} on "
-                    f"{self.unit} {where}; make it one type in every record"
+                    f"{self.unit} {where}; make it one type in every record, or declare "
+                    "its type with --schema"
                 )
         return None
 
 
-def ndjson_problem(source: Source, arrow_message: str) -> str:
-    kinds = _Kinds("line")
-    for number, raw in enumerate(lines(source), 1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except ValueError as exc:
-            return (
-                f"{source.path}: line {number} is not valid JSON ({exc}); fix it, or pass "
-                "--on-bad-rows skip (or quarantine) to set such lines aside"
-            )
-        problem = kinds.check(record, number)
-        if problem is not None:
-            return f"{source.path}: {problem}"
-    first = arrow_message.strip().splitlines()[0] if arrow_message.strip() else "parse error"
-    return f"{source.path}: {first}; fix the file"
+@dataclass(slots=True)
+class JsonLines:
+    """An NDJSON file's lines that are JSON objects, and the others."""
+
+    good: bytes
+    bad: list[BadRow]
+    names: list[str]  # the fields, in the order they first appear
 
 
-def split_ndjson(source: Source) -> tuple[bytes, list[BadRow]]:
-    """(the good lines, the bad ones) for skip/quarantine."""
+def split_ndjson(
+    source: Source, *, keep_bad: bool, as_text: Collection[str] = frozenset()
+) -> JsonLines:
+    """The lines that are JSON objects; the others set aside, or refused unless ``keep_bad``.
+
+    Values of the fields in ``as_text`` that are not strings are written as JSON text (1
+    becomes "1", a number as the file writes it), so that Arrow reads those fields as text
+    whatever their JSON type; a type change in any other field is refused, naming both
+    lines.
+    """
     from mlkernel.data.readers import BadRow
 
+    kinds = _Kinds("line", as_text)
     good: list[bytes] = []
     bad: list[BadRow] = []
+    names: dict[str, None] = {}
     for number, raw in enumerate(lines(source), 1):
         if not raw.strip():
             continue
+        problem: str | None = None
         try:
             record = json.loads(raw)
         except ValueError as exc:
-            bad.append(BadRow(number, raw.decode("utf-8", "replace").rstrip("\n"), str(exc)))
+            problem = f"is not valid JSON ({exc})"
+        else:
+            if not isinstance(record, dict):
+                problem = "is not a JSON object"
+        if problem is not None:
+            if not keep_bad:
+                raise UsageError(
+                    f"{source.path}: line {number} {problem}; fix it, or pass --on-bad-rows "
+                    "skip (or quarantine) to set such lines aside"
+                )
+            bad.append(BadRow(number, raw.decode("utf-8", "replace").rstrip("\r\n"), problem))
             continue
-        if not isinstance(record, dict):
-            bad.append(BadRow(number, raw.decode("utf-8", "replace").rstrip("\n"), "not an object"))
-            continue
-        good.append(raw if raw.endswith(b"\n") else raw + b"\n")
-    return b"".join(good), bad
+        changed = kinds.check(record, number)
+        if changed is not None:
+            raise UsageError(f"{source.path}: {changed}")
+        names.update(dict.fromkeys(record))
+        if any(record.get(k) is not None and not isinstance(record[k], str) for k in as_text):
+            good.append(_as_text(raw, record, as_text))
+        else:
+            good.append(raw if raw.endswith(b"\n") else raw + b"\n")
+    return JsonLines(b"".join(good), bad, list(names))
 
 
-def json_array_problem(source: Source, data: bytes, message: str) -> str:
+def _as_text(raw: bytes, record: dict[str, Any], fields: Collection[str]) -> bytes:
+    """``raw`` written again with the values of ``fields`` as JSON strings (null stays null)."""
+    written = json.loads(raw, parse_int=str, parse_float=str, parse_constant=str)
+    return json.dumps(_text_values(record, written, fields)).encode() + b"\n"
+
+
+def _text_values(
+    record: dict[str, Any], written: dict[str, Any], fields: Collection[str]
+) -> dict[str, Any]:
+    """``record`` with the values of ``fields`` as text: a number as ``written`` has it
+    (1.50 stays "1.50"), true as "true", an array or object as its JSON."""
+    out = dict(record)
+    for key in fields:
+        value = record.get(key)
+        if value is None or isinstance(value, str):
+            continue
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, int | float):
+            out[key] = written[key]
+        else:
+            out[key] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return out
+
+
+def json_array_as_text(source: Source, data: bytes, message: str, declared: set[str]) -> bytes:
+    """The JSON array ``data`` with the ``declared`` fields' values written as JSON text.
+
+    Polars could not read it (``message``); raise a one-line :class:`UsageError` naming the
+    record unless the only fields that change type are declared ones.
+    """
     try:
         records = json.loads(data)
     except ValueError as exc:
         line = getattr(exc, "lineno", None)
-        return f"{source.path}: line {line} is not valid JSON ({exc}); fix the file"
+        raise UsageError(
+            f"{source.path}: line {line} is not valid JSON ({exc}); fix the file"
+        ) from None
     if not isinstance(records, list):
-        return f"{source.path} is not a JSON array of objects; give one object per record"
-    kinds = _Kinds("record")
+        raise UsageError(
+            f"{source.path} is not a JSON array of objects; give one object per record"
+        )
+    kinds = _Kinds("record", declared)
     for index, record in enumerate(records, 1):
         problem = kinds.check(record, index)
         if problem is not None:
-            return f"{source.path}: {problem}"
-    first = message.strip().splitlines()[0] if message.strip() else "cannot be read"
-    return f"{source.path}: {first}"
+            raise UsageError(f"{source.path}: {problem}")
+    if not declared:
+        first = message.strip().splitlines()[0] if message.strip() else "cannot be read"
+        raise UsageError(f"{source.path}: {first}; fix the file")
+    written = json.loads(data, parse_int=str, parse_float=str, parse_constant=str)
+    return json.dumps(
+        [_text_values(r, w, declared) for r, w in zip(records, written, strict=True)]
+    ).encode()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from mlkernel.data import readers
 from mlkernel.errors import ConflictError, UsageError
 from mlkernel.kernel import Kernel
 
@@ -56,13 +59,78 @@ def test_malformed_ndjson_lines_can_be_quarantined(sqlite_project: Kernel, write
     assert result.rows == 2 and [b.line for b in result.bad_rows] == [2]
 
 
+OPEN_QUOTE = 'a,b\n1,2\n3,"x\n4,5\n7,8\n'
+
+
 def test_an_unterminated_quote_is_reported_at_its_line(project: Kernel, write: Write) -> None:
-    with pytest.raises(UsageError, match=r"the quote opened on line 3 is never closed"):
-        project.data.add(write("q.csv", 'a,b\n1,2\n3,"x\n4,5\n7,8\n'), progress=False)
+    with pytest.raises(UsageError) as refused:
+        project.data.add(write("q.csv", OPEN_QUOTE), progress=False)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert re.search(
+        r"the quote opened on line 3 is never closed; close it or remove the stray", message
+    )
+    assert "--on-bad-rows skip (or quarantine)" in message
     _nothing_left(project)
     # A quoted newline that is closed is data, not an error.
     ok = project.data.add(write("ok.csv", 'a,b\n1,"x\ny"\n4,5\n'), progress=False)
     assert project.data.open(ok.ref).column("b").to_pylist() == ["x\ny", "5"]
+
+
+def test_skip_sets_aside_the_line_that_opens_the_quote(project: Kernel, write: Write) -> None:
+    result = project.data.add(write("q.csv", OPEN_QUOTE), on_bad_rows="skip", progress=False)
+    assert [(b.line, b.text) for b in result.bad_rows] == [(3, '3,"x')]
+    table = project.data.open(result.ref)
+    assert table.to_pydict() == {"a": [1, 4, 7], "b": [2, 5, 8]}  # b read as numbers again
+
+
+def test_quarantine_keeps_open_quotes_with_the_other_bad_rows(
+    project: Kernel, write: Write
+) -> None:
+    text = 'a,b\n1,2\n"x,3\n4,5\n6,7,8\n9,"y\n10,11\n12,13\n'
+    result = project.data.add(write("q.csv", text), on_bad_rows="quarantine", progress=False)
+    assert result.quarantine is not None
+    kept = [json.loads(line) for line in project.load("file:q.quarantine").splitlines()]
+    assert [(r["line"], r["text"]) for r in kept] == [(3, '"x,3'), (5, "6,7,8"), (6, '9,"y')]
+    assert "quote" in kept[0]["problem"] and "fields" in kept[1]["problem"]
+    assert project.data.open(result.ref).column("a").to_pylist() == [1, 4, 10, 12]
+
+
+def test_an_open_quote_after_a_closed_multiline_value(project: Kernel, write: Write) -> None:
+    text = 'a,b\n1,"x\ny"\n3,"open\n4,5\n'
+    result = project.data.add(write("q.csv", text), on_bad_rows="skip", progress=False)
+    assert [b.line for b in result.bad_rows] == [4]  # the file's line, past the value's break
+    assert project.data.open(result.ref).column("b").to_pylist() == ["x\ny", "5"]
+
+
+def test_open_quotes_in_a_compressed_file_are_set_aside(project: Kernel, write: Write) -> None:
+    rows = "".join(f"{i},{i}\n" for i in range(4, 2000))
+    text = 'a,b\n1,2\n3,"x\n' + rows + '9,"y\n' + rows
+    path = write("q.csv.gz", gzip.compress(text.encode()))
+    result = project.data.add(path, on_bad_rows="skip", progress=False)
+    assert [b.line for b in result.bad_rows] == [3, 2000]
+    assert result.rows == 1 + 2 * len(range(4, 2000))
+
+
+def test_too_many_open_quotes_are_refused(project: Kernel, write: Write) -> None:
+    limit = readers.MAX_OPEN_QUOTES
+
+    def lines(n: int) -> str:  # every other line opens a quote
+        return "a,b\n" + "".join(f'{i},"x\n{i},{i}\n' for i in range(n))
+
+    with pytest.raises(UsageError, match=rf"more than {limit} lines open a quote .*line 2"):
+        project.data.add(write("q.csv", lines(limit + 1)), on_bad_rows="skip", progress=False)
+    result = project.data.add(write("r.csv", lines(limit)), on_bad_rows="skip", progress=False)
+    assert [b.line for b in result.bad_rows] == list(range(2, 2 * limit + 2, 2))
+    assert result.rows == limit
+
+
+@pytest.mark.parametrize("text", ['a,"b\n1,2\n3,4\n', 'a,"b\n1,2\n3,"4\n'])
+def test_a_quote_open_in_the_header_is_refused(
+    sqlite_project: Kernel, write: Write, text: str
+) -> None:
+    with pytest.raises(UsageError, match=r"quote opened on line 1 is never closed; .* header"):
+        sqlite_project.data.add(write("h.csv", text), on_bad_rows="skip", progress=False)
 
 
 def test_non_utf8_bytes_are_refused_naming_the_line(project: Kernel, write: Write) -> None:
@@ -129,3 +197,17 @@ def test_a_file_that_changes_while_read_is_refused(
     with pytest.raises(ConflictError, match="changed while it was being read"):
         project.data.add(path, progress=append_once)
     _nothing_left(project)
+
+
+def test_the_cli_quarantines_an_open_quote(
+    tmp_path: Path, write: Write, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mlkernel
+    from mlkernel.cli.main import main
+
+    mlkernel.init(tmp_path / "proj", name="proj").close()
+    root, path = str(tmp_path / "proj"), str(write("q.csv", OPEN_QUOTE))
+    assert main(["-C", root, "data", "add", path]) == 2
+    assert "the quote opened on line 3 is never closed" in capsys.readouterr().err
+    assert main(["-C", root, "data", "add", path, "--on-bad-rows", "quarantine", "-q"]) == 0
+    assert "set aside 1 bad rows into file:q.quarantine@1 (lines 3)" in capsys.readouterr().err

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +24,16 @@ if TYPE_CHECKING:
 CHUNK = 1 << 20
 
 
-def raw_chunks(source: Source) -> Iterator[bytes]:
-    """The decompressed bytes of ``source``, in chunks."""
+def raw_chunks(source: Source, offset: int = 0) -> Iterator[bytes]:
+    """The decompressed bytes of ``source`` from byte ``offset`` on, in chunks."""
     import pyarrow as pa
 
     with pa.input_stream(str(source.path), compression=source.compression) as stream:
+        if stream.seekable():
+            stream.seek(offset)
+        else:  # compressed: decompress up to the offset
+            while offset > 0 and (skipped := len(stream.read(min(offset, CHUNK)))):
+                offset -= skipped
         while True:
             chunk = stream.read(CHUNK)
             if not chunk:
@@ -35,10 +41,10 @@ def raw_chunks(source: Source) -> Iterator[bytes]:
             yield chunk
 
 
-def lines(source: Source) -> Iterator[bytes]:
-    """The lines of ``source`` with their line ends."""
+def lines(source: Source, offset: int = 0) -> Iterator[bytes]:
+    """The lines of ``source`` with their line ends, from byte ``offset`` (a line start) on."""
     rest = b""
-    for chunk in raw_chunks(source):
+    for chunk in raw_chunks(source, offset):
         parts = (rest + chunk).split(b"\n")
         rest = parts.pop()
         for part in parts:
@@ -47,7 +53,80 @@ def lines(source: Source) -> Iterator[bytes]:
         yield rest
 
 
-def _single_thread_numbers(source: Source, delimiter: str, encoding: str, stop: bool) -> list[Any]:
+@dataclass(frozen=True, slots=True)
+class OpenQuote:
+    """A line that opens a quote that is never closed: its number, its bytes' span, its text."""
+
+    line: int
+    start: int
+    end: int
+    text: str
+
+
+class Without(io.RawIOBase):
+    """A decompressed stream read without some lines (sorted :class:`OpenQuote` spans).
+
+    Arrow's readers take it as a file; they read it in blocks, so the Python in between
+    costs little.
+    """
+
+    def __init__(self, stream: Any, spans: Sequence[OpenQuote]) -> None:
+        super().__init__()
+        self._stream = stream
+        self._spans = list(spans)
+        self._at = 0  # the position in ``stream``
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view):
+            if self._spans and self._spans[0].start <= self._at:
+                self._skip(self._spans.pop(0).end - self._at)
+                continue
+            want = len(view) - filled
+            if self._spans:
+                want = min(want, self._spans[0].start - self._at)
+            data = self._stream.read(want)
+            if not data:
+                break
+            view[filled : filled + len(data)] = data
+            filled += len(data)
+            self._at += len(data)
+        return filled
+
+    def _skip(self, size: int) -> None:
+        while size > 0 and (data := self._stream.read(min(size, CHUNK))):
+            size -= len(data)
+            self._at += len(data)
+
+
+def _stream(source: Source, without: Sequence[OpenQuote] = ()) -> Any:
+    """``source`` decompressed, as Arrow's readers take it, less the lines ``without``."""
+    import pyarrow as pa
+
+    stream = pa.input_stream(str(source.path), compression=source.compression)
+    return Without(stream, without) if without else stream
+
+
+def original_line(number: int, without: Sequence[OpenQuote]) -> int:
+    """The file's line number of line ``number`` of the file read ``without`` some lines."""
+    for quote in without:
+        if quote.line > number:
+            break
+        number += 1
+    return number
+
+
+def _single_thread_numbers(
+    source: Source,
+    delimiter: str,
+    encoding: str,
+    stop: bool,
+    without: Sequence[OpenQuote] = (),
+) -> list[Any]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -57,7 +136,7 @@ def _single_thread_numbers(source: Source, delimiter: str, encoding: str, stop: 
         found.append(row.number)
         return "error" if stop else "skip"
 
-    stream = pa.input_stream(str(source.path), compression=source.compression)
+    stream = _stream(source, without)
     try:
         pacsv.read_csv(
             stream,
@@ -70,7 +149,7 @@ def _single_thread_numbers(source: Source, delimiter: str, encoding: str, stop: 
         pass
     finally:
         stream.close()
-    return found
+    return [original_line(n, without) if isinstance(n, int) and n > 0 else n for n in found]
 
 
 def csv_bad_row_line(source: Source, delimiter: str, encoding: str) -> int | None:
@@ -80,23 +159,34 @@ def csv_bad_row_line(source: Source, delimiter: str, encoding: str) -> int | Non
 
 
 def number_bad_rows(
-    source: Source, delimiter: str, encoding: str, bad: list[BadRow]
+    source: Source,
+    delimiter: str,
+    encoding: str,
+    bad: list[BadRow],
+    without: Sequence[OpenQuote] = (),
 ) -> list[BadRow]:
-    """``bad`` with line numbers filled in (the parallel reader does not know them)."""
+    """``bad`` with line numbers filled in (the parallel reader does not know them).
+
+    ``without``: the lines the parse that found ``bad`` did not read.
+    """
     from mlkernel.data.readers import BadRow
 
     if all(b.line is not None for b in bad):
-        return bad
-    numbers = _single_thread_numbers(source, delimiter, encoding, stop=False)
+        return [BadRow(original_line(b.line or 0, without), b.text, b.problem) for b in bad]
+    numbers = _single_thread_numbers(source, delimiter, encoding, stop=False, without=without)
     if len(numbers) != len(bad):
         return bad
     return [BadRow(n, b.text, b.problem) for n, b in zip(numbers, bad, strict=True)]
 
 
-def _has_newline(table: Any) -> bool:
+def has_line_break(table: Any) -> bool:
+    """True if a column name or a text value of ``table`` holds a line break (a quote
+    may be open)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if any("\n" in name for name in table.column_names):
+        return True
     for column in table.columns:
         for chunk in column.chunks:
             values = chunk.dictionary if pa.types.is_dictionary(chunk.type) else chunk
@@ -105,23 +195,54 @@ def _has_newline(table: Any) -> bool:
     return False
 
 
-def check_quotes(source: Source, table: Any, encoding: str) -> None:
-    """Refuse a quote that is never closed (Arrow reads the rest of the file into it)."""
-    if not _has_newline(table):
-        return
-    decoder = codecs.getincrementaldecoder(_codec(encoding))(errors="replace")
-    text_lines = (decoder.decode(line) for line in lines(source))
-    delimiter = "\t" if source.format == "tsv" else ","
-    reader = csv.reader(text_lines, delimiter=delimiter, strict=True)
-    start = 1
-    try:
-        for _row in reader:
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise UsageError(
-            f"{source.path}: the quote opened on line {start} is never closed ({exc}); "
-            'close it or remove the stray "'
-        ) from None
+def open_quotes(source: Source, delimiter: str, encoding: str) -> Iterator[OpenQuote]:
+    """The lines that open a quote that is never closed, in order.
+
+    Such a quote makes a naive parser (Arrow's too) read the rest of the file into one
+    value. Python's csv reader, strict, fails on the record: at the end of the file, at
+    its field size limit, or at a later quote that "closes" it but is not followed by a
+    delimiter. A record that failed past its first line is such a quote: its first line is
+    set aside and reading goes on from the next line, as if it were not there; one that
+    failed within its line (``"a"b``, which Arrow reads as ``ab``) is not, and reading goes
+    on past it. Each restart reads again only what the failed record had swallowed.
+    """
+    offset, number = 0, 1
+    while True:
+        feed = _Feed(source, encoding, offset, number)
+        reader = csv.reader(feed, delimiter=delimiter, strict=True)
+        try:
+            for _row in reader:
+                feed.asked = 0
+            return
+        except csv.Error:
+            first, start, raw = feed.first
+            if feed.asked > 1:  # it ran past its first line: the quote never closed
+                text = raw.decode(_codec(encoding), "replace").rstrip("\r\n")
+                yield OpenQuote(first, start, start + len(raw), text)
+            offset, number = start + len(raw), first + 1
+
+
+class _Feed:
+    """Lines for :func:`csv.reader`, from a byte offset, noting where a record starts."""
+
+    def __init__(self, source: Source, encoding: str, offset: int, number: int) -> None:
+        self._lines = lines(source, offset)
+        self._decode = codecs.getincrementaldecoder(_codec(encoding))(errors="replace").decode
+        self._offset, self._number = offset, number  # where the next line starts
+        self.first: tuple[int, int, bytes] = (number, offset, b"")  # the record's first line
+        self.asked = 0  # lines the reader asked for in this record, the end of file included
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> str:
+        self.asked += 1
+        raw = next(self._lines)
+        if self.asked == 1:
+            self.first = (self._number, self._offset, raw)
+        self._offset += len(raw)
+        self._number += 1
+        return self._decode(raw)
 
 
 def _codec(encoding: str) -> str:

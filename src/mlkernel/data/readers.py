@@ -9,7 +9,8 @@ big enough to hold it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ BAD_ROW_MODES = ("fail", "skip", "quarantine")
 BLOCK_SIZE = 4 << 20
 MAX_BLOCK = 1 << 30
 HEAD_BYTES = 1 << 20  # the rows whose types are inferred before the whole file is parsed
+MAX_OPEN_QUOTES = 100  # lines set aside for quotes never closed; past that, the quoting is off
 DEFAULT_MAX_CATEGORIES = 1000
 
 
@@ -114,20 +116,24 @@ def memory_pool() -> Any:
 
 
 @contextlib.contextmanager
-def _input(source: Source, watch: Watch | None = None) -> Iterator[Any]:
-    """The file as an Arrow stream, decompressed natively (no byte passes through Python)."""
+def _input(
+    source: Source, watch: Watch | None = None, without: Sequence[diagnose.OpenQuote] = ()
+) -> Iterator[Any]:
+    """The file as a stream, decompressed natively; less the lines ``without``, if any
+    (the bytes then pass through Python on their way, a block at a time)."""
     import pyarrow as pa
 
     raw = pa.OSFile(str(source.path))
     stream = (
         raw if source.compression is None else pa.CompressedInputStream(raw, source.compression)
     )
+    readable = diagnose.Without(stream, without) if without else stream
     try:
         if watch is None:
-            yield stream
+            yield readable
         else:
             with watch.follow(raw):
-                yield stream
+                yield readable
     finally:
         stream.close()
         raw.close()
@@ -135,6 +141,46 @@ def _input(source: Source, watch: Watch | None = None) -> Iterator[Any]:
 
 def _read_csv(
     source: Source, options: ReadOptions, block: int, watch: Watch | None
+) -> tuple[Any, list[BadRow]]:
+    """Parse the file (:func:`_csv_table`); set aside the lines of quotes never closed.
+
+    A quote that is never closed makes Arrow read the rest of the file into one value (or
+    one bad row). Only when a value, a bad row or a column name holds a line break is the
+    file scanned for such quotes (:func:`diagnose.open_quotes`), so a clean file costs no
+    extra pass. Under ``fail`` the first is refused; under ``skip`` and ``quarantine``
+    their lines are set aside as bad rows and the file is parsed once more without them.
+    """
+    quotes: list[diagnose.OpenQuote] = []
+    try:
+        table, bad = _csv_table(source, options, block, watch)
+    except _ParseError as exc:
+        swallowed = _breaks_lines(exc.bad) or "Empty CSV file" in str(exc)  # by the header?
+        quotes = _open_quotes(source, options) if swallowed else []
+        if not quotes:
+            raise _csv_problem(source, options, exc) from None
+    else:
+        if _breaks_lines(bad) or diagnose.has_line_break(table):
+            quotes = _open_quotes(source, options)
+    if quotes:
+        try:
+            table, bad = _csv_table(source, options, block, watch, quotes)
+        except _ParseError as exc:
+            raise _csv_problem(source, options, exc) from None
+    if bad:
+        bad = diagnose.number_bad_rows(
+            source, _delimiter(source), options.encoding, bad, without=quotes
+        )
+    diagnose.check_utf8(source, table, options)
+    unclosed = [BadRow(q.line, q.text, "opens a quote that is never closed") for q in quotes]
+    return table, sorted(bad + unclosed, key=lambda b: b.line or 0)
+
+
+def _csv_table(
+    source: Source,
+    options: ReadOptions,
+    block: int,
+    watch: Watch | None,
+    without: Sequence[diagnose.OpenQuote] = (),
 ) -> tuple[Any, list[BadRow]]:
     """Parse with the types Arrow infers from the first rows; infer throughout if need be.
 
@@ -145,24 +191,50 @@ def _read_csv(
     value does not fit (the parse fails), or a category column outgrows ``max_categories``
     in some block (where inference would have turned it into text), we parse again letting
     Arrow infer. A parse that succeeds therefore gives what inference gives, at the cost
-    of one; tests/data/test_types.py compares the two.
+    of one; tests/data/test_types.py compares the two. ``without``: lines not to read.
     """
-    types = _first_rows_types(source, options, block)
+    types = _first_rows_types(source, options, block, without)
     if types:
         try:
             table, bad = _parse_csv(
-                source, options, block, {**types, **options.column_types}, watch
+                source, options, block, {**types, **options.column_types}, watch, without
             )
         except _ParseError:
             pass  # a value later on needs another type (or the file is bad): infer
         else:
             if _categories_fit(table, types, options.max_categories):
-                return _checked_csv(source, options, table, bad)
-    try:
-        table, bad = _parse_csv(source, options, block, options.column_types, watch)
-    except _ParseError as exc:
-        raise _csv_problem(source, options, exc) from None
-    return _checked_csv(source, options, table, bad)
+                return table, bad
+    return _parse_csv(source, options, block, options.column_types, watch, without)
+
+
+def _breaks_lines(bad: list[BadRow]) -> bool:
+    return any("\n" in b.text for b in bad)
+
+
+def _open_quotes(source: Source, options: ReadOptions) -> list[diagnose.OpenQuote]:
+    """The lines to set aside for quotes never closed; refuse them under ``fail``."""
+    found = diagnose.open_quotes(source, _delimiter(source), options.encoding)
+    fail = options.on_bad_rows == "fail"
+    quotes = list(itertools.islice(found, 1 if fail else MAX_OPEN_QUOTES + 1))
+    if not quotes:
+        return []
+    first = quotes[0].line
+    if fail or first == 1:
+        fix = (
+            " in the header"
+            if first == 1
+            else ", or pass --on-bad-rows skip (or quarantine) to set such lines aside"
+        )
+        raise UsageError(
+            f"{source.path}: the quote opened on line {first} is never closed; close it or "
+            f'remove the stray "{fix}'
+        )
+    if len(quotes) > MAX_OPEN_QUOTES:
+        raise UsageError(
+            f"{source.path}: more than {MAX_OPEN_QUOTES} lines open a quote that is never "
+            f"closed (the first is line {first}); fix the file's quoting"
+        )
+    return quotes
 
 
 class _ParseError(Exception):
@@ -206,7 +278,12 @@ def _csv_options(
 
 
 def _parse_csv(
-    source: Source, options: ReadOptions, block: int, types: dict[str, Any], watch: Watch | None
+    source: Source,
+    options: ReadOptions,
+    block: int,
+    types: dict[str, Any],
+    watch: Watch | None,
+    without: Sequence[diagnose.OpenQuote] = (),
 ) -> tuple[Any, list[BadRow]]:
     """One multi-threaded parse of the whole file.
 
@@ -218,7 +295,7 @@ def _parse_csv(
     bad: list[BadRow] = []
     read_opts, parse_opts, convert_opts = _csv_options(source, options, block, types, bad)
     try:
-        with _input(source, watch) as stream:
+        with _input(source, watch, without) as stream:
             table = pacsv.read_csv(
                 stream,
                 read_options=read_opts,
@@ -233,7 +310,12 @@ def _parse_csv(
     return table, bad
 
 
-def _first_rows_types(source: Source, options: ReadOptions, block: int) -> dict[str, Any]:
+def _first_rows_types(
+    source: Source,
+    options: ReadOptions,
+    block: int,
+    without: Sequence[diagnose.OpenQuote] = (),
+) -> dict[str, Any]:
     """The types Arrow infers from the file's first rows (columns it cannot tell left out).
 
     The rows are the start of Arrow's first block, so a type that fits every value of the
@@ -245,7 +327,7 @@ def _first_rows_types(source: Source, options: ReadOptions, block: int) -> dict[
     import pyarrow.csv as pacsv
 
     size = min(block, HEAD_BYTES)
-    with _input(source) as stream:
+    with _input(source, without=without) as stream:
         head = stream.read(size)
     if len(head) == size:  # it ends mid-row: keep whole lines
         head = head[: head.rfind(b"\n") + 1]
@@ -291,16 +373,6 @@ def _csv_problem(source: Source, options: ReadOptions, exc: _ParseError) -> Usag
             "--on-bad-rows skip (or quarantine) to set such rows aside"
         )
     return UsageError(f"{source.path}: {_first_line(text)}; fix the file")
-
-
-def _checked_csv(
-    source: Source, options: ReadOptions, table: Any, bad: list[BadRow]
-) -> tuple[Any, list[BadRow]]:
-    if bad:
-        bad = diagnose.number_bad_rows(source, _delimiter(source), options.encoding, bad)
-    diagnose.check_quotes(source, table, options.encoding)
-    diagnose.check_utf8(source, table, options)
-    return table, bad
 
 
 def _field_problem(row: Any) -> str:

@@ -129,6 +129,27 @@ def test_one_controller_per_runtime_dir(runtime_dir: Path, cg_parent: str) -> No
     assert not (runtime_dir / "sched.sock").exists()
 
 
+def test_one_controller_per_pool_parent(
+    runtime_dir: Path, cg_parent: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Two runtime dirs, one cgroup parent: the second controller is refused, and may
+    start once the first has stopped."""
+    cfg = PolicyConfig.from_dict({"parent": cg_parent})
+    other = tmp_path_factory.mktemp("other-runtime")
+    first = Controller(runtime_dir, cfg)
+    first.start()
+    try:
+        second = Controller(other, cfg)
+        with pytest.raises(ConflictError, match=f"manages the cgroups under .*{cg_parent}"):
+            second.start()
+        assert not (other / "sched.sock").exists()
+    finally:
+        first.stop()
+    second = Controller(other, cfg)
+    second.start()  # the runtime lock of the refused start was released, and the parent's
+    second.stop()
+
+
 def test_ml_mode_context_manager_claims_this_process(
     runtime_dir: Path, cg_parent: str, snapshot: Snap
 ) -> None:

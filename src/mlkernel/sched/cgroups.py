@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 from pathlib import Path
 
+from mlkernel.errors import ConflictError
 from mlkernel.sched._proc import read_text, write_text
 
 __all__ = ["POOLS", "PoolGroups", "shares_for"]
@@ -72,6 +74,25 @@ class PoolGroups:
 
     def relpath(self, pool: str) -> str:
         return f"/{self.parent}/{pool}"
+
+    def claim(self) -> int:
+        """Lock the parent group for this process: an exclusive ``flock`` on its directory,
+        held until the returned descriptor is closed (or the process dies).
+
+        Two controllers with different runtime dirs but one ``parent`` would each set the
+        pools' weights and undo the other's; the second one is refused instead.
+        """
+        self.base.mkdir(exist_ok=True)
+        fd = os.open(self.base, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConflictError(
+                f"another mlkernel controller manages the cgroups under {self.base}; "
+                "reach it with `mlk mode status`, or give this one another [sched] parent"
+            ) from None
+        return fd
 
     def ensure(self, pools: tuple[str, ...] = POOLS) -> None:
         """Create the parent and pool groups (idempotent); on v2 enable the cpu controller."""

@@ -100,6 +100,7 @@ class Controller:
         self.cgroup_root = cgroup_root
         self.socket_path = self.runtime_dir / SOCKET_NAME
         self._lock_fd: int | None = None
+        self._groups_fd: int | None = None  # the flock on the pool groups' parent
         self._sock: socket.socket | None = None
         self._stop = threading.Event()
         self._stopped = False
@@ -145,6 +146,12 @@ class Controller:
                 self.report.cgroup_controller or "cpu",
                 self.config.parent,
             )
+            try:
+                self._groups_fd = self.groups.claim()
+            except ConflictError:
+                os.close(fd)  # the runtime dir's lock: this controller does not start
+                self._lock_fd = None
+                raise
             self.groups.ensure()
         try:
             self.history = History(self.state_dir / HISTORY_NAME)
@@ -203,6 +210,9 @@ class Controller:
             self._sock.close()
             with contextlib.suppress(FileNotFoundError):
                 self.socket_path.unlink()
+        if self._groups_fd is not None:
+            os.close(self._groups_fd)
+            self._groups_fd = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from mlkernel.data import readers
+from mlkernel.data.readers import ReadOptions, read_source
+from mlkernel.data.sources import sniff
 from mlkernel.errors import ConflictError, UsageError
 from mlkernel.kernel import Kernel
 
@@ -211,3 +213,49 @@ def test_the_cli_quarantines_an_open_quote(
     assert "the quote opened on line 3 is never closed" in capsys.readouterr().err
     assert main(["-C", root, "data", "add", path, "--on-bad-rows", "quarantine", "-q"]) == 0
     assert "set aside 1 bad rows into file:q.quarantine@1 (lines 3)" in capsys.readouterr().err
+
+
+def test_an_open_quote_early_in_a_large_file_loses_no_rows(
+    sqlite_project: Kernel, write: Write
+) -> None:
+    # Over one 4 MiB block: Arrow's reader would drop the rest of the first block unnoticed.
+    rows = "".join(f"{i},{i}\n" for i in range(4, 600_000))
+    path = write("big.csv", 'a,b\n1,2\n3,"x\n' + rows)
+    with pytest.raises(UsageError, match=r"the quote opened on line 3 is never closed"):
+        sqlite_project.data.add(path, progress=False)
+    result = sqlite_project.data.add(path, on_bad_rows="skip", progress=False)
+    assert [b.line for b in result.bad_rows] == [3]
+    assert result.rows == 1 + len(range(4, 600_000))
+
+
+def test_a_quoted_line_break_across_blocks_is_read(tmp_path: Path) -> None:
+    lines = [f"{i},{i}\n" for i in range(4, 1500)]
+    for cut in range(500, 560):  # one of these puts the value across the 4 KiB block's end
+        path = tmp_path / f"m{cut}.csv"
+        path.write_text("a,b\n" + "".join(lines[:cut]) + '1,"two\nlines"\n' + "".join(lines[cut:]))
+        table = read_source(sniff(path), ReadOptions(block_size=4096)).table
+        assert table.num_rows == len(lines) + 1
+        assert table.column("b").to_pylist()[cut] == "two\nlines"
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 20], ids=["7B", "64B", "1MiB"])
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+def test_open_quotes_are_found_whatever_the_read_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, compressed: bool
+) -> None:
+    from mlkernel.data import diagnose
+
+    monkeypatch.setattr(diagnose, "CHUNK", chunk)  # records across many chunks
+    lines = ["a,b,c\n"] + [f'{i},"q{i}",{i}\n' for i in range(2, 400)]
+    for n in (5, 6, 90, 91, 250, 398):  # line n opens a quote that never closes
+        lines[n - 1] = f'{n},"open,{n}\n'
+    lines[120 - 1] = '120,"x"y,120\n'  # a quote closed mid-field: Arrow reads xy
+    for n in range(300, 310):  # what line 299's quote swallows spans more chunks than are kept
+        lines[n - 1] = f"{n},plain,{n}\n"
+    lines[299 - 1] = '299,"open,299\n'
+    data = "".join(lines).encode()
+    path = tmp_path / ("q.csv.gz" if compressed else "q.csv")
+    path.write_bytes(gzip.compress(data) if compressed else data)
+    found = list(diagnose.open_quotes(sniff(path), ",", "utf8"))
+    assert [q.line for q in found] == [5, 6, 90, 91, 250, 299, 398]
+    assert [data[q.start : q.end].decode() for q in found] == [lines[q.line - 1] for q in found]

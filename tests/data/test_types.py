@@ -59,3 +59,28 @@ def test_the_table_is_what_arrow_inference_reads(
     ).unify_dictionaries()
     assert result.table.schema == expected.schema
     assert result.table.equals(expected)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_whole_blocks_are_not_parsed_again(tmp_path: Path, case: str) -> None:
+    """Each chunk's last row is its block's last line, so no slower second parse follows."""
+    path = tmp_path / "t.csv"
+    path.write_text("id,price,kind,at\n" + CASES[case])
+    source, options = sniff(path), ReadOptions(block_size=BLOCK, max_categories=LIMIT)
+    how = readers._Pass(BLOCK)
+    table, _ = readers._csv_table(source, options, how)
+    assert table.column(0).num_chunks > 2
+    assert readers._blocks_whole(source, options, how, table)
+
+
+def test_a_block_that_lost_its_end_is_noticed(tmp_path: Path) -> None:
+    import pyarrow.csv as pacsv
+
+    path = tmp_path / "t.csv"  # the quote on line 2 is never closed
+    path.write_text('id,price,kind,at\n1,2,"k\n' + _rows(2000))
+    source, options = sniff(path), ReadOptions(block_size=BLOCK, on_bad_rows="skip")
+    table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=BLOCK))
+    assert table.num_rows < 2000  # Arrow dropped the rest of the first block
+    assert not readers._blocks_whole(source, options, readers._Pass(BLOCK), table)
+    result = read_source(source, options)
+    assert result.table.num_rows == 2000 and [b.line for b in result.bad_rows] == [2]

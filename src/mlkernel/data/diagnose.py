@@ -8,8 +8,10 @@ where the problem is.
 from __future__ import annotations
 
 import codecs
+import collections
 import csv
 import io
+import itertools
 import json
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
@@ -111,6 +113,31 @@ def _stream(source: Source, without: Sequence[OpenQuote] = ()) -> Any:
     return Without(stream, without) if without else stream
 
 
+def block_last_lines(source: Source, block: int) -> list[bytes] | None:
+    """The last line of each block Arrow's CSV reader cuts ``source`` into, but the file's.
+
+    Block ``k`` ends at the last line break before byte ``(k + 1) * block``; blank lines,
+    which Arrow skips, are passed over. None when a line is too long to find that way.
+    """
+    found: list[bytes] = []
+    with source.path.open("rb") as handle:
+        for stop in range(block, source.size, block):
+            window = min(4096, stop)
+            while True:
+                handle.seek(stop - window)
+                data = handle.read(window)
+                data = data[: data.rfind(b"\n") + 1]  # the block ends at its last line break
+                data = data.rstrip(b"\r\n")  # less blank lines and that break
+                start = data.rfind(b"\n") + 1
+                if start > 0 or window == stop:
+                    break
+                if window >= block:
+                    return None
+                window = min(window * 4, stop)
+            found.append(data[start:] + b"\n")
+    return found
+
+
 def original_line(number: int, without: Sequence[OpenQuote]) -> int:
     """The file's line number of line ``number`` of the file read ``without`` some lines."""
     for quote in without:
@@ -204,48 +231,101 @@ def open_quotes(source: Source, delimiter: str, encoding: str) -> Iterator[OpenQ
     delimiter. A record that failed past its first line is such a quote: its first line is
     set aside and reading goes on from the next line, as if it were not there; one that
     failed within its line (``"a"b``, which Arrow reads as ``ab``) is not, and reading goes
-    on past it. Each restart reads again only what the failed record had swallowed.
+    on past it. The lines a failed record swallowed are read again from memory.
     """
-    offset, number = 0, 1
+    feed = _Lines(source, encoding)
+    base = 1  # the line the reader starts at
     while True:
-        feed = _Feed(source, encoding, offset, number)
-        reader = csv.reader(feed, delimiter=delimiter, strict=True)
+        reader = csv.reader(feed.lines_from(base), delimiter=delimiter, strict=True)
+        start = base  # the first line of the record being read
         try:
             for _row in reader:
-                feed.asked = 0
+                start = base + reader.line_num
             return
         except csv.Error:
-            first, start, raw = feed.first
-            if feed.asked > 1:  # it ran past its first line: the quote never closed
-                text = raw.decode(_codec(encoding), "replace").rstrip("\r\n")
-                yield OpenQuote(first, start, start + len(raw), text)
-            offset, number = start + len(raw), first + 1
+            if base + reader.line_num - 1 > start:  # it ran past its first line
+                yield feed.open_quote(start)
+            base = start + 1
 
 
-class _Feed:
-    """Lines for :func:`csv.reader`, from a byte offset, noting where a record starts."""
-
-    def __init__(self, source: Source, encoding: str, offset: int, number: int) -> None:
-        self._lines = lines(source, offset)
-        self._decode = codecs.getincrementaldecoder(_codec(encoding))(errors="replace").decode
-        self._offset, self._number = offset, number  # where the next line starts
-        self.first: tuple[int, int, bytes] = (number, offset, b"")  # the record's first line
-        self.asked = 0  # lines the reader asked for in this record, the end of file included
-
-    def __iter__(self) -> _Feed:
-        return self
-
-    def __next__(self) -> str:
-        self.asked += 1
-        raw = next(self._lines)
-        if self.asked == 1:
-            self.first = (self._number, self._offset, raw)
-        self._offset += len(raw)
-        self._number += 1
-        return self._decode(raw)
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    first: int  # the number of its first line
+    at: int  # its byte offset
+    data: bytes  # whole lines
+    text: list[str]  # those lines decoded, without their line breaks
 
 
-def _codec(encoding: str) -> str:
+class _Lines:
+    """A file's lines as text for :func:`csv.reader`, decoded a chunk at a time.
+
+    The reader takes them from C iterators (no Python call per line). The last few
+    chunks are kept, so that reading can start again at a line lately read.
+    """
+
+    def __init__(self, source: Source, encoding: str) -> None:
+        self._source = source
+        self._encoding = encoding
+        self._chunks = self._read()
+        self._recent: collections.deque[_Chunk] = collections.deque(maxlen=4)
+        self._next = 1  # the first line of the chunk not yet read
+
+    def _read(self, offset: int = 0, first: int = 1) -> Iterator[list[str]]:
+        decode = codecs.getincrementaldecoder(codec(self._encoding))(errors="replace").decode
+        at, rest = offset, b""
+        for chunk in raw_chunks(self._source, offset):
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1
+            whole, rest = data[:cut], data[cut:]
+            if whole:
+                yield self._keep(_Chunk(first, at, whole, decode(whole).split("\n")[:-1]))
+                first, at = first + whole.count(b"\n"), at + len(whole)
+        if rest:
+            yield self._keep(_Chunk(first, at, rest, [decode(rest, final=True)]))
+
+    def _keep(self, chunk: _Chunk) -> list[str]:
+        self._recent.append(chunk)
+        self._next = chunk.first + len(chunk.text)
+        return chunk.text
+
+    def lines_from(self, line: int) -> Iterator[str]:
+        """The lines from ``line`` on: those kept, then those not yet read."""
+        kept = [c for c in self._recent if c.first + len(c.text) > line]
+        if line < self._next and (not kept or kept[0].first > line):
+            self._chunks = self._read(*self._where(line))  # read too long ago: read again
+            kept = []
+        head = [c.text[max(line - c.first, 0) :] for c in kept]
+        return itertools.chain(*head, itertools.chain.from_iterable(self._chunks))
+
+    def open_quote(self, line: int) -> OpenQuote:
+        at, raw = self._line(line)
+        text = raw.decode(codec(self._encoding), "replace").rstrip("\r\n")
+        return OpenQuote(line, at, at + len(raw), text)
+
+    def _line(self, line: int) -> tuple[int, bytes]:
+        """(the byte offset, the bytes) of ``line``, a line lately read."""
+        for chunk in self._recent:
+            if chunk.first <= line < chunk.first + len(chunk.text):
+                start = 0
+                for _ in range(line - chunk.first):
+                    start = chunk.data.index(b"\n", start) + 1
+                end = chunk.data.find(b"\n", start) + 1 or len(chunk.data)
+                return chunk.at + start, chunk.data[start:end]
+        at, _ = self._where(line)
+        return at, next(lines(self._source, at))
+
+    def _where(self, line: int) -> tuple[int, int]:
+        """(the byte offset of ``line``, ``line``), counting lines from the file's start."""
+        at = 0
+        for number, raw in enumerate(lines(self._source), 1):
+            if number == line:
+                return at, line
+            at += len(raw)
+        raise LookupError(line)
+
+
+def codec(encoding: str) -> str:
+    """Python's name for an encoding Arrow takes."""
     return "utf-8" if encoding.replace("-", "").lower() == "utf8" else encoding
 
 

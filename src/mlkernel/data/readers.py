@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlkernel.data import diagnose
@@ -142,28 +142,34 @@ def _input(
 def _read_csv(
     source: Source, options: ReadOptions, block: int, watch: Watch | None
 ) -> tuple[Any, list[BadRow]]:
-    """Parse the file (:func:`_csv_table`); set aside the lines of quotes never closed.
+    """Parse the file (:func:`_whole_csv`); set aside the lines of quotes never closed.
 
-    A quote that is never closed makes Arrow read the rest of the file into one value (or
-    one bad row). Only when a value, a bad row or a column name holds a line break is the
-    file scanned for such quotes (:func:`diagnose.open_quotes`), so a clean file costs no
-    extra pass. Under ``fail`` the first is refused; under ``skip`` and ``quarantine``
-    their lines are set aside as bad rows and the file is parsed once more without them.
+    A quote that is never closed makes Arrow read the rest of the file into one value or
+    one bad row (or, following quotes across blocks, refuse a row longer than a block).
+    Only then is the file scanned for such quotes (:func:`diagnose.open_quotes`), so a
+    clean file costs no extra pass. Under ``fail`` the first is refused; under ``skip``
+    and ``quarantine`` their lines are set aside as bad rows and the file is parsed once
+    more without them.
     """
+    how = _Pass(block, watch)
     quotes: list[diagnose.OpenQuote] = []
     try:
-        table, bad = _csv_table(source, options, block, watch)
+        table, bad = _whole_csv(source, options, how)
     except _ParseError as exc:
         swallowed = _breaks_lines(exc.bad) or "Empty CSV file" in str(exc)  # by the header?
         quotes = _open_quotes(source, options) if swallowed else []
         if not quotes:
             raise _csv_problem(source, options, exc) from None
+    except _QuoteAcrossBlock as exc:
+        quotes = _open_quotes(source, options)
+        if not quotes:  # a quoted value longer than a block: read_source retries
+            raise exc.straddling from None
     else:
         if _breaks_lines(bad) or diagnose.has_line_break(table):
             quotes = _open_quotes(source, options)
     if quotes:
         try:
-            table, bad = _csv_table(source, options, block, watch, quotes)
+            table, bad = _csv_table(source, options, replace(how, without=quotes))
         except _ParseError as exc:
             raise _csv_problem(source, options, exc) from None
     if bad:
@@ -175,13 +181,58 @@ def _read_csv(
     return table, sorted(bad + unclosed, key=lambda b: b.line or 0)
 
 
-def _csv_table(
-    source: Source,
-    options: ReadOptions,
-    block: int,
-    watch: Watch | None,
-    without: Sequence[diagnose.OpenQuote] = (),
-) -> tuple[Any, list[BadRow]]:
+class _QuoteAcrossBlock(Exception):
+    """Following quotes, a row did not end within a block: a quote never closed, surely."""
+
+    def __init__(self, straddling: Exception) -> None:
+        super().__init__(str(straddling))
+        self.straddling = straddling
+
+
+def _whole_csv(source: Source, options: ReadOptions, how: _Pass) -> tuple[Any, list[BadRow]]:
+    """:func:`_csv_table`; again with blocks cut between rows if a cut fell inside a quote.
+
+    Arrow's multi-threaded reader cuts the file into blocks at line breaks, blind to
+    quotes. A cut inside a quoted value (a quote never closed, or a quoted line break)
+    loses the rest of the block without a word (:func:`_blocks_whole` notices), or fails
+    the parse: "out of sync", or a bad row (the value's second half). Then the file is
+    parsed again by a chunker that follows quotes, which costs ~30% more, hence only
+    then; if that fails too, the first failure stands.
+    """
+    import pyarrow as pa
+
+    failed: _ParseError | None = None
+    try:
+        table, bad = _csv_table(source, options, how)
+        if _blocks_whole(source, options, how, table):
+            return table, bad
+    except _ParseError as exc:
+        if not exc.bad and "out of sync with chunker" not in str(exc):
+            raise
+        failed = exc
+    try:
+        return _csv_table(source, options, replace(how, quoted_breaks=True))
+    except _ParseError:
+        if failed is None:
+            raise
+        raise failed from None
+    except pa.ArrowInvalid as exc:
+        if "straddl" not in str(exc):
+            raise
+        raise _QuoteAcrossBlock(exc) from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """How one parse reads the file."""
+
+    block: int
+    watch: Watch | None = None
+    without: Sequence[diagnose.OpenQuote] = ()  # lines not to read
+    quoted_breaks: bool = False  # cut blocks only where no quote is open (~30% slower)
+
+
+def _csv_table(source: Source, options: ReadOptions, how: _Pass) -> tuple[Any, list[BadRow]]:
     """Parse with the types Arrow infers from the first rows; infer throughout if need be.
 
     Arrow's reader, left to infer, keeps checking every block for a wider type (an int64
@@ -191,20 +242,81 @@ def _csv_table(
     value does not fit (the parse fails), or a category column outgrows ``max_categories``
     in some block (where inference would have turned it into text), we parse again letting
     Arrow infer. A parse that succeeds therefore gives what inference gives, at the cost
-    of one; tests/data/test_types.py compares the two. ``without``: lines not to read.
+    of one; tests/data/test_types.py compares the two.
     """
-    types = _first_rows_types(source, options, block, without)
+    types = _first_rows_types(source, options, how)
     if types:
         try:
-            table, bad = _parse_csv(
-                source, options, block, {**types, **options.column_types}, watch, without
-            )
+            table, bad = _parse_csv(source, options, {**types, **options.column_types}, how)
         except _ParseError:
             pass  # a value later on needs another type (or the file is bad): infer
         else:
             if _categories_fit(table, types, options.max_categories):
                 return table, bad
-    return _parse_csv(source, options, block, options.column_types, watch, without)
+    return _parse_csv(source, options, options.column_types, how)
+
+
+def _blocks_whole(source: Source, options: ReadOptions, how: _Pass, table: Any) -> bool:
+    """False if Arrow may have dropped the end of a block.
+
+    Arrow's multi-threaded reader cuts the file into blocks at the last line break before
+    each multiple of the block size, and parses them apart; a block whose parse ends
+    inside a quote (one never closed, or a quoted line break across the cut) loses the
+    rest of its rows without a word. So each chunk's last row must be its block's last
+    line: those lines are read (a few bytes each), parsed together and compared as text.
+    A line that is a bad row is not compared; a file whose offsets are not Arrow's (one
+    decompressed, decoded, or read without some lines) is not checked.
+    """
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    chunks = [len(c) for c in table.column(0).chunks] if table.num_columns else []
+    if (
+        len(chunks) < 2
+        or how.without
+        or how.quoted_breaks
+        or source.compression is not None
+        or diagnose.codec(options.encoding) != "utf-8"
+    ):
+        return True
+    lines = diagnose.block_last_lines(source, how.block)
+    if lines is None or len(lines) != len(chunks) - 1:
+        return False
+    skipped: set[int] = set()
+
+    def on_invalid(row: Any) -> str:
+        skipped.add(row.number - 1)
+        return "skip"
+
+    try:
+        parsed = pacsv.read_csv(
+            io.BytesIO(b"".join(lines)),
+            read_options=pacsv.ReadOptions(
+                column_names=table.column_names, use_threads=False, block_size=1 << 26
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=_delimiter(source), invalid_row_handler=on_invalid
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={f.name: f.type for f in table.schema}, strings_can_be_null=False
+            ),
+        )
+        checked = [i for i in range(len(chunks) - 1) if i not in skipped]
+        if parsed.num_rows != len(checked) or any(chunks[i] == 0 for i in checked):
+            return False
+        if not checked:
+            return True
+        ends = list(itertools.accumulate(chunks))
+        rows = [ends[i] - 1 for i in checked]
+        expected = pa.concat_tables([table.slice(row, 1) for row in rows])  # take() copies
+        return all(
+            parsed.column(i).cast(pa.string()).equals(expected.column(i).cast(pa.string()))
+            for i in range(table.num_columns)
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
 
 
 def _breaks_lines(bad: list[BadRow]) -> bool:
@@ -252,7 +364,7 @@ def _delimiter(source: Source) -> str:
 def _csv_options(
     source: Source,
     options: ReadOptions,
-    block: int,
+    how: _Pass,
     types: dict[str, Any],
     bad: list[BadRow],
     *,
@@ -266,8 +378,14 @@ def _csv_options(
         bad.append(BadRow(row.number, row.text, _field_problem(row)))
         return "error" if fail else "skip"
 
-    read_opts = pacsv.ReadOptions(block_size=block, use_threads=threads, encoding=options.encoding)
-    parse_opts = pacsv.ParseOptions(delimiter=_delimiter(source), invalid_row_handler=on_invalid)
+    read_opts = pacsv.ReadOptions(
+        block_size=how.block, use_threads=threads, encoding=options.encoding
+    )
+    parse_opts = pacsv.ParseOptions(
+        delimiter=_delimiter(source),
+        invalid_row_handler=on_invalid,
+        newlines_in_values=how.quoted_breaks,
+    )
     convert_opts = pacsv.ConvertOptions(
         column_types=types,
         auto_dict_encode=True,
@@ -278,12 +396,7 @@ def _csv_options(
 
 
 def _parse_csv(
-    source: Source,
-    options: ReadOptions,
-    block: int,
-    types: dict[str, Any],
-    watch: Watch | None,
-    without: Sequence[diagnose.OpenQuote] = (),
+    source: Source, options: ReadOptions, types: dict[str, Any], how: _Pass
 ) -> tuple[Any, list[BadRow]]:
     """One multi-threaded parse of the whole file.
 
@@ -293,9 +406,9 @@ def _parse_csv(
     import pyarrow.csv as pacsv
 
     bad: list[BadRow] = []
-    read_opts, parse_opts, convert_opts = _csv_options(source, options, block, types, bad)
+    read_opts, parse_opts, convert_opts = _csv_options(source, options, how, types, bad)
     try:
-        with _input(source, watch, without) as stream:
+        with _input(source, how.watch, how.without) as stream:
             table = pacsv.read_csv(
                 stream,
                 read_options=read_opts,
@@ -310,12 +423,7 @@ def _parse_csv(
     return table, bad
 
 
-def _first_rows_types(
-    source: Source,
-    options: ReadOptions,
-    block: int,
-    without: Sequence[diagnose.OpenQuote] = (),
-) -> dict[str, Any]:
+def _first_rows_types(source: Source, options: ReadOptions, how: _Pass) -> dict[str, Any]:
     """The types Arrow infers from the file's first rows (columns it cannot tell left out).
 
     The rows are the start of Arrow's first block, so a type that fits every value of the
@@ -326,14 +434,14 @@ def _first_rows_types(
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    size = min(block, HEAD_BYTES)
-    with _input(source, without=without) as stream:
+    size = min(how.block, HEAD_BYTES)
+    with _input(source, without=how.without) as stream:
         head = stream.read(size)
     if len(head) == size:  # it ends mid-row: keep whole lines
         head = head[: head.rfind(b"\n") + 1]
     bad: list[BadRow] = []
     read_opts, parse_opts, convert_opts = _csv_options(
-        source, options, block, options.column_types, bad, threads=False
+        source, options, how, options.column_types, bad, threads=False
     )
     try:
         sample = pacsv.read_csv(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlkernel.data import readers
+from mlkernel.data import csv_reader
 from mlkernel.data.readers import ReadOptions, read_source
 from mlkernel.data.sources import sniff
 from mlkernel.errors import ConflictError, UsageError
@@ -115,7 +115,7 @@ def test_open_quotes_in_a_compressed_file_are_set_aside(project: Kernel, write: 
 
 
 def test_too_many_open_quotes_are_refused(project: Kernel, write: Write) -> None:
-    limit = readers.MAX_OPEN_QUOTES
+    limit = csv_reader.MAX_OPEN_QUOTES
 
     def lines(n: int) -> str:  # every other line opens a quote
         return "a,b\n" + "".join(f'{i},"x\n{i},{i}\n' for i in range(n))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlkernel.data import readers
+from mlkernel.data import csv_reader, readers
 from mlkernel.data.readers import ReadOptions, read_source
 from mlkernel.data.sources import sniff
 
@@ -67,10 +67,10 @@ def test_whole_blocks_are_not_parsed_again(tmp_path: Path, case: str) -> None:
     path = tmp_path / "t.csv"
     path.write_text("id,price,kind,at\n" + CASES[case])
     source, options = sniff(path), ReadOptions(block_size=BLOCK, max_categories=LIMIT)
-    how = readers._Pass(BLOCK)
-    table, _ = readers._csv_table(source, options, how)
+    how = csv_reader._Pass(BLOCK)
+    table, _ = csv_reader._csv_table(source, options, how)
     assert table.column(0).num_chunks > 2
-    assert readers._blocks_whole(source, options, how, table)
+    assert csv_reader._blocks_whole(source, options, how, table)
 
 
 def test_a_block_that_lost_its_end_is_noticed(tmp_path: Path) -> None:
@@ -81,6 +81,6 @@ def test_a_block_that_lost_its_end_is_noticed(tmp_path: Path) -> None:
     source, options = sniff(path), ReadOptions(block_size=BLOCK, on_bad_rows="skip")
     table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=BLOCK))
     assert table.num_rows < 2000  # Arrow dropped the rest of the first block
-    assert not readers._blocks_whole(source, options, readers._Pass(BLOCK), table)
+    assert not csv_reader._blocks_whole(source, options, csv_reader._Pass(BLOCK), table)
     result = read_source(source, options)
     assert result.table.num_rows == 2000 and [b.line for b in result.bad_rows] == [2]

@@ -1,0 +1,365 @@
+"""CSV and TSV: Arrow's multi-threaded reader, with types from the first rows, and the
+quotes that are never closed set aside (see :func:`read_csv`)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from mlkernel.data import diagnose, readers
+from mlkernel.data.readers import (
+    BadRow,
+    ParseError,
+    ReadOptions,
+    first_line,
+    memory_pool,
+    open_input,
+)
+from mlkernel.data.sources import Source, Watch
+from mlkernel.errors import UsageError
+
+__all__ = ["MAX_OPEN_QUOTES", "read_csv"]
+
+MAX_OPEN_QUOTES = 100  # lines set aside for quotes never closed; past that, the quoting is off
+
+
+def read_csv(
+    source: Source, options: ReadOptions, block: int, watch: Watch | None
+) -> tuple[Any, list[BadRow]]:
+    """Parse the file (:func:`_whole_csv`); set aside the lines of quotes never closed.
+
+    A quote that is never closed makes Arrow read the rest of the file into one value or
+    one bad row (or, following quotes across blocks, refuse a row longer than a block).
+    Only then is the file scanned for such quotes (:func:`diagnose.open_quotes`), so a
+    clean file costs no extra pass. Under ``fail`` the first is refused; under ``skip``
+    and ``quarantine`` their lines are set aside as bad rows and the file is parsed once
+    more without them.
+    """
+    how = _Pass(block, watch)
+    quotes: list[diagnose.OpenQuote] = []
+    try:
+        table, bad = _whole_csv(source, options, how)
+    except ParseError as exc:
+        swallowed = _breaks_lines(exc.bad) or "Empty CSV file" in str(exc)  # by the header?
+        quotes = _open_quotes(source, options) if swallowed else []
+        if not quotes:
+            raise _csv_problem(source, options, exc) from None
+    except _QuoteAcrossBlock as exc:
+        quotes = _open_quotes(source, options)
+        if not quotes:  # a quoted value longer than a block: read_source retries
+            raise exc.straddling from None
+    else:
+        if _breaks_lines(bad) or diagnose.has_line_break(table):
+            quotes = _open_quotes(source, options)
+    if quotes:
+        try:
+            table, bad = _csv_table(source, options, replace(how, without=quotes))
+        except ParseError as exc:
+            raise _csv_problem(source, options, exc) from None
+    if bad:
+        bad = diagnose.number_bad_rows(
+            source, _delimiter(source), options.encoding, bad, without=quotes
+        )
+    diagnose.check_utf8(source, table, options)
+    unclosed = [BadRow(q.line, q.text, "opens a quote that is never closed") for q in quotes]
+    return table, sorted(bad + unclosed, key=lambda b: b.line or 0)
+
+
+class _QuoteAcrossBlock(Exception):
+    """Following quotes, a row did not end within a block: a quote never closed, surely."""
+
+    def __init__(self, straddling: Exception) -> None:
+        super().__init__(str(straddling))
+        self.straddling = straddling
+
+
+def _whole_csv(source: Source, options: ReadOptions, how: _Pass) -> tuple[Any, list[BadRow]]:
+    """:func:`_csv_table`; again with blocks cut between rows if a cut fell inside a quote.
+
+    Arrow's multi-threaded reader cuts the file into blocks at line breaks, blind to
+    quotes. A cut inside a quoted value (a quote never closed, or a quoted line break)
+    loses the rest of the block without a word (:func:`_blocks_whole` notices), or fails
+    the parse: "out of sync", or a bad row (the value's second half). Then the file is
+    parsed again by a chunker that follows quotes, which costs ~30% more, hence only
+    then; if that fails too, the first failure stands.
+    """
+    import pyarrow as pa
+
+    failed: ParseError | None = None
+    try:
+        table, bad = _csv_table(source, options, how)
+        if _blocks_whole(source, options, how, table):
+            return table, bad
+    except ParseError as exc:
+        if not exc.bad and "out of sync with chunker" not in str(exc):
+            raise
+        failed = exc
+    try:
+        return _csv_table(source, options, replace(how, quoted_breaks=True))
+    except ParseError:
+        if failed is None:
+            raise
+        raise failed from None
+    except pa.ArrowInvalid as exc:
+        if "straddl" not in str(exc):
+            raise
+        raise _QuoteAcrossBlock(exc) from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """How one parse reads the file."""
+
+    block: int
+    watch: Watch | None = None
+    without: Sequence[diagnose.OpenQuote] = ()  # lines not to read
+    quoted_breaks: bool = False  # cut blocks only where no quote is open (~30% slower)
+
+
+def _csv_table(source: Source, options: ReadOptions, how: _Pass) -> tuple[Any, list[BadRow]]:
+    """Parse with the types Arrow infers from the first rows; infer throughout if need be.
+
+    Arrow's reader, left to infer, keeps checking every block for a wider type (an int64
+    column that turns out to hold "1.5" becomes double) and pays ~50% more for it. Most
+    files keep their types, so we infer on the first rows alone (:data:`readers.HEAD_BYTES`, the
+    start of the block Arrow infers from) and parse the file with those types. If a later
+    value does not fit (the parse fails), or a category column outgrows ``max_categories``
+    in some block (where inference would have turned it into text), we parse again letting
+    Arrow infer. A parse that succeeds therefore gives what inference gives, at the cost
+    of one; tests/data/test_types.py compares the two.
+    """
+    types = _first_rows_types(source, options, how)
+    if types:
+        try:
+            table, bad = _parse_csv(source, options, {**types, **options.column_types}, how)
+        except ParseError:
+            pass  # a value later on needs another type (or the file is bad): infer
+        else:
+            if _categories_fit(table, types, options.max_categories):
+                return table, bad
+    return _parse_csv(source, options, options.column_types, how)
+
+
+def _blocks_whole(source: Source, options: ReadOptions, how: _Pass, table: Any) -> bool:
+    """False if Arrow may have dropped the end of a block.
+
+    Arrow's multi-threaded reader cuts the file into blocks at the last line break before
+    each multiple of the block size, and parses them apart; a block whose parse ends
+    inside a quote (one never closed, or a quoted line break across the cut) loses the
+    rest of its rows without a word. So each chunk's last row must be its block's last
+    line: those lines are read (a few bytes each), parsed together and compared as text.
+    A line that is a bad row is not compared; a file whose offsets are not Arrow's (one
+    decompressed, decoded, or read without some lines) is not checked.
+    """
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    chunks = [len(c) for c in table.column(0).chunks] if table.num_columns else []
+    if (
+        len(chunks) < 2
+        or how.without
+        or how.quoted_breaks
+        or source.compression is not None
+        or diagnose.codec(options.encoding) != "utf-8"
+    ):
+        return True
+    lines = diagnose.block_last_lines(source, how.block)
+    if lines is None or len(lines) != len(chunks) - 1:
+        return False
+    skipped: set[int] = set()
+
+    def on_invalid(row: Any) -> str:
+        skipped.add(row.number - 1)
+        return "skip"
+
+    try:
+        parsed = pacsv.read_csv(
+            io.BytesIO(b"".join(lines)),
+            read_options=pacsv.ReadOptions(
+                column_names=table.column_names, use_threads=False, block_size=1 << 26
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=_delimiter(source), invalid_row_handler=on_invalid
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={f.name: f.type for f in table.schema}, strings_can_be_null=False
+            ),
+        )
+        checked = [i for i in range(len(chunks) - 1) if i not in skipped]
+        if parsed.num_rows != len(checked) or any(chunks[i] == 0 for i in checked):
+            return False
+        if not checked:
+            return True
+        ends = list(itertools.accumulate(chunks))
+        rows = [ends[i] - 1 for i in checked]
+        expected = pa.concat_tables([table.slice(row, 1) for row in rows])  # take() copies
+        return all(
+            parsed.column(i).cast(pa.string()).equals(expected.column(i).cast(pa.string()))
+            for i in range(table.num_columns)
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+
+
+def _breaks_lines(bad: list[BadRow]) -> bool:
+    return any("\n" in b.text for b in bad)
+
+
+def _open_quotes(source: Source, options: ReadOptions) -> list[diagnose.OpenQuote]:
+    """The lines to set aside for quotes never closed; refuse them under ``fail``."""
+    found = diagnose.open_quotes(source, _delimiter(source), options.encoding)
+    fail = options.on_bad_rows == "fail"
+    quotes = list(itertools.islice(found, 1 if fail else MAX_OPEN_QUOTES + 1))
+    if not quotes:
+        return []
+    first = quotes[0].line
+    if fail or first == 1:
+        fix = (
+            " in the header"
+            if first == 1
+            else ", or pass --on-bad-rows skip (or quarantine) to set such lines aside"
+        )
+        raise UsageError(
+            f"{source.path}: the quote opened on line {first} is never closed; close it or "
+            f'remove the stray "{fix}'
+        )
+    if len(quotes) > MAX_OPEN_QUOTES:
+        raise UsageError(
+            f"{source.path}: more than {MAX_OPEN_QUOTES} lines open a quote that is never "
+            f"closed (the first is line {first}); fix the file's quoting"
+        )
+    return quotes
+
+
+def _delimiter(source: Source) -> str:
+    return "\t" if source.format == "tsv" else ","
+
+
+def _csv_options(
+    source: Source,
+    options: ReadOptions,
+    how: _Pass,
+    types: dict[str, Any],
+    bad: list[BadRow],
+    *,
+    threads: bool = True,
+) -> tuple[Any, Any, Any]:
+    import pyarrow.csv as pacsv
+
+    fail = options.on_bad_rows == "fail"
+
+    def on_invalid(row: Any) -> str:
+        bad.append(BadRow(row.number, row.text, _field_problem(row)))
+        return "error" if fail else "skip"
+
+    read_opts = pacsv.ReadOptions(
+        block_size=how.block, use_threads=threads, encoding=options.encoding
+    )
+    parse_opts = pacsv.ParseOptions(
+        delimiter=_delimiter(source),
+        invalid_row_handler=on_invalid,
+        newlines_in_values=how.quoted_breaks,
+    )
+    convert_opts = pacsv.ConvertOptions(
+        column_types=types,
+        auto_dict_encode=True,
+        auto_dict_max_cardinality=options.max_categories,
+        strings_can_be_null=False,
+    )
+    return read_opts, parse_opts, convert_opts
+
+
+def _parse_csv(
+    source: Source, options: ReadOptions, types: dict[str, Any], how: _Pass
+) -> tuple[Any, list[BadRow]]:
+    """One multi-threaded parse of the whole file.
+
+    Raises :class:`ParseError`, or ``pyarrow.ArrowInvalid`` for a row longer than the block.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    bad: list[BadRow] = []
+    read_opts, parse_opts, convert_opts = _csv_options(source, options, how, types, bad)
+    try:
+        with open_input(source, how.watch, how.without) as stream:
+            table = pacsv.read_csv(
+                stream,
+                read_options=read_opts,
+                parse_options=parse_opts,
+                convert_options=convert_opts,
+                memory_pool=memory_pool(),
+            )
+    except pa.ArrowInvalid as exc:
+        if "straddl" in str(exc):
+            raise  # read_source retries with bigger blocks
+        raise ParseError(str(exc), bad) from None
+    return table, bad
+
+
+def _first_rows_types(source: Source, options: ReadOptions, how: _Pass) -> dict[str, Any]:
+    """The types Arrow infers from the file's first rows (columns it cannot tell left out).
+
+    The rows are the start of Arrow's first block, so a type that fits every value of the
+    file is the type Arrow's inference settles on. Empty when they do not parse.
+    """
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    size = min(how.block, readers.HEAD_BYTES)
+    with open_input(source, without=how.without) as stream:
+        head = stream.read(size)
+    if len(head) == size:  # it ends mid-row: keep whole lines
+        head = head[: head.rfind(b"\n") + 1]
+    bad: list[BadRow] = []
+    read_opts, parse_opts, convert_opts = _csv_options(
+        source, options, how, options.column_types, bad, threads=False
+    )
+    try:
+        sample = pacsv.read_csv(
+            io.BytesIO(head),
+            read_options=read_opts,
+            parse_options=parse_opts,
+            convert_options=convert_opts,
+        )
+    except (pa.ArrowInvalid, UnicodeError):
+        return {}
+    if sample.num_rows == 0 or bad:
+        return {}
+    return {f.name: f.type for f in sample.schema if not pa.types.is_null(f.type)}
+
+
+def _categories_fit(table: Any, types: dict[str, Any], limit: int) -> bool:
+    """True unless an inferred category column has a block with over ``limit`` values."""
+    import pyarrow as pa
+
+    return not any(
+        len(chunk.dictionary) > limit
+        for name, dtype in types.items()
+        if pa.types.is_dictionary(dtype) and name in table.column_names
+        for chunk in table.column(name).chunks
+    )
+
+
+def _csv_problem(source: Source, options: ReadOptions, exc: ParseError) -> UsageError:
+    text = str(exc)
+    if "Empty CSV file" in text:
+        return UsageError(f"{source.path} has no header line; nothing to ingest")
+    if exc.bad and options.on_bad_rows == "fail":
+        line = diagnose.csv_bad_row_line(source, _delimiter(source), options.encoding)
+        where = f"line {line}" if line else "a row"
+        return UsageError(
+            f"{source.path}: {where} {exc.bad[0].problem}; fix it, or pass "
+            "--on-bad-rows skip (or quarantine) to set such rows aside"
+        )
+    return UsageError(f"{source.path}: {first_line(text)}; fix the file")
+
+
+def _field_problem(row: Any) -> str:
+    return f"has {row.actual_columns} fields where the header has {row.expected_columns}"

@@ -1,0 +1,203 @@
+"""NDJSON (Arrow's multi-threaded reader, with types from the first lines) and JSON arrays
+(polars); a field whose JSON type changes is read as text when its type is declared."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from mlkernel.data import diagnose, readers
+from mlkernel.data.readers import (
+    BadRow,
+    ParseError,
+    ReadOptions,
+    cast_columns,
+    first_line,
+    memory_pool,
+    open_input,
+)
+from mlkernel.data.sources import Source, Watch
+from mlkernel.errors import UsageError
+
+__all__ = ["read_json_array", "read_ndjson"]
+
+
+def read_ndjson(
+    source: Source, options: ReadOptions, block: int, watch: Watch | None
+) -> tuple[Any, list[BadRow]]:
+    """Parse with the types Arrow infers from the first lines; infer throughout if need be.
+
+    The plan of :func:`read_csv`: the scalar types Arrow infers from the first lines
+    (:data:`readers.HEAD_BYTES`) are the explicit schema of the parse of the whole file, which
+    spares Arrow's reader its per-block inference and promotion (about a tenth of the
+    parse of the 1,000,000-line benchmark file; tokenising the JSON is the rest). A later
+    value that does not fit (an int64 field holding 2.5) fails that parse, and the file
+    is parsed again letting Arrow infer, so a parse that succeeds gives what inference
+    gives. Nested and all-null fields are left to inference, and the columns are put back
+    in the order their fields first appear. tests/data/test_json.py compares the two.
+    """
+    declared = _json_types(options.column_types)
+    head = _ndjson_head(source, block)
+    table = None
+    if head is not None and head.types:
+        with contextlib.suppress(ParseError):  # a later value needs another type: infer
+            table = _parse_ndjson(source, block, head.types | declared, watch)
+    if table is None:
+        try:
+            table = _parse_ndjson(source, block, declared, watch)
+        except ParseError:
+            return _ndjson_fallback(source, options, block)
+    if head is not None:
+        table = _in_order(table, head.names)
+    return cast_columns(source, table, options.column_types), []
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    names: list[str]  # every field of the first lines, in order
+    types: dict[str, Any]  # the scalar ones' types
+
+
+def _json_types(types: dict[str, Any]) -> dict[str, Any]:
+    """Declared types as Arrow's JSON reader takes them: it reads no category, so text."""
+    import pyarrow as pa
+
+    return {
+        name: dtype.value_type if pa.types.is_dictionary(dtype) else dtype
+        for name, dtype in types.items()
+    }
+
+
+def _ndjson_head(source: Source, block: int) -> _Head | None:
+    """The fields of the file's first lines and the types Arrow infers for them.
+
+    None when those lines do not parse (the whole-file parse will say why).
+    """
+    import io
+
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    size = min(block, readers.HEAD_BYTES)
+    with open_input(source) as stream:
+        head = stream.read(size)
+    if len(head) == size:  # it ends mid-line: keep whole lines
+        head = head[: head.rfind(b"\n") + 1]
+    if not head.strip():
+        return None
+    try:
+        sample = pajson.read_json(
+            io.BytesIO(head),
+            read_options=pajson.ReadOptions(block_size=len(head), use_threads=False),
+        )
+    except pa.ArrowInvalid:
+        return None
+    scalar = (
+        f for f in sample.schema if not (pa.types.is_null(f.type) or pa.types.is_nested(f.type))
+    )
+    return _Head(sample.schema.names, {f.name: f.type for f in scalar})
+
+
+def _parse_ndjson(source: Source, block: int, types: dict[str, Any], watch: Watch | None) -> Any:
+    """One multi-threaded parse of the whole file; fields not in ``types`` are inferred.
+
+    Raises :class:`ParseError`, or ``pyarrow.ArrowInvalid`` for a line longer than the block.
+    """
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    parse_opts = pajson.ParseOptions(
+        explicit_schema=pa.schema(list(types.items())) if types else None,
+        unexpected_field_behavior="infer",
+    )
+    read_opts = pajson.ReadOptions(block_size=block, use_threads=True)
+    try:
+        with open_input(source, watch) as stream:
+            return pajson.read_json(
+                stream, read_options=read_opts, parse_options=parse_opts, memory_pool=memory_pool()
+            )
+    except pa.ArrowInvalid as exc:
+        if "straddl" in str(exc):
+            raise  # read_source retries with bigger blocks
+        raise ParseError(str(exc), []) from None
+
+
+def _ndjson_fallback(source: Source, options: ReadOptions, block: int) -> tuple[Any, list[BadRow]]:
+    """The parse failed: name the line, or set bad lines aside; read declared fields as text.
+
+    A field whose JSON type changes from line to line (1, then "x") fails Arrow's reader
+    even when its type is declared; here its values are written as text (1 becomes "1")
+    and then converted to the declared type, as a CSV column is.
+    """
+    import io
+
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    lines = diagnose.split_ndjson(
+        source, keep_bad=options.on_bad_rows != "fail", as_text=frozenset(options.column_types)
+    )
+    if not lines.good:
+        raise UsageError(f"{source.path}: no line is a JSON object; nothing to ingest")
+    text = [(name, pa.string()) for name in options.column_types]
+    try:
+        table = pajson.read_json(
+            io.BytesIO(lines.good),
+            read_options=pajson.ReadOptions(block_size=block),
+            parse_options=pajson.ParseOptions(
+                explicit_schema=pa.schema(text) if text else None,
+                unexpected_field_behavior="infer",
+            ),
+            memory_pool=memory_pool(),
+        )
+    except pa.ArrowInvalid as exc:
+        if "straddl" in str(exc):
+            raise
+        raise UsageError(f"{source.path}: {first_line(str(exc))}; fix the file") from None
+    table = _in_order(table, lines.names)
+    return cast_columns(source, table, options.column_types), lines.bad
+
+
+def _in_order(table: Any, names: list[str]) -> Any:
+    """``table`` with the columns in ``names`` first, in that order (an explicit schema's
+    fields come first in Arrow's output, not where the file has them)."""
+    present = set(table.column_names)
+    first = [n for n in dict.fromkeys(names) if n in present]
+    rest = [n for n in table.column_names if n not in set(first)]
+    order = first + rest
+    return table if order == table.column_names else table.select(order)
+
+
+def read_json_array(
+    source: Source, options: ReadOptions, block: int, watch: Watch | None
+) -> tuple[Any, list[BadRow]]:
+    """A JSON array of objects, by polars (Arrow reads only one object per line).
+
+    Polars reads a field that holds numbers and strings as text; one that it cannot read
+    (numbers and arrays) is refused unless its type is declared: then its values are
+    written as text (1 becomes "1") and converted to the declared type.
+    """
+    import io
+
+    import polars as pl
+
+    with open_input(source, watch) as stream:
+        data = stream.read()
+    try:
+        frame = pl.read_json(io.BytesIO(data), infer_schema_length=None)
+    except Exception as exc:  # polars raises several error types for bad JSON
+        declared = set(options.column_types)
+        text = diagnose.json_array_as_text(source, data, str(exc), declared)
+        try:
+            frame = pl.read_json(
+                io.BytesIO(text),
+                infer_schema_length=None,
+                schema_overrides={name: pl.String for name in declared},
+            )
+        except Exception as again:
+            raise UsageError(f"{source.path}: {first_line(str(again))}; fix the file") from None
+    table = frame.to_arrow()
+    if options.column_types:
+        table = cast_columns(source, table, options.column_types)
+    return table, []

@@ -123,8 +123,9 @@ def _csv_table(source: Source, options: ReadOptions, how: _Pass) -> tuple[Any, l
 
     Arrow's reader, left to infer, keeps checking every block for a wider type (an int64
     column that turns out to hold "1.5" becomes double) and pays ~50% more for it. Most
-    files keep their types, so we infer on the first rows alone (:data:`readers.HEAD_BYTES`, the
-    start of the block Arrow infers from) and parse the file with those types. If a later
+    files keep their types, so we infer on the first rows alone (the first
+    :data:`readers.HEAD_BYTES` of the block Arrow infers from) and parse the file with
+    those types. If a later
     value does not fit (the parse fails), or a category column outgrows ``max_categories``
     in some block (where inference would have turned it into text), we parse again letting
     Arrow infer. A parse that succeeds therefore gives what inference gives, at the cost

@@ -28,14 +28,16 @@ def read_ndjson(
 ) -> tuple[Any, list[BadRow]]:
     """Parse with the types Arrow infers from the first lines; infer throughout if need be.
 
-    The plan of :func:`read_csv`: the scalar types Arrow infers from the first lines
-    (:data:`readers.HEAD_BYTES`) are the explicit schema of the parse of the whole file, which
-    spares Arrow's reader its per-block inference and promotion (about a tenth of the
-    parse of the 1,000,000-line benchmark file; tokenising the JSON is the rest). A later
-    value that does not fit (an int64 field holding 2.5) fails that parse, and the file
-    is parsed again letting Arrow infer, so a parse that succeeds gives what inference
-    gives. Nested and all-null fields are left to inference, and the columns are put back
-    in the order their fields first appear. tests/data/test_json.py compares the two.
+    The plan of :func:`mlkernel.data.csv_reader.read_csv`: the scalar types Arrow infers
+    from the first lines (:data:`readers.HEAD_BYTES`) are the explicit schema of the parse
+    of the whole file, which spares Arrow's reader its per-block inference and promotion:
+    up to a tenth of the parse of the 1,000,000-line benchmark file (best of 20), as
+    tokenising the JSON is most of the work; the first lines' own parse costs 20-30 ms of
+    that back. A later value that does not fit (an int64 field holding 2.5) fails that
+    parse, and the file is parsed again letting Arrow infer, so a parse that succeeds
+    gives what inference gives. Nested and all-null fields are left to inference, and the
+    columns are put back in the order their fields first appear. tests/data/test_json.py
+    compares the two.
     """
     declared = _json_types(options.column_types)
     head = _ndjson_head(source, block)

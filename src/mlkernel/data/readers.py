@@ -1,9 +1,10 @@
 """Parsing one source into an Arrow table with Arrow's multi-threaded readers.
 
-Arrow reads the file itself (no byte passes through Python). The fast path runs once; only when something is wrong do the slower diagnostics in
-:mod:`mlkernel.data.diagnose` run, to name the line. A row too large for the read block
-(say a 10 MB field) makes Arrow fail with "straddling object"; we retry with a block
-big enough to hold it.
+Arrow reads the file itself (no byte passes through Python, but for a file read again
+without some lines). The fast path runs once; only when something is wrong do the slower
+diagnostics in :mod:`mlkernel.data.diagnose` run, to name the line. A row too large for
+the read block (say a 10 MB field) makes Arrow fail with "straddling object"; we retry
+with a block big enough to hold it.
 
 This module holds what every format shares; :mod:`mlkernel.data.csv_reader` and
 :mod:`mlkernel.data.json_reader` read CSV/TSV and NDJSON/JSON arrays.

@@ -84,3 +84,38 @@ def test_a_block_that_lost_its_end_is_noticed(tmp_path: Path) -> None:
     assert not csv_reader._blocks_whole(source, options, csv_reader._Pass(BLOCK), table)
     result = read_source(source, options)
     assert result.table.num_rows == 2000 and [b.line for b in result.bad_rows] == [2]
+
+
+@pytest.mark.parametrize("compression", ["gzip", "bz2"])
+def test_a_compressed_file_loses_no_block_to_a_quote(tmp_path: Path, compression: str) -> None:
+    """Blocks of a decompressed file cannot be checked afterwards, so they are cut between
+    rows: a quoted line break across a cut is read whole, and a quote never closed is
+    refused under ``fail`` instead of taking the rest of its block with it."""
+    import bz2
+    import gzip
+
+    import pyarrow.csv as pacsv
+
+    from mlkernel.errors import UsageError
+
+    pack = {"gzip": gzip.compress, "bz2": bz2.compress}[compression]
+    suffix = {"gzip": "gz", "bz2": "bz2"}[compression]
+    broken = 'id,price,kind,at\n1,2,"k\n' + _rows(2000)
+    plain = tmp_path / "broken.csv"
+    plain.write_text(broken)
+    assert pacsv.read_csv(plain, read_options=pacsv.ReadOptions(block_size=BLOCK)).num_rows < 2000
+
+    packed = tmp_path / f"broken.csv.{suffix}"
+    packed.write_bytes(pack(broken.encode()))
+    with pytest.raises(UsageError, match="line 2"):
+        read_source(sniff(packed), ReadOptions(block_size=BLOCK))
+    skipped = read_source(sniff(packed), ReadOptions(block_size=BLOCK, on_bad_rows="skip"))
+    assert skipped.table.num_rows == 2000 and [b.line for b in skipped.bad_rows] == [2]
+
+    quoted = "id,price,kind,at\n" + _rows(150) + '150,1.0,"two\nlines",2024-01-01 00:00:00Z\n'
+    quoted += _rows(2000, start=151)
+    whole = tmp_path / f"quoted.csv.{suffix}"
+    whole.write_bytes(pack(quoted.encode()))
+    table = read_source(sniff(whole), ReadOptions(block_size=BLOCK)).table
+    assert table.num_rows == 2151
+    assert table.column("kind").to_pylist()[150] == "two\nlines"

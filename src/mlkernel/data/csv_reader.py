@@ -37,7 +37,9 @@ def read_csv(
     and ``quarantine`` their lines are set aside as bad rows and the file is parsed once
     more without them.
     """
-    how = _Pass(block, watch)
+    # Where the blocks cannot be checked afterwards (:func:`_blocks_whole`), they are cut
+    # between rows from the start: slower, but a block cannot lose its end unnoticed.
+    how = _Pass(block, watch, quoted_breaks=not _checkable(source, options))
     quotes: list[diagnose.OpenQuote] = []
     try:
         table, bad = _whole_csv(source, options, how)
@@ -55,7 +57,9 @@ def read_csv(
             quotes = _open_quotes(source, options)
     if quotes:
         try:
-            table, bad = _csv_table(source, options, replace(how, without=quotes))
+            table, bad = _csv_table(
+                source, options, replace(how, without=quotes, quoted_breaks=True)
+            )
         except ParseError as exc:
             raise _csv_problem(source, options, exc) from None
     if bad:
@@ -151,8 +155,9 @@ def _blocks_whole(source: Source, options: ReadOptions, how: _Pass, table: Any) 
     inside a quote (one never closed, or a quoted line break across the cut) loses the
     rest of its rows without a word. So each chunk's last row must be its block's last
     line: those lines are read (a few bytes each), parsed together and compared as text.
-    A line that is a bad row is not compared; a file whose offsets are not Arrow's (one
-    decompressed, decoded, or read without some lines) is not checked.
+    A line that is a bad row is not compared. A file whose offsets are not Arrow's (one
+    decompressed, decoded, or read without some lines) cannot be checked, so
+    :func:`read_csv` has it cut between rows from the start.
     """
     import io
 
@@ -160,13 +165,7 @@ def _blocks_whole(source: Source, options: ReadOptions, how: _Pass, table: Any) 
     import pyarrow.csv as pacsv
 
     chunks = [len(c) for c in table.column(0).chunks] if table.num_columns else []
-    if (
-        len(chunks) < 2
-        or how.without
-        or how.quoted_breaks
-        or source.compression is not None
-        or diagnose.codec(options.encoding) != "utf-8"
-    ):
+    if len(chunks) < 2 or how.quoted_breaks:  # cut between rows: nothing can be lost
         return True
     lines = diagnose.block_last_lines(source, how.block)
     if lines is None or len(lines) != len(chunks) - 1:
@@ -204,6 +203,12 @@ def _blocks_whole(source: Source, options: ReadOptions, how: _Pass, table: Any) 
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return False
+
+
+def _checkable(source: Source, options: ReadOptions) -> bool:
+    """Whether Arrow's block offsets are the file's: not for a decompressed or re-encoded
+    file, whose blocks :func:`_blocks_whole` cannot find."""
+    return source.compression is None and diagnose.codec(options.encoding) == "utf-8"
 
 
 def _breaks_lines(bad: list[BadRow]) -> bool:

@@ -21,7 +21,15 @@ from mlkernel.data import diagnose
 from mlkernel.data.sources import Source, Watch
 from mlkernel.errors import UsageError
 
-__all__ = ["BAD_ROW_MODES", "BadRow", "ReadOptions", "ReadResult", "memory_pool", "read_source"]
+__all__ = [
+    "BAD_ROW_MODES",
+    "BadRow",
+    "ReadOptions",
+    "ReadResult",
+    "memory_pool",
+    "normalise",
+    "read_source",
+]
 
 BAD_ROW_MODES = ("fail", "skip", "quarantine")
 BLOCK_SIZE = 4 << 20
@@ -100,7 +108,7 @@ def read_source(
             raise
     if watch is not None:
         watch.done()
-    return ReadResult(_normalise(source, table, options), bad)
+    return ReadResult(normalise(source, table, options), bad)
 
 
 def memory_pool() -> Any:
@@ -194,7 +202,7 @@ def cast_columns(source: Source, table: Any, types: dict[str, Any]) -> Any:
     return table
 
 
-def _normalise(source: Source, table: Any, options: ReadOptions) -> Any:
+def normalise(source: Source, table: Any, options: ReadOptions) -> Any:
     """Checks and conversions every format shares."""
     import pyarrow as pa
 

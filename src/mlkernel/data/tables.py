@@ -232,7 +232,7 @@ def _normalise(table: Any, label: str) -> Any:
     # The ingest's own checks and category rule, as for a typed (Parquet) file: a source
     # named after the step, so that a refusal (two columns of one name) names the step.
     source = Source(Path(label), "parquet", None, 0, 0, 0)
-    return readers._normalise(source, table, readers.ReadOptions()).combine_chunks()
+    return readers.normalise(source, table, readers.ReadOptions()).combine_chunks()
 
 
 def write_version(value: Any, objects: Path, label: str, target: str) -> dict[str, Any]:

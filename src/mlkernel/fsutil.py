@@ -34,6 +34,23 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
+def try_flock(path: Path | str, flags: int = os.O_RDONLY, mode: int = 0o644) -> int | None:
+    """Open ``path`` and take an exclusive ``flock`` on it without waiting: the descriptor
+    (closing it releases the lock), or None when another open file holds the lock."""
+    import fcntl
+
+    fd = os.open(path, flags, mode)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists (ours or another user's)."""
     try:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 from pathlib import Path
 
 from mlkernel.errors import ConflictError
+from mlkernel.fsutil import try_flock
 from mlkernel.sched._proc import read_text, write_text
 
 __all__ = ["POOLS", "PoolGroups", "shares_for"]
@@ -83,11 +83,8 @@ class PoolGroups:
         pools' weights and undo the other's; the second one is refused instead.
         """
         self.base.mkdir(exist_ok=True)
-        fd = os.open(self.base, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = try_flock(self.base, os.O_RDONLY | os.O_DIRECTORY)
+        if fd is None:
             raise ConflictError(
                 f"another mlkernel controller manages the cgroups under {self.base}; "
                 "reach it with `mlk mode status`, or give this one another [sched] parent"

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -57,6 +56,7 @@ from mlkernel.errors import (
     PermissionDeniedError,
     UsageError,
 )
+from mlkernel.fsutil import try_flock
 from mlkernel.sched import _proc
 from mlkernel.sched.backends import CGROUP_ROOT, BackendReport, detect
 from mlkernel.sched.cgroups import PoolGroups
@@ -113,11 +113,8 @@ class Controller:
     # -- life cycle --------------------------------------------------------------------
     def start(self) -> None:
         self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
-        fd = os.open(self.runtime_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = try_flock(self.runtime_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+        if fd is None:
             raise ConflictError(
                 f"a scheduler controller already runs for {self.runtime_dir}; "
                 "use `mlk mode status` to reach it"

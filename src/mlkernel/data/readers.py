@@ -70,6 +70,7 @@ class BadRow:
 class ReadResult:
     table: Any  # pyarrow.Table
     bad_rows: list[BadRow] = field(default_factory=list)
+    digest: str | None = None  # of the source, hashed while parsing (uncompressed files)
 
 
 def read_source(
@@ -108,7 +109,8 @@ def read_source(
             raise
     if watch is not None:
         watch.done()
-    return ReadResult(normalise(source, table, options), bad)
+    digest = watch.digest if watch is not None else None
+    return ReadResult(normalise(source, table, options), bad, digest)
 
 
 def memory_pool() -> Any:
@@ -139,7 +141,12 @@ def open_input(
     stream = (
         raw if source.compression is None else pa.CompressedInputStream(raw, source.compression)
     )
-    readable = diagnose.Without(stream, without) if without else stream
+    if without:
+        readable = diagnose.Without(stream, without)
+    elif watch is not None and source.compression is None:
+        readable = watch.hashing(raw)
+    else:
+        readable = stream
     try:
         if watch is None:
             yield readable

@@ -16,6 +16,7 @@ artifacts need; a non-cryptographic checksum (xxHash) would let crafted content 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ ALGORITHM = "blake3"
 HEX_LENGTH = 64
 _HEX = frozenset("0123456789abcdef")
 MULTITHREAD_FROM = 64 << 20  # below this, one thread is faster than starting the others
+CHUNK = 16 << 20
 
 
 def new() -> Hasher:
@@ -44,17 +46,22 @@ def of_bytes(data: bytes | bytearray | memoryview) -> str:
 
 
 def of_file(path: Path | str) -> str:
-    """The digest of a file's bytes, read through a memory map; a large file is hashed
-    on every core. Raises OSError (FileNotFoundError ...) like ``open``."""
+    """The digest of a file's bytes; a large file is hashed on every core.
+
+    Read into one buffer rather than memory-mapped: a file that another process
+    truncates meanwhile would kill a process reading it through a map (SIGBUS).
+    Raises OSError (FileNotFoundError ...) like ``open``.
+    """
     from blake3 import blake3
 
-    path = Path(path)
-    size = path.stat().st_size
-    hasher = blake3(max_threads=blake3.AUTO if size >= MULTITHREAD_FROM else 1)
-    if size == 0:
-        return hasher.hexdigest()
-    hasher.update_mmap(path)
-    return hasher.hexdigest()
+    with open(path, "rb", buffering=0) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        hasher = blake3(max_threads=blake3.AUTO if size >= MULTITHREAD_FROM else 1)
+        buffer = bytearray(min(max(size, 1), CHUNK))
+        view = memoryview(buffer)
+        while n := handle.readinto(buffer):
+            hasher.update(view[:n])
+    return str(hasher.hexdigest())
 
 
 def is_digest(text: str) -> bool:

@@ -79,7 +79,7 @@ class _Follower:
 
     The writer reports how far the file is complete (:meth:`upto`) after each write call
     returns; this thread reads those bytes back from the page cache (a memory copy, no
-    disk), hashes them (``hashlib`` releases the GIL, so it runs on the other core) and
+    disk), hashes them (BLAKE3 releases the GIL, so it runs on the other core) and
     asks the kernel to start writing them to disk in steps of :data:`SYNC_EVERY`, so that
     the closing fsync finds little left.
     """

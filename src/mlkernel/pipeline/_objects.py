@@ -1,6 +1,7 @@
 """Writing one object the way :class:`mlkernel.artifacts.store.ObjectStore` does, with
-nothing but ``os`` and ``blake3``: the process worker stores every step's output, and
-importing the object store (tempfile, tarfile) would cost it milliseconds a step. Same layout, same guarantees: a temporary file in ``objects/tmp``, fsynced, made
+nothing but ``os`` and :mod:`mlkernel.digest`: the process worker stores every step's
+output, and importing the object store (tempfile, tarfile) would cost it milliseconds a
+step. Same layout, same guarantees: a temporary file in ``objects/tmp``, fsynced, made
 read-only, renamed to ``objects/ab/cdef...``, the folder fsynced. A test checks that the
 object store finds what this writes."""
 
@@ -24,9 +25,9 @@ def _fsync_dir(path: str) -> None:
 
 
 def put_bytes(root: str, data: bytes) -> tuple[str, int]:
-    from blake3 import blake3  # the store's digest (mlkernel.digest)
+    from mlkernel.digest import of_bytes  # loads blake3 on first use only
 
-    digest = blake3(data).hexdigest()
+    digest = of_bytes(data)
     final = object_path(root, digest)
     if os.path.exists(final):
         return digest, len(data)

@@ -123,6 +123,23 @@ class Controller:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
 
+        # The pool groups' lock comes before anything is written: a controller refused
+        # here (another one manages the same parent) must not replay its journal onto them.
+        self.report = detect(self.cgroup_root)
+        if self.report.cgroup_version is not None and self.report.cgroup_mount is not None:
+            self.groups = PoolGroups(
+                Path(self.report.cgroup_mount),
+                self.report.cgroup_version,
+                self.report.cgroup_controller or "cpu",
+                self.config.parent,
+            )
+            try:
+                self._groups_fd = self.groups.claim()
+            except BaseException:
+                os.close(fd)  # the runtime dir's lock: this controller does not start
+                self._lock_fd = None
+                raise
+
         journal = Journal(self.runtime_dir)
         self.applier = Applier(journal)
         # Crash recovery: whatever is still open was left by a predecessor that died.
@@ -135,20 +152,7 @@ class Controller:
                 len(self.recovered.gone),
                 len(self.recovered.changed_since),
             )
-        self.report = detect(self.cgroup_root)
-        if self.report.cgroup_version is not None and self.report.cgroup_mount is not None:
-            self.groups = PoolGroups(
-                Path(self.report.cgroup_mount),
-                self.report.cgroup_version,
-                self.report.cgroup_controller or "cpu",
-                self.config.parent,
-            )
-            try:
-                self._groups_fd = self.groups.claim()
-            except ConflictError:
-                os.close(fd)  # the runtime dir's lock: this controller does not start
-                self._lock_fd = None
-                raise
+        if self.groups is not None:
             self.groups.ensure()
         try:
             self.history = History(self.state_dir / HISTORY_NAME)

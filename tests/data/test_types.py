@@ -61,16 +61,18 @@ def test_the_table_is_what_arrow_inference_reads(
     assert result.table.equals(expected)
 
 
+@pytest.mark.parametrize("eol", ["\n", "\r\n"], ids=["LF", "CRLF"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_whole_blocks_are_not_parsed_again(tmp_path: Path, case: str) -> None:
-    """Each chunk's last row is its block's last line, so no slower second parse follows."""
+def test_whole_blocks_are_not_parsed_again(tmp_path: Path, case: str, eol: str) -> None:
+    """No block ends inside a quote, so the slower parse that follows quotes is not used."""
     path = tmp_path / "t.csv"
-    path.write_text("id,price,kind,at\n" + CASES[case])
+    text = "id,price,kind,at\n" + CASES[case].replace(",k", ',"k').replace(",2024", '",2024')
+    path.write_bytes(text.replace("\n", eol).encode())
     source, options = sniff(path), ReadOptions(block_size=BLOCK, max_categories=LIMIT)
     how = csv_reader._Pass(BLOCK)
     table, _ = csv_reader._csv_table(source, options, how)
     assert table.column(0).num_chunks > 2
-    assert csv_reader._blocks_whole(source, options, how, table)
+    assert csv_reader._blocks_whole(source, how)
 
 
 def test_a_block_that_lost_its_end_is_noticed(tmp_path: Path) -> None:
@@ -81,9 +83,36 @@ def test_a_block_that_lost_its_end_is_noticed(tmp_path: Path) -> None:
     source, options = sniff(path), ReadOptions(block_size=BLOCK, on_bad_rows="skip")
     table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=BLOCK))
     assert table.num_rows < 2000  # Arrow dropped the rest of the first block
-    assert not csv_reader._blocks_whole(source, options, csv_reader._Pass(BLOCK), table)
+    assert not csv_reader._blocks_whole(source, csv_reader._Pass(BLOCK))
     result = read_source(source, options)
     assert result.table.num_rows == 2000 and [b.line for b in result.bad_rows] == [2]
+
+
+LAYOUTS = {
+    "repeated rows": lambda i: "1,2,3\n",
+    "distinct rows": lambda i: f"{i},{i * 2},w{i}\n",
+    "quoted values": lambda i: f'{i},"a, {i}",""\n',
+    "CRLF, quoted": lambda i: f'{i},"x""{i}",1\r\n',
+}
+
+
+@pytest.mark.parametrize("at", [3, 150, 1000, 1990])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_a_stray_quote_loses_no_row(tmp_path: Path, layout: str, at: int) -> None:
+    """Whatever the rows around it (a lost block's end once went unnoticed when rows
+    repeat), a quote never closed is refused under ``fail``; under ``skip`` only its line
+    is set aside."""
+    from mlkernel.errors import UsageError
+
+    lines = ["a,b,c\n"] + [LAYOUTS[layout](i) for i in range(2, 2001)]
+    lines[at - 1] = f'{at},"x,1\n'
+    path = tmp_path / "t.csv"
+    path.write_text("".join(lines), newline="")
+    with pytest.raises(UsageError, match=f"quote opened on line {at} is never closed"):
+        read_source(sniff(path), ReadOptions(block_size=BLOCK))
+    result = read_source(sniff(path), ReadOptions(block_size=BLOCK, on_bad_rows="skip"))
+    assert [b.line for b in result.bad_rows] == [at]
+    assert result.table.num_rows == 1998
 
 
 @pytest.mark.parametrize("compression", ["gzip", "bz2"])

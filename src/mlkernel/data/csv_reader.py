@@ -23,6 +23,7 @@ from mlkernel.errors import UsageError
 __all__ = ["MAX_OPEN_QUOTES", "read_csv"]
 
 MAX_OPEN_QUOTES = 100  # lines set aside for quotes never closed; past that, the quoting is off
+_TAIL = 1 << 16  # bytes of a block's end read first for its last quote (:func:`_ends_in_quote`)
 
 
 def read_csv(
@@ -80,22 +81,21 @@ class _QuoteAcrossBlock(Exception):
 
 
 def _whole_csv(source: Source, options: ReadOptions, how: _Pass) -> tuple[Any, list[BadRow]]:
-    """:func:`_csv_table`; again with blocks cut between rows if a cut fell inside a quote.
+    """:func:`_csv_table`, with blocks cut between rows if a cut would fall inside a quote.
 
     Arrow's multi-threaded reader cuts the file into blocks at line breaks, blind to
     quotes. A cut inside a quoted value (a quote never closed, or a quoted line break)
-    loses the rest of the block without a word (:func:`_blocks_whole` notices), or fails
-    the parse: "out of sync", or a bad row (the value's second half). Then the file is
-    parsed again by a chunker that follows quotes, which costs ~30% more, hence only
-    then; if that fails too, the first failure stands.
+    loses the rest of the block without a word (:func:`_blocks_whole` foresees it), or
+    fails the parse: "out of sync", or a bad row (the value's second half). Then the file
+    is parsed by a chunker that follows quotes, which costs ~30% more, hence only then;
+    if that fails after a failed fast parse, the first failure stands.
     """
     import pyarrow as pa
 
     failed: ParseError | None = None
     try:
-        table, bad = _csv_table(source, options, how)
-        if _blocks_whole(source, options, how, table):
-            return table, bad
+        if _blocks_whole(source, how):
+            return _csv_table(source, options, how)
     except ParseError as exc:
         if not exc.bad and "out of sync with chunker" not in str(exc):
             raise
@@ -147,62 +147,101 @@ def _csv_table(source: Source, options: ReadOptions, how: _Pass) -> tuple[Any, l
     return _parse_csv(source, options, options.column_types, how)
 
 
-def _blocks_whole(source: Source, options: ReadOptions, how: _Pass, table: Any) -> bool:
-    """False if Arrow may have dropped the end of a block.
+def _blocks_whole(source: Source, how: _Pass) -> bool:
+    """False if Arrow's fast parse may drop the end of a block: one ends inside a quote.
 
-    Arrow's multi-threaded reader cuts the file into blocks at the last line break before
-    each multiple of the block size, and parses them apart; a block whose parse ends
-    inside a quote (one never closed, or a quoted line break across the cut) loses the
-    rest of its rows without a word. So each chunk's last row must be its block's last
-    line: those lines are read (a few bytes each), parsed together and compared as text.
-    A line that is a bad row is not compared. A file whose offsets are not Arrow's (one
+    Arrow's multi-threaded reader cuts the file into blocks at the last line break
+    (``\\n`` or a lone ``\\r``) before each multiple of the block size, and parses them
+    apart; a block whose parse ends inside a quote (one never closed, or a quoted line
+    break across the cut) loses the rest of its rows without a word. Whether one does is
+    read off the bytes, before the parse (:func:`_ends_in_quote`); a file without a quote
+    character costs one ``memchr`` pass. A file whose offsets are not Arrow's (one
     decompressed, decoded, or read without some lines) cannot be checked, so
     :func:`read_csv` has it cut between rows from the start.
     """
-    import io
-
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    chunks = [len(c) for c in table.column(0).chunks] if table.num_columns else []
-    if len(chunks) < 2 or how.quoted_breaks:  # cut between rows: nothing can be lost
+    if how.quoted_breaks:  # cut between rows: nothing can be lost
         return True
-    lines = diagnose.block_last_lines(source, how.block)
-    if lines is None or len(lines) != len(chunks) - 1:
-        return False
-    skipped: set[int] = set()
+    delimiter = ord(_delimiter(source))
+    buffer = bytearray(how.block)
+    carry = b""  # the start of the next block: the last buffer's bytes past its cut
+    first = True
+    with source.path.open("rb", buffering=0) as handle:
+        while size := handle.readinto(buffer):
+            data = memoryview(buffer)[:size]
+            cut = max(buffer.rfind(b"\n", 0, size), buffer.rfind(b"\r", 0, size)) + 1
+            if size < how.block:  # the last buffer: the last block runs to the end
+                cut = size
+            elif cut == 0:  # a line longer than a block: the parse's cuts are not known
+                return False
+            if carry.find(b'"') >= 0 or buffer.find(b'"', 0, cut) >= 0:
+                # Arrow completes the carried row with the bytes up to the buffer's first
+                # line break, also blind to quotes: that end too must be outside one.
+                ends = [_first_break(buffer, size) + 1, cut] if carry else [cut]
+                if any(_ends_in_quote(carry, data[:end], delimiter, bom=first) for end in ends):
+                    return False
+            carry, first = bytes(data[cut:]), False
+    whole = memoryview(carry)
+    return not (carry.find(b'"') >= 0 and _ends_in_quote(b"", whole, delimiter, bom=first))
 
-    def on_invalid(row: Any) -> str:
-        skipped.add(row.number - 1)
-        return "skip"
 
-    try:
-        parsed = pacsv.read_csv(
-            io.BytesIO(b"".join(lines)),
-            read_options=pacsv.ReadOptions(
-                column_names=table.column_names, use_threads=False, block_size=1 << 26
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=_delimiter(source), invalid_row_handler=on_invalid
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={f.name: f.type for f in table.schema}, strings_can_be_null=False
-            ),
-        )
-        checked = [i for i in range(len(chunks) - 1) if i not in skipped]
-        if parsed.num_rows != len(checked) or any(chunks[i] == 0 for i in checked):
-            return False
-        if not checked:
-            return True
-        ends = list(itertools.accumulate(chunks))
-        rows = [ends[i] - 1 for i in checked]
-        expected = pa.concat_tables([table.slice(row, 1) for row in rows])  # take() copies
-        return all(
-            parsed.column(i).cast(pa.string()).equals(expected.column(i).cast(pa.string()))
-            for i in range(table.num_columns)
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return False
+def _first_break(buffer: bytearray, size: int) -> int:
+    found = [i for i in (buffer.find(b"\n", 0, size), buffer.find(b"\r", 0, size)) if i >= 0]
+    return min(found, default=size - 1)
+
+
+def _ends_in_quote(carry: bytes, data: memoryview, delimiter: int, *, bom: bool) -> bool:
+    """Whether Arrow's parse of the block ``carry + data`` (whole lines) ends inside a
+    quoted value.
+
+    Arrow's parser opens a quote only at a field's start (after a delimiter or a line
+    break); inside a quoted value ``""`` is a quote and a lone ``"`` closes the value,
+    after which quotes are text, as they are in a field that does not start with one. So
+    each run of quotes matters by its length alone: an even run changes nothing; an odd
+    run at a field's start (or inside a quoted value) toggles "inside"; an odd run
+    elsewhere closes a quoted value if one is open, and is text otherwise. The block ends
+    inside a quote iff an odd number of odd runs at field starts follow the last odd run
+    elsewhere, which is most often in the block's last line: the tail is read first.
+    """
+    window = _TAIL
+    while window < len(data):
+        verdict = _tail_in_quote(bytes(data[-window - 1 :]), 1, delimiter, bom=False)
+        if verdict is not None:
+            return verdict
+        window *= 16
+    found = _tail_in_quote(carry + bytes(data), 0, delimiter, bom=bom)
+    return bool(found)
+
+
+def _tail_in_quote(block: bytes, begin: int, delimiter: int, *, bom: bool) -> bool | None:
+    """:func:`_ends_in_quote` for ``block[begin:]`` (``block[begin - 1]`` the byte before
+    it); None if ``begin`` > 0 and no odd run but at field starts is found."""
+    import numpy as np
+
+    data = np.frombuffer(block, np.uint8)
+    quotes = np.flatnonzero(data[begin:] == ord('"')) + begin
+    if begin and quotes.size and quotes[0] == begin and data[begin - 1] == ord('"'):
+        return None  # the first run may start before the window
+    if not quotes.size:
+        return None if begin else False
+    new_run = np.ones(quotes.size, dtype=bool)
+    new_run[1:] = quotes[1:] != quotes[:-1] + 1
+    firsts = np.flatnonzero(new_run)
+    lengths = np.diff(np.append(firsts, quotes.size))
+    starts = quotes[firsts][lengths % 2 == 1]  # where the odd runs start
+    before = data[np.maximum(starts - 1, 0)]
+    if bom and block.startswith(b"\xef\xbb\xbf"):  # Arrow skips a BOM
+        begin = 3
+    at_field_start = (
+        ((starts == begin) & (begin != 1))
+        | (before == delimiter)
+        | (before == ord("\n"))
+        | (before == ord("\r"))
+    )
+    elsewhere = np.flatnonzero(~at_field_start)
+    if not elsewhere.size and begin == 1:
+        return None
+    after = elsewhere[-1] + 1 if elsewhere.size else 0
+    return bool(np.count_nonzero(at_field_start[after:]) % 2)
 
 
 def _checkable(source: Source, options: ReadOptions) -> bool:

@@ -259,3 +259,40 @@ def test_open_quotes_are_found_whatever_the_read_chunks(
     found = list(diagnose.open_quotes(sniff(path), ",", "utf8"))
     assert [q.line for q in found] == [5, 6, 90, 91, 250, 299, 398]
     assert [data[q.start : q.end].decode() for q in found] == [lines[q.line - 1] for q in found]
+
+
+def test_a_long_quoted_value_is_read_whole_and_a_last_line_quote_is_caught(
+    project: Kernel, write: Callable[[str, str | bytes], Path]
+) -> None:
+    """A valid quoted value of 200 KB over several lines is no quote left open (Python's
+    csv reader stops at 128 KiB by default); a quote opened on the last line is one."""
+    note = "\n".join(["x" * 1000] * 200)
+    rows = "".join(f"{i},plain\n" for i in range(5000))
+    big = write("big.csv", f'id,note\n0,"{note}"\n{rows}')
+    for mode in ("fail", "skip"):
+        result = project.data.add(big, name=f"big-{mode}", on_bad_rows=mode, progress=False)
+        table = project.data.open(result.ref)
+        assert table.num_rows == 5001 and result.bad_rows == []
+        assert str(table.schema.field("id").type) == "int64"
+        assert table.column("note")[0].as_py() == note
+
+    last = write("last.csv", 'a,b\n1,2\n3,"x\n')
+    with pytest.raises(UsageError, match="line 3"):
+        project.data.add(last, name="last", progress=False)
+    kept = project.data.add(last, name="last-skip", on_bad_rows="skip", progress=False)
+    assert [b.line for b in kept.bad_rows] == [3]
+    assert project.data.open(kept.ref).column("b").to_pylist() == [2]
+
+
+def test_reading_without_some_lines_closes_the_file_under_it(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from mlkernel.data import diagnose
+
+    path = tmp_path / "t.csv"
+    path.write_text("a\n1\n")
+    inner = pa.OSFile(str(path))
+    wrapper = diagnose.Without(inner, [])
+    assert wrapper.read() == b"a\n1\n"
+    wrapper.close()
+    assert inner.closed

@@ -81,6 +81,12 @@ class Without(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def close(self) -> None:
+        """Close the stream under it too (its owner may hold only this wrapper)."""
+        if not self.closed:
+            self._stream.close()
+        super().close()
+
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         filled = 0
@@ -222,12 +228,15 @@ def has_line_break(table: Any) -> bool:
     return False
 
 
+FIELD_LIMIT = 64 << 20  # a quoted value longer than this is taken for a quote never closed
+
+
 def open_quotes(source: Source, delimiter: str, encoding: str) -> Iterator[OpenQuote]:
     """The lines that open a quote that is never closed, in order.
 
     Such a quote makes a naive parser (Arrow's too) read the rest of the file into one
     value. Python's csv reader, strict, fails on the record: at the end of the file, at
-    its field size limit, or at a later quote that "closes" it but is not followed by a
+    its field size limit (raised to :data:`FIELD_LIMIT`: a valid value may be megabytes), or at a later quote that "closes" it but is not followed by a
     delimiter. A record that failed past its first line is such a quote: its first line is
     set aside and reading goes on from the next line, as if it were not there; one that
     failed within its line (``"a"b``, which Arrow reads as ``ab``) is not, and reading goes
@@ -238,14 +247,21 @@ def open_quotes(source: Source, delimiter: str, encoding: str) -> Iterator[OpenQ
     while True:
         reader = csv.reader(feed.lines_from(base), delimiter=delimiter, strict=True)
         start = base  # the first line of the record being read
+        limit = csv.field_size_limit(FIELD_LIMIT)  # process-wide: restored before yielding
         try:
             for _row in reader:
                 start = base + reader.line_num
             return
-        except csv.Error:
-            if base + reader.line_num - 1 > start:  # it ran past its first line
-                yield feed.open_quote(start)
-            base = start + 1
+        except csv.Error as exc:
+            # The end of the file inside a quote, even on the quote's own line (the last
+            # line), or a record that ran past its first line: a quote never closed.
+            at_end = "unexpected end of data" in str(exc)
+            swallowed = at_end or base + reader.line_num - 1 > start
+        finally:
+            csv.field_size_limit(limit)
+        if swallowed:
+            yield feed.open_quote(start)
+        base = start + 1
 
 
 @dataclass(frozen=True, slots=True)

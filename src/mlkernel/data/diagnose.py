@@ -119,31 +119,6 @@ def _stream(source: Source, without: Sequence[OpenQuote] = ()) -> Any:
     return Without(stream, without) if without else stream
 
 
-def block_last_lines(source: Source, block: int) -> list[bytes] | None:
-    """The last line of each block Arrow's CSV reader cuts ``source`` into, but the file's.
-
-    Block ``k`` ends at the last line break before byte ``(k + 1) * block``; blank lines,
-    which Arrow skips, are passed over. None when a line is too long to find that way.
-    """
-    found: list[bytes] = []
-    with source.path.open("rb") as handle:
-        for stop in range(block, source.size, block):
-            window = min(4096, stop)
-            while True:
-                handle.seek(stop - window)
-                data = handle.read(window)
-                data = data[: data.rfind(b"\n") + 1]  # the block ends at its last line break
-                data = data.rstrip(b"\r\n")  # less blank lines and that break
-                start = data.rfind(b"\n") + 1
-                if start > 0 or window == stop:
-                    break
-                if window >= block:
-                    return None
-                window = min(window * 4, stop)
-            found.append(data[start:] + b"\n")
-    return found
-
-
 def original_line(number: int, without: Sequence[OpenQuote]) -> int:
     """The file's line number of line ``number`` of the file read ``without`` some lines."""
     for quote in without:

@@ -208,28 +208,3 @@ def test_progress_callback_sees_the_bytes(
     seen: list[tuple[int, int]] = []
     sqlite_project.data.add(path, progress=lambda done, total: seen.append((done, total)))
     assert seen and seen[-1] == (path.stat().st_size, path.stat().st_size)
-
-
-@pytest.mark.parametrize("name", ["t.csv", "t.ndjson", "t.csv.gz"])
-def test_the_source_digest_is_taken_while_parsing_where_the_bytes_pass_in_order(
-    tmp_path: Path, name: str
-) -> None:
-    """An uncompressed source is hashed as the parser reads it (no second read); a
-    compressed one, whose parser sees other bytes, is hashed apart. Same digest either way."""
-    from mlkernel.data.readers import ReadOptions, read_source
-    from mlkernel.data.sources import sniff
-
-    rows = [{"id": i, "kind": f"k{i % 3}", "x": i / 7} for i in range(50_000)]
-    if ".csv" in name:
-        text = "id,kind,x\n" + "".join(f"{r['id']},{r['kind']},{r['x']}\n" for r in rows)
-    else:
-        text = "".join(json.dumps(r) + "\n" for r in rows)
-    path = tmp_path / name
-    path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
-    seen: list[int] = []
-    result = read_source(sniff(path), ReadOptions(block_size=64 << 10), lambda n, _: seen.append(n))
-    assert result.table.num_rows == 50_000 and sum(seen) == path.stat().st_size
-    if name.endswith(".gz"):
-        assert result.digest is None
-    else:
-        assert result.digest == blake3(path.read_bytes()).hexdigest()

@@ -108,9 +108,9 @@ def add(k: Kernel, target: str | Path, options: AddOptions) -> IngestResult:
     written: list[Written] = []
     try:
         try:
-            table, bad, known = _read_all(sources, read_opts, meter, count_lines=show)
+            table, bad = _read_all(sources, read_opts, meter, count_lines=show)
             meter.stage("writing")
-            with Hasher(sources, known).start() as hasher:  # the sources, beside the write
+            with Hasher(sources).start() as hasher:  # the sources, beside the write
                 written = _write(table, k.objects.tmp, parquet=options.parquet)
                 digests = hasher.finish()
         finally:
@@ -193,20 +193,17 @@ def _combine(sources: list[Source], digests: list[str]) -> str:
 
 def _read_all(
     sources: list[Source], options: ReadOptions, meter: Meter, *, count_lines: bool
-) -> tuple[Any, list[BadRow], list[str | None]]:
-    """The sources' table, their bad rows, and the digests taken while parsing them."""
+) -> tuple[Any, list[BadRow]]:
     import pyarrow as pa
 
     tables: list[Any] = []
     bad: list[BadRow] = []
-    known: list[str | None] = []
     for source in sources:
         result = read_source(source, options, meter.advance, count_lines=count_lines)
         bad.extend(result.bad_rows)
         tables.append(result.table)
-        known.append(result.digest)
     if len(tables) == 1:
-        return tables[0], bad, known
+        return tables[0], bad
     base = _common_root(sources)
     aligned: list[Any] = []
     for source, table in zip(sources, tables, strict=True):
@@ -222,7 +219,7 @@ def _read_all(
     pool = memory_pool()
     merged = pa.concat_tables(aligned, promote_options="none", memory_pool=pool)
     merged = merged.unify_dictionaries(pool)
-    return merged, bad, known
+    return merged, bad
 
 
 def _common_root(sources: list[Source]) -> Path | None:

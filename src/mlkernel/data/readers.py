@@ -70,7 +70,6 @@ class BadRow:
 class ReadResult:
     table: Any  # pyarrow.Table
     bad_rows: list[BadRow] = field(default_factory=list)
-    digest: str | None = None  # of the source, hashed while parsing (uncompressed files)
 
 
 def read_source(
@@ -109,8 +108,7 @@ def read_source(
             raise
     if watch is not None:
         watch.done()
-    digest = watch.digest if watch is not None else None
-    return ReadResult(normalise(source, table, options), bad, digest)
+    return ReadResult(normalise(source, table, options), bad)
 
 
 def memory_pool() -> Any:
@@ -141,12 +139,7 @@ def open_input(
     stream = (
         raw if source.compression is None else pa.CompressedInputStream(raw, source.compression)
     )
-    if without:
-        readable = diagnose.Without(stream, without)
-    elif watch is not None and source.compression is None:
-        readable = watch.hashing(raw)
-    else:
-        readable = stream
+    readable = diagnose.Without(stream, without) if without else stream
     try:
         if watch is None:
             yield readable

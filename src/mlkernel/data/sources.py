@@ -155,9 +155,8 @@ class Hasher:
     was found — so a file changed after the parser read it is refused too.
     """
 
-    def __init__(self, sources: list[Source], known: list[str | None] | None = None) -> None:
+    def __init__(self, sources: list[Source]) -> None:
         self.sources = sources
-        self._known = known or [None] * len(sources)  # digests the parse took already
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mlk-source-hash", daemon=True)
         self._digests: list[str] = []
@@ -168,11 +167,7 @@ class Hasher:
         buffer = bytearray(HASH_CHUNK)
         view = memoryview(buffer)
         try:
-            for source, known in zip(self.sources, self._known, strict=True):
-                if known is not None:
-                    self._digests.append(known)
-                    self._read.append(source.size)
-                    continue
+            for source in self.sources:
                 hasher = digests.new()
                 total = 0
                 with source.path.open("rb", buffering=0) as handle:
@@ -229,15 +224,6 @@ class Watch:
         self._reached = 0
         self._per_byte = _lines_per_byte(source) if count_lines else 0.0
         self._lock = threading.Lock()
-        self.digest: str | None = None  # of the source, if a parse read it whole
-
-    def hashing(self, raw: Any) -> Any:
-        """``raw`` (an uncompressed source, read from its start) as a file that hashes what
-        the parser reads; a parse that reads it to the end sets :attr:`digest`. The bytes
-        are hashed as they arrive, so they need not be read again."""
-        import pyarrow as pa
-
-        return pa.PythonFile(_HashingReader(self, raw), mode="r")
 
     def report(self, position: int) -> None:
         with self._lock:
@@ -252,46 +238,6 @@ class Watch:
 
     def done(self) -> None:
         self.report(self._source.size)
-
-
-class _HashingReader:
-    """What ``pyarrow.PythonFile`` needs of a readable file, over a native one."""
-
-    def __init__(self, watch: Watch, raw: Any) -> None:
-        self._watch = watch
-        self._raw = raw
-        self._hash: Any = digests.new()
-        self._position = 0
-        self.closed = False
-
-    def read(self, nbytes: int | None = None) -> Any:
-        data = self._raw.read_buffer(nbytes)  # native, no copy into Python
-        if data.size:
-            if self._hash is not None:
-                self._hash.update(data)
-            self._position += data.size
-        elif self._hash is not None and self._position == self._watch._source.size:
-            self._watch.digest = self._hash.hexdigest()  # the end, every byte read in order
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        position = int(self._raw.seek(offset, whence))
-        if position != self._position:
-            self._hash = None  # read out of order: the digest is taken apart (Hasher)
-        self._position = position
-        return position
-
-    def tell(self) -> int:
-        return self._position
-
-    def close(self) -> None:
-        self.closed = True
 
 
 class _Polling:

@@ -63,6 +63,18 @@ def _progress(side: str, text: str) -> None:
     print(f"[{side}] {text}", file=sys.stderr, flush=True)
 
 
+def _run_figures(whole: list[float], starts: list[float], stored: int) -> dict[str, Any]:
+    """The run workload's figures, the same for both sides."""
+    n = len(whole)
+    return {
+        "n": n,
+        "mean_s": sum(whole) / n,
+        "median_s": _median(whole),
+        "start_median_s": _median(starts),
+        "stored": stored,
+    }
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -110,13 +122,7 @@ def _mlk_runs(k: Any, n: int) -> dict[str, Any]:
         whole.append(t2 - t0)
         starts.append(t1 - t0)
     done = [r for r in k.runs(limit=n + 10, name="train") if r.state == "completed"]
-    return {
-        "n": n,
-        "mean_s": sum(whole) / n,
-        "median_s": _median(whole),
-        "start_median_s": _median(starts),
-        "stored": len(done),
-    }
+    return _run_figures(whole, starts, len(done))
 
 
 def _mlk_runs_in_git(mlk: Any, path: Path, n: int) -> dict[str, Any]:
@@ -323,13 +329,7 @@ def _mf_runs(mlflow: Any, client: Any, experiment_id: str, n: int) -> dict[str, 
         filter_string="attributes.run_name = 'train' and attributes.status = 'FINISHED'",
         max_results=n + 10,
     )
-    return {
-        "n": n,
-        "mean_s": sum(whole) / n,
-        "median_s": _median(whole),
-        "start_median_s": _median(starts),
-        "stored": len(done),
-    }
+    return _run_figures(whole, starts, len(done))
 
 
 def _mf_alias(mlflow: Any, client: Any, n: int) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Content-addressed, immutable object storage."""
 
-from mlkernel.artifacts.store import ObjectStore, file_digest
+from mlkernel.artifacts.store import ObjectStore
 
-__all__ = ["ObjectStore", "file_digest"]
+__all__ = ["ObjectStore"]

@@ -22,14 +22,10 @@ from mlkernel import digest as digests
 from mlkernel.errors import IntegrityError, NotFoundError, UsageError
 from mlkernel.fsutil import fsync_dir
 
-__all__ = ["GCReport", "ObjectStore", "file_digest"]
+__all__ = ["GCReport", "ObjectStore"]
 
 CHUNK = 1 << 20
 TMP_MAX_AGE = 3600.0  # temporary files older than this are leftovers of a crash
-
-
-def file_digest(path: Path) -> str:
-    return digests.of_file(path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ SIGTERM) ends the running steps' process groups and marks the run ``cancelled``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -74,15 +75,7 @@ class StepResult:
     metrics: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "state": self.state,
-            "execution_id": self.execution_id,
-            "output": self.output,
-            "error": self.error,
-            "duration": self.duration,
-            "metrics": self.metrics,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(slots=True)
@@ -269,7 +262,7 @@ class Runner:
         return {"artifact": info, "as": "value" if as_value else "handle"}
 
     def _file_input(self, ref: Ref) -> ArtifactRecord:
-        from mlkernel.artifacts.store import file_digest
+        from mlkernel.digest import of_file
         from mlkernel.errors import NotFoundError
 
         assert ref.path is not None
@@ -279,7 +272,7 @@ class Runner:
             raise NotFoundError(f"pipeline input {ref.path} does not exist; check the path")
         name = ref.ref.partition(":")[2]
         versions = self.k.table.versions("file", name)
-        if versions and versions[-1].digest == file_digest(path):
+        if versions and versions[-1].digest == of_file(path):
             return versions[-1]
         return self.k.log_artifact(path, kind="file", name=name)
 

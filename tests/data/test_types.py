@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mlkernel.data import csv_reader, readers
 from mlkernel.data.readers import ReadOptions, read_source
@@ -148,3 +150,110 @@ def test_a_compressed_file_loses_no_block_to_a_quote(tmp_path: Path, compression
     table = read_source(sniff(whole), ReadOptions(block_size=BLOCK)).table
     assert table.num_rows == 2151
     assert table.column("kind").to_pylist()[150] == "two\nlines"
+
+
+# -- the block check against a byte-by-byte model of Arrow's chunking and quoting -------
+
+
+def _ends_inside_quote(block: bytes, *, bom: bool) -> bool:
+    """Arrow's quoting, one byte at a time: a quote opens only at a field's start; inside,
+    ``""`` is a quote and a lone ``"`` closes; after that, quotes are text."""
+    if bom and block.startswith(b"\xef\xbb\xbf"):
+        block = block[3:]
+    inside, field_start, i = False, True, 0
+    while i < len(block):
+        byte = block[i : i + 1]
+        if inside:
+            if byte == b'"':
+                if block[i + 1 : i + 2] == b'"':
+                    i += 1  # an escaped quote
+                else:
+                    inside = False
+        elif byte == b'"' and field_start:
+            inside, field_start = True, False
+        else:
+            field_start = byte in (b",", b"\n", b"\r")
+        i += 1
+    return inside
+
+
+def _model_blocks_whole(data: bytes, block: int) -> bool:
+    """What :func:`csv_reader._blocks_whole` must answer, read off the whole file at once."""
+    carry, position = b"", 0
+    while position < len(data):
+        chunk = data[position : position + block]
+        first = position == 0
+        position += len(chunk)
+        cut = len(chunk)
+        if len(chunk) == block:
+            cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) + 1
+            if cut == 0:
+                return False
+        breaks = [i for i in (chunk.find(b"\n"), chunk.find(b"\r")) if i >= 0]
+        ends = [min(breaks, default=len(chunk) - 1) + 1, cut] if carry else [cut]
+        if any(_ends_inside_quote(carry + chunk[:end], bom=first) for end in ends):
+            return False
+        carry = chunk[cut:]
+    return not _ends_inside_quote(carry, bom=False)
+
+
+_FIELDS = [
+    "1",
+    "2.5",
+    "",
+    '"a"',
+    '"a,b"',
+    '"x""y"',
+    '"two\nlines"',
+    '"cr\rlf"',
+    '""',
+    'x"y',
+    '"open',
+    '"""',
+]
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.lists(st.sampled_from(_FIELDS), min_size=3, max_size=3), min_size=1, max_size=120
+    ),
+    eol=st.sampled_from(["\n", "\r\n"]),
+    block=st.sampled_from([64, 100, 256]),
+    tail=st.sampled_from([8, 32, 1 << 16]),
+)
+def test_the_block_check_answers_as_the_model(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rows: list[list[str]],
+    eol: str,
+    block: int,
+    tail: int,
+) -> None:
+    """Small blocks and short windows, so that the windows grow and chunks are read
+    whole; quoted line breaks, escaped quotes and quotes never closed in every place."""
+    monkeypatch.setattr(csv_reader, "_TAIL", tail)
+    data = ("a,b,c" + eol + "".join(",".join(r) + eol for r in rows)).encode()
+    path = tmp_path / "model.csv"
+    path.write_bytes(data)
+    whole = csv_reader._blocks_whole(sniff(path), csv_reader._Pass(block))
+    assert whole == _model_blocks_whole(data, block)
+    if whole:  # then Arrow's fast parse reads what the parse that follows quotes reads
+        assert _arrow(path, block, quoted_breaks=False) == _arrow(path, block, quoted_breaks=True)
+
+
+def _arrow(path: Path, block: int, *, quoted_breaks: bool) -> object:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        return pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=block),
+            parse_options=pacsv.ParseOptions(newlines_in_values=quoted_breaks),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys("abc", pa.string())),
+        ).to_pylist()
+    except pa.ArrowInvalid as exc:
+        return type(exc)

@@ -8,10 +8,10 @@
 Generated inputs are cached under ``.bench/ingest/``: a CSV of N rows x 20 columns (12
 float, 4 int, 3 string categories, 1 timestamp with time zone) and an NDJSON file of N/5
 rows. Each measurement runs in a child process (this file with ``--one NAME``), after a
-warm-up read so that every contender reads from the page cache; the child reports its wall
-time, its peak RSS above the interpreter's, and the anonymous (non-file) memory it still
-holds with the result alive. A memory-mapped open holds almost none: its pages belong to
-the page cache, not to the process.
+read of its input so that every contender reads from the page cache (:func:`_warm`); the
+child reports its wall time, its peak RSS above the interpreter's, and the anonymous
+(non-file) memory it still holds with the result alive. A memory-mapped open holds almost
+none: its pages belong to the page cache, not to the process.
 
 The CSV contenders (``data add`` and the three parsers) run ``--repeat`` times in turn
 (default 3), so that a burst of load from elsewhere hits them alike; their figures are the
@@ -240,6 +240,19 @@ def one(name: str, csv_path: Path, ndjson_path: Path, project: Path) -> dict[str
 # -- the parent ----------------------------------------------------------------------
 
 
+def _warm(path: Path) -> None:
+    """Read ``path`` so that the next contender finds it in the page cache.
+
+    Before each contender, not once: a kernel that pages out memory left idle (the
+    development machine runs DAMON's reclaim, which pages out what was not touched for a
+    minute, at up to 128 MiB/s) would otherwise hand later contenders a file partly on disk.
+    """
+    with path.open("rb", buffering=0) as handle:
+        buffer = bytearray(1 << 24)
+        while handle.readinto(buffer):
+            pass
+
+
 def run_child(name: str, csv_path: Path, ndjson_path: Path, project: Path) -> dict[str, Any]:
     out = subprocess.run(
         [
@@ -289,9 +302,7 @@ def main() -> int:
     project = BENCH / f"project-{rows}"
     shutil.rmtree(project, ignore_errors=True)
     for path in (csv_path, ndjson_path):  # warm the page cache for everyone
-        with path.open("rb") as handle:
-            while handle.read(1 << 24):
-                pass
+        _warm(path)
     print(f"CSV    {csv_path.name}: {csv_path.stat().st_size / 1e6:,.0f} MB")
     print(f"NDJSON {ndjson_path.name}: {ndjson_path.stat().st_size / 1e6:,.0f} MB\n", flush=True)
     print(f"load average before: {_load()}\n", flush=True)
@@ -316,6 +327,7 @@ def main() -> int:
     ]
     results: dict[str, dict[str, Any]] = {}
     for name in order:
+        _warm(ndjson_path if "ndjson" in name else csv_path)
         results[name] = run_child(name, csv_path, ndjson_path, project)
         r = results[name]
         print(

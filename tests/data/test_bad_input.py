@@ -296,3 +296,43 @@ def test_reading_without_some_lines_closes_the_file_under_it(tmp_path: Path) -> 
     assert wrapper.read() == b"a\n1\n"
     wrapper.close()
     assert inner.closed
+
+
+# Line numbers are lines, not rows: each bad row below follows something that makes Arrow's
+# row count fall behind the line count (a blank line, a quoted value over lines, CRLF).
+COUNTED_BY_LINE = {
+    "blank lines": ("a,b,c\n1,2,3\n\n\n4,5\n6,7,8\n", [5]),
+    "a quoted value over two lines": ('a,b,c\n1,"two\nlines",3\n4,5,6\n7,8\n9,10,11\n', [5]),
+    "CRLF and a quoted CRLF": ('a,b,c\r\n1,"x\r\ny",3\r\n4,5\r\n6,7,8\r\n', [4]),
+    "a bad row over two lines": ('a,b,c\n1,2,3\n\n"p\nq",4\n5,6,7\n8\n', [4, 7]),
+    "a repeated bad row": ("a,b,c\n4,5\n\n4,5\n1,2,3\n4,5\n", [2, 4, 6]),
+}
+
+
+@pytest.mark.parametrize("case", list(COUNTED_BY_LINE))
+def test_bad_rows_are_numbered_by_their_first_line(tmp_path: Path, case: str) -> None:
+    text, expected = COUNTED_BY_LINE[case]
+    path = tmp_path / "t.csv"
+    path.write_bytes(text.encode())
+    result = read_source(sniff(path), ReadOptions(on_bad_rows="skip"))
+    assert [b.line for b in result.bad_rows] == expected
+    physical = text.replace("\r\n", "\n").split("\n")
+    for bad in result.bad_rows:  # the text reported is what that line starts with
+        assert physical[(bad.line or 0) - 1] == bad.text.replace("\r\n", "\n").split("\n")[0]
+    with pytest.raises(UsageError, match=rf"line {expected[0]} has \d fields"):
+        read_source(sniff(path), ReadOptions())
+
+
+def test_bad_rows_after_an_open_quote_are_numbered_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"  # line 3 opens a quote never closed; line 6 is short
+    path.write_text('a,b\n1,2\n3,"x\n\n4,5\n6\n7,8\n')
+    result = read_source(sniff(path), ReadOptions(on_bad_rows="skip"))
+    assert [(b.line, b.text) for b in result.bad_rows] == [(3, '3,"x'), (6, "6")]
+    assert result.table.column("a").to_pylist() == [1, 4, 7]
+
+
+def test_bad_rows_in_a_compressed_file_are_numbered_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv.gz"
+    path.write_bytes(gzip.compress(b'a,b\n1,"x\ny"\n\n2\n3,4\n'))
+    result = read_source(sniff(path), ReadOptions(on_bad_rows="skip"))
+    assert [b.line for b in result.bad_rows] == [5]

@@ -350,7 +350,7 @@ def _csv_options(
     fail = options.on_bad_rows == "fail"
 
     def on_invalid(row: Any) -> str:
-        bad.append(BadRow(row.number, row.text, _field_problem(row)))
+        bad.append(BadRow(row.number, row.text, diagnose.field_problem(row)))
         return "error" if fail else "skip"
 
     read_opts = pacsv.ReadOptions(
@@ -456,7 +456,3 @@ def _csv_problem(source: Source, options: ReadOptions, exc: ParseError) -> Usage
             "--on-bad-rows skip (or quarantine) to set such rows aside"
         )
     return UsageError(f"{source.path}: {first_line(text)}; fix the file")
-
-
-def _field_problem(row: Any) -> str:
-    return f"has {row.actual_columns} fields where the header has {row.expected_columns}"

@@ -128,20 +128,24 @@ def original_line(number: int, without: Sequence[OpenQuote]) -> int:
     return number
 
 
-def _single_thread_numbers(
+def _single_thread_rows(
     source: Source,
     delimiter: str,
     encoding: str,
     stop: bool,
     without: Sequence[OpenQuote] = (),
-) -> list[Any]:
+) -> list[tuple[int | None, str, str]]:
+    """The rows with the wrong field count, in file order: Arrow's number for each (rows,
+    not lines, counted in the file read ``without`` some lines), its text and its problem.
+    Arrow's single-threaded reader numbers them; the parallel one cannot."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    found: list[Any] = []
+    found: list[tuple[int | None, str, str]] = []
 
     def on_invalid(row: Any) -> str:
-        found.append(row.number)
+        number = row.number if isinstance(row.number, int) and row.number > 0 else None
+        found.append((number, row.text, field_problem(row)))
         return "error" if stop else "skip"
 
     stream = _stream(source, without)
@@ -151,19 +155,64 @@ def _single_thread_numbers(
             read_options=pacsv.ReadOptions(
                 use_threads=False, encoding=encoding, block_size=1 << 26
             ),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, invalid_row_handler=on_invalid, newlines_in_values=True
+            ),
         )
     except pa.ArrowInvalid:
         pass
     finally:
         stream.close()
-    return [original_line(n, without) if isinstance(n, int) and n > 0 else n for n in found]
+    return found
+
+
+def physical_lines(source: Source, encoding: str, texts: Sequence[str]) -> list[int | None]:
+    """The line each of ``texts`` (rows as Arrow's reader gives them, in file order) starts
+    on; None for one not found, and for those after it.
+
+    Arrow numbers rows, not lines: a blank line, or a quoted value over several lines,
+    before a bad row makes its number smaller than its line. So each row's text is looked
+    for as whole lines, after the line of the one before it.
+    """
+    wanted = [_line_parts(text.encode(codec(encoding), "replace")) for text in texts]
+    numbered = ((n, line.rstrip(b"\r\n")) for n, line in enumerate(lines(source), 1))
+    next(numbered, None)  # the header, never a bad row
+    back: collections.deque[tuple[int, bytes]] = collections.deque()
+    found: list[int | None] = []
+    for parts in wanted:
+        hit = None
+        while (item := back.popleft() if back else next(numbered, None)) is not None:
+            if item[1] != parts[0]:
+                continue
+            ahead: list[tuple[int, bytes]] = []
+            for part in parts[1:]:
+                following = back.popleft() if back else next(numbered, None)
+                if following is None:
+                    break
+                ahead.append(following)
+                if following[1] != part:
+                    break
+            else:
+                hit = item[0]
+                break
+            back.extendleft(reversed(ahead))
+        if hit is None:
+            break
+        found.append(hit)
+    return found + [None] * (len(wanted) - len(found))
+
+
+def _line_parts(text: bytes) -> list[bytes]:
+    return [part.rstrip(b"\r") for part in text.split(b"\n")]
 
 
 def csv_bad_row_line(source: Source, delimiter: str, encoding: str) -> int | None:
     """The physical line number of the first row with the wrong field count."""
-    numbers = _single_thread_numbers(source, delimiter, encoding, stop=True)
-    return numbers[0] if numbers else None
+    rows = _single_thread_rows(source, delimiter, encoding, stop=True)
+    if not rows:
+        return None
+    number, text, _problem = rows[0]
+    return physical_lines(source, encoding, [text])[0] or number
 
 
 def number_bad_rows(
@@ -173,18 +222,26 @@ def number_bad_rows(
     bad: list[BadRow],
     without: Sequence[OpenQuote] = (),
 ) -> list[BadRow]:
-    """``bad`` with line numbers filled in (the parallel reader does not know them).
+    """``bad`` in file order, numbered by the line each starts on.
 
-    ``without``: the lines the parse that found ``bad`` did not read.
+    ``without``: the lines the parse that found ``bad`` did not read. Where a row's text
+    cannot be found as whole lines (it should always be), Arrow's row number stands.
     """
     from mlkernel.data.readers import BadRow
 
-    if all(b.line is not None for b in bad):
-        return [BadRow(original_line(b.line or 0, without), b.text, b.problem) for b in bad]
-    numbers = _single_thread_numbers(source, delimiter, encoding, stop=False, without=without)
-    if len(numbers) != len(bad):
+    rows = _single_thread_rows(source, delimiter, encoding, stop=False, without=without)
+    if len(rows) != len(bad):
         return bad
-    return [BadRow(n, b.text, b.problem) for n, b in zip(numbers, bad, strict=True)]
+    found = physical_lines(source, encoding, [text for _n, text, _p in rows])
+    return [
+        BadRow(line if line is not None else original_line(number or 0, without) or None, *row)
+        for (number, *row), line in zip(rows, found, strict=True)
+    ]
+
+
+def field_problem(row: Any) -> str:
+    """What is wrong with a row Arrow's reader refused (its ``InvalidRow``)."""
+    return f"has {row.actual_columns} fields where the header has {row.expected_columns}"
 
 
 def has_line_break(table: Any) -> bool:

@@ -166,7 +166,7 @@ def _blocks_whole(source: Source, how: _Pass) -> bool:
     (one never closed, or a quoted line break across the cut) loses the rest of its rows
     without a word. Whether one does is read off the bytes, beside the parse
     (:func:`_ends_in_quote`), most often from a chunk's last line alone: for the 860 MB
-    benchmark file, 14 MB are read instead of the whole file. A chunk whose last 64 KiB
+    benchmark file, 40 MB are read instead of the whole file. A chunk whose last 64 KiB
     hold no quote is read whole (one ``memchr``). A file whose offsets are not Arrow's
     (one decompressed, decoded, or read without some lines) cannot be checked, so
     :func:`read_csv` has it cut between rows from the start.

@@ -60,3 +60,47 @@ def test_a_second_process_sees_every_change(project: Kernel) -> None:
     finally:
         reader.stdin.close()
         reader.wait(timeout=30)
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    import mlkernel
+
+    k = mlkernel.open(sys.argv[1])
+    k.resolve("model:churn")  # the change watcher reads its map of the WAL index
+    print("ready", flush=True)
+    sys.stdin.read()
+    """
+)
+
+_DEAD_MAN_SWITCH = 128  # the byte of meta.db-shm every connection locks shared (walformat)
+
+
+def test_a_process_with_the_project_open_keeps_sqlites_locks(sqlite_project: Kernel) -> None:
+    """The change watcher once closed a descriptor of ``meta.db-shm``, which drops every
+    lock the process holds on that file, SQLite's among them: another process could then
+    take the WAL index for abandoned and truncate it under the first (which died of
+    SIGBUS in tests/test_concurrency.py)."""
+    import fcntl
+    import struct
+
+    sqlite_project.log_artifact({"v": 1}, kind="model", name="churn")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(sqlite_project.root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        (shm,) = sqlite_project.root.rglob("*.db-shm")
+        with shm.open("rb") as handle:  # F_GETLK names a lock of another process only
+            query = struct.pack("hhqqi4x", fcntl.F_WRLCK, 0, _DEAD_MAN_SWITCH, 1, 0)
+            answer = fcntl.fcntl(handle.fileno(), fcntl.F_GETLK, query)
+        kind, _whence, _start, _length, pid = struct.unpack("hhqqi4x", answer)
+        assert kind == fcntl.F_RDLCK and pid == holder.pid
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)

@@ -6,6 +6,14 @@ query we compare the 48-byte WAL-index header in ``meta.db-shm``, which every co
 rewrites (https://www.sqlite.org/walformat.html, section 2.1), so the common "nothing
 changed" answer costs a memory compare instead of a query.
 
+SQLite keeps its WAL locks (POSIX ``fcntl`` locks) on that very file, and closing *any*
+descriptor of a file drops every such lock the process holds on it (fcntl(2)). A
+descriptor opened and closed here once did just that: the process went on reading
+without its locks, so another process could take the WAL index for abandoned and
+truncate it under the connections that map it (they died of SIGBUS), or checkpoint over
+pages a reader still used. So the map and its descriptors are opened once per file and
+kept for the life of the process (:func:`_wal_header`), never closed.
+
 PostgreSQL: one primary-key query per check (see :class:`PostgresWatcher` for why not
 LISTEN/NOTIFY alone).
 """
@@ -16,6 +24,7 @@ import mmap
 import os
 import re
 import sqlite3
+import threading
 from typing import Any, Protocol
 
 from mlkernel.meta.db import BUSY_TIMEOUT_S
@@ -23,6 +32,37 @@ from mlkernel.meta.db import BUSY_TIMEOUT_S
 __all__ = ["ChangeWatcher", "watcher_for"]
 
 _WAL_HEADER = 48
+_MAPS: dict[tuple[int, int], mmap.mmap] = {}  # (device, inode) -> map, for the process's life
+_MAPS_LOCK = threading.Lock()
+
+
+def _wal_header(path: str) -> mmap.mmap | None:
+    """A read-only map of the WAL-index header in ``path``; None if it has none yet.
+
+    One per file (device and inode) per process, and never closed, with its descriptor:
+    see the module's docstring. A file SQLite replaced is a new inode and gets a map of
+    its own; the old one stays, a page and two descriptors, until the process ends.
+    """
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    if found.st_size < _WAL_HEADER:
+        return None
+    with _MAPS_LOCK:
+        held = _MAPS.get((found.st_dev, found.st_ino))
+        if held is not None:
+            return held
+        try:
+            fd = os.open(path, os.O_RDONLY)  # never closed (nor the map's own copy of it)
+        except OSError:
+            return None
+        opened = os.fstat(fd)
+        mapped = _MAPS.get((opened.st_dev, opened.st_ino))
+        if mapped is None:  # else the file was replaced meanwhile by one mapped already
+            mapped = mmap.mmap(fd, _WAL_HEADER, prot=mmap.PROT_READ)
+            _MAPS[(opened.st_dev, opened.st_ino)] = mapped
+        return mapped
 
 
 class ChangeWatcher(Protocol):
@@ -42,25 +82,13 @@ class SQLiteWatcher:
             isolation_level=None,
         )
         self._version = self._data_version()
-        self._shm_path = f"{path}-shm"
-        self._map: mmap.mmap | None = None
-        self._header = b""
-        self._map_shm()
+        # Mapped after the connection has read: its lock keeps the file from being
+        # truncated while this watcher reads the map.
+        self._map = _wal_header(f"{path}-shm")
+        self._header = self._map[:_WAL_HEADER] if self._map is not None else b""
 
     def _data_version(self) -> int:
         return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-
-    def _map_shm(self) -> None:
-        try:
-            fd = os.open(self._shm_path, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            if os.fstat(fd).st_size >= _WAL_HEADER:
-                self._map = mmap.mmap(fd, _WAL_HEADER, prot=mmap.PROT_READ)
-                self._header = self._map[:_WAL_HEADER]
-        finally:
-            os.close(fd)
 
     def changed(self) -> bool:
         mapped = self._map
@@ -75,8 +103,7 @@ class SQLiteWatcher:
         return True
 
     def close(self) -> None:
-        if self._map is not None:
-            self._map.close()
+        self._map = None  # the map stays open: see _wal_header
         self._conn.close()
 
 

@@ -4,6 +4,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from mlkernel.kernel import Kernel
 
 READER = textwrap.dedent(
@@ -77,6 +79,7 @@ HOLDER = textwrap.dedent(
 _DEAD_MAN_SWITCH = 128  # the byte of meta.db-shm every connection locks shared (walformat)
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="struct flock is laid out for Linux here")
 def test_a_process_with_the_project_open_keeps_sqlites_locks(sqlite_project: Kernel) -> None:
     """The change watcher once closed a descriptor of ``meta.db-shm``, which drops every
     lock the process holds on that file, SQLite's among them: another process could then

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -71,6 +72,11 @@ HOLDER = textwrap.dedent(
 
     k = mlkernel.open(sys.argv[1])
     k.resolve("model:churn")  # the change watcher reads its map of the WAL index
+    if sys.argv[2] == "and-closes-another":  # the map they share stays open for k
+        other = mlkernel.open(sys.argv[1])
+        other.resolve("model:churn")
+        other.close()
+        k.resolve("model:churn")
     print("ready", flush=True)
     sys.stdin.read()
     """
@@ -80,7 +86,10 @@ _DEAD_MAN_SWITCH = 128  # the byte of meta.db-shm every connection locks shared 
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="struct flock is laid out for Linux here")
-def test_a_process_with_the_project_open_keeps_sqlites_locks(sqlite_project: Kernel) -> None:
+@pytest.mark.parametrize("holder_does", ["opens", "and-closes-another"])
+def test_a_process_with_the_project_open_keeps_sqlites_locks(
+    sqlite_project: Kernel, holder_does: str
+) -> None:
     """The change watcher once closed a descriptor of ``meta.db-shm``, which drops every
     lock the process holds on that file, SQLite's among them: another process could then
     take the WAL index for abandoned and truncate it under the first (which died of
@@ -90,7 +99,7 @@ def test_a_process_with_the_project_open_keeps_sqlites_locks(sqlite_project: Ker
 
     sqlite_project.log_artifact({"v": 1}, kind="model", name="churn")
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(sqlite_project.root)],
+        [sys.executable, "-c", HOLDER, str(sqlite_project.root), holder_does],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -107,3 +116,49 @@ def test_a_process_with_the_project_open_keeps_sqlites_locks(sqlite_project: Ker
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="counts descriptors in /proc/self/fd")
+def test_closed_projects_leave_no_descriptors(tmp_path: Path) -> None:
+    """The change watcher's map of the WAL index goes with the last kernel that used it,
+    while others of the same project stay open and after."""
+    import os
+
+    import mlkernel
+    from mlkernel.meta import changes
+
+    def ours() -> list[str]:  # this process's descriptors of files under tmp_path
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(str(tmp_path)):
+                found.append(target)
+        return found
+
+    def users() -> list[int]:
+        keys = set()
+        for shm in tmp_path.glob("p*/.mlkernel/meta.db-shm"):
+            info = shm.stat()
+            keys.add((info.st_dev, info.st_ino))
+        return sorted(held.users for key, held in changes._MAPS.items() if key in keys)
+
+    for i in range(2):
+        mlkernel.init(tmp_path / f"p{i}", name=f"p{i}").close()
+    assert ours() == []
+    staying = [mlkernel.open(tmp_path / f"p{i}") for i in range(2)]
+    for k in staying:
+        k.log_artifact({"v": 1}, kind="model", name="m")
+    for _round in range(10):
+        opened = [mlkernel.open(tmp_path / f"p{i}") for i in range(2) for _copy in range(2)]
+        for k in opened:
+            k.resolve("model:m")
+        assert users() == [3, 3]
+        for k in opened:
+            k.close()
+        assert users() == [1, 1]
+    for k in staying:
+        k.close()
+    assert users() == [] and ours() == []

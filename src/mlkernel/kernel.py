@@ -94,8 +94,10 @@ class Kernel:
     def close(self) -> None:
         if self._provenance is not None:
             self._provenance.close()
-        self.table.close()
+        # The store's connections first: the table's watcher may close a descriptor of
+        # the WAL index, which drops the locks of any connection still open here.
         self.meta.close()
+        self.table.close()
 
     def __enter__(self) -> Kernel:
         return self

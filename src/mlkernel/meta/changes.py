@@ -12,7 +12,8 @@ descriptor opened and closed here once did just that: the process went on readin
 without its locks, so another process could take the WAL index for abandoned and
 truncate it under the connections that map it (they died of SIGBUS), or checkpoint over
 pages a reader still used. So the map and its descriptors are opened once per file and
-kept for the life of the process (:func:`_wal_header`), never closed.
+shared by the process's watchers of it (:func:`_wal_header`), and closed only when the last
+of them closes, after its kernel's own connections (``Kernel.close``).
 
 PostgreSQL: one primary-key query per check (see :class:`PostgresWatcher` for why not
 LISTEN/NOTIFY alone).
@@ -32,16 +33,25 @@ from mlkernel.meta.db import BUSY_TIMEOUT_S
 __all__ = ["ChangeWatcher", "watcher_for"]
 
 _WAL_HEADER = 48
-_MAPS: dict[tuple[int, int], mmap.mmap] = {}  # (device, inode) -> map, for the process's life
+_Key = tuple[int, int]  # the WAL-index file's device and inode
+
+
+class _Held:
+    def __init__(self, fd: int, mapped: mmap.mmap) -> None:
+        self.fd, self.map, self.users = fd, mapped, 0
+
+
+_MAPS: dict[_Key, _Held] = {}
 _MAPS_LOCK = threading.Lock()
 
 
-def _wal_header(path: str) -> mmap.mmap | None:
-    """A read-only map of the WAL-index header in ``path``; None if it has none yet.
+def _wal_header(path: str) -> tuple[_Key, mmap.mmap] | None:
+    """A read-only map of the WAL-index header in ``path``, for one more watcher; None if
+    the file has none yet. Give it back with :func:`_release`.
 
-    One per file (device and inode) per process, and never closed, with its descriptor:
-    see the module's docstring. A file SQLite replaced is a new inode and gets a map of
-    its own; the old one stays, a page and two descriptors, until the process ends.
+    One map per file (device and inode) per process, shared, its descriptor held open
+    while a watcher uses it: see the module's docstring. A file SQLite replaced is a new
+    inode and gets a map of its own.
     """
     try:
         found = os.stat(path)
@@ -50,19 +60,35 @@ def _wal_header(path: str) -> mmap.mmap | None:
     if found.st_size < _WAL_HEADER:
         return None
     with _MAPS_LOCK:
-        held = _MAPS.get((found.st_dev, found.st_ino))
-        if held is not None:
-            return held
-        try:
-            fd = os.open(path, os.O_RDONLY)  # never closed (nor the map's own copy of it)
-        except OSError:
-            return None
-        opened = os.fstat(fd)
-        mapped = _MAPS.get((opened.st_dev, opened.st_ino))
-        if mapped is None:  # else the file was replaced meanwhile by one mapped already
-            mapped = mmap.mmap(fd, _WAL_HEADER, prot=mmap.PROT_READ)
-            _MAPS[(opened.st_dev, opened.st_ino)] = mapped
-        return mapped
+        key = (found.st_dev, found.st_ino)
+        held = _MAPS.get(key)
+        if held is None:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                return None
+            opened = os.fstat(fd)
+            key = (opened.st_dev, opened.st_ino)  # the file may have been replaced
+            held = _MAPS.get(key)
+            if held is None:
+                held = _MAPS[key] = _Held(fd, mmap.mmap(fd, _WAL_HEADER, prot=mmap.PROT_READ))
+            # else the file was replaced by one mapped already: this descriptor stays
+            # open, as closing it would drop the locks (a rare race; one descriptor)
+        held.users += 1
+        return key, held.map
+
+
+def _release(key: _Key) -> None:
+    """A watcher is done with the map: close it if it was the last one's."""
+    with _MAPS_LOCK:
+        held = _MAPS.get(key)
+        if held is None:
+            return
+        held.users -= 1
+        if held.users == 0:
+            del _MAPS[key]
+            held.map.close()
+            os.close(held.fd)
 
 
 class ChangeWatcher(Protocol):
@@ -84,7 +110,9 @@ class SQLiteWatcher:
         self._version = self._data_version()
         # Mapped after the connection has read: its lock keeps the file from being
         # truncated while this watcher reads the map.
-        self._map = _wal_header(f"{path}-shm")
+        found = _wal_header(f"{path}-shm")
+        self._key: _Key | None = found[0] if found is not None else None
+        self._map: mmap.mmap | None = found[1] if found is not None else None
         self._header = self._map[:_WAL_HEADER] if self._map is not None else b""
 
     def _data_version(self) -> int:
@@ -103,8 +131,11 @@ class SQLiteWatcher:
         return True
 
     def close(self) -> None:
-        self._map = None  # the map stays open: see _wal_header
         self._conn.close()
+        self._map = None
+        if self._key is not None:
+            _release(self._key)
+            self._key = None
 
 
 class PostgresWatcher:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -43,34 +43,59 @@ class FakeKernel:
             yield claim
 
 
-def hogs_and_trainers() -> list[str]:
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in ps.splitlines() if "os.fork()" in line or "counts = [0, 0]" in line]
+TAG = "MLK_TEST_DEMO_TAG"
+
+
+def hogs_and_trainers(tag: str) -> list[str]:
+    """The demo's hogs and trainers still running that this test started: they inherit
+    ``TAG`` from it, forked hogs and orphans too, while another test worker may be
+    running the whole demo meanwhile, with hogs of its own."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            args = " ".join(proc.cmdline())
+            demos = "os.fork()" in args or "counts = [0, 0]" in args
+            if demos and proc.environ().get(TAG) == tag:
+                found.append(f"{proc.pid} {args}")
+        except psutil.Error:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+@pytest.fixture
+def tag(monkeypatch: pytest.MonkeyPatch) -> str:
+    value = uuid.uuid4().hex
+    monkeypatch.setenv(TAG, value)
+    return value
 
 
 def test_demo_prints_three_rows_and_stops_the_controller_it_started(
-    runtime_dir: Path, cg_parent: str, capsys: pytest.CaptureFixture[str]
+    runtime_dir: Path, cg_parent: str, capsys: pytest.CaptureFixture[str], tag: str
 ) -> None:
     need(importlib.util.find_spec("numpy") is not None, "the demo's trainer needs numpy")
-    before = hogs_and_trainers()
+    before = hogs_and_trainers(tag)
     demo = load_demo()
     demo.show_ml_mode(FakeKernel(runtime_dir, {"parent": cg_parent}), 0.5, runtime_dir)
     out = capsys.readouterr().out
     for label in ("solo", "with the hog ", "with the hog, ML mode"):
         assert label in out and "steps/s" in out
     assert "skipped" not in out
-    assert hogs_and_trainers() == before
+    assert hogs_and_trainers(tag) == before
     # The demo started the controller, so it shut it down again (restoring everything).
     pid = int((runtime_dir / "controller.lock").read_text().split()[0])
     wait_until(lambda: gone(pid), "the demo's controller to exit")
     assert not (runtime_dir / "sched.sock").exists()
 
 
-def test_demo_says_why_it_skips_ml_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_says_why_it_skips_ml_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tag: str
+) -> None:
     need(importlib.util.find_spec("numpy") is not None, "the demo's trainer needs numpy")
-    before = hogs_and_trainers()
+    before = hogs_and_trainers(tag)
     load_demo().show_ml_mode(FakeKernel(None, {}, fail=True), 0.3, tmp_path)
     out = capsys.readouterr().out
     assert "ML mode skipped: the scheduler controller cannot be started" in out
     assert "controller.log" in out and "solo" in out
-    assert hogs_and_trainers() == before
+    assert hogs_and_trainers(tag) == before

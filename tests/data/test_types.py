@@ -220,7 +220,7 @@ _FIELDS = [
     rows=st.lists(
         st.lists(st.sampled_from(_FIELDS), min_size=3, max_size=3), min_size=1, max_size=120
     ),
-    eol=st.sampled_from(["\n", "\r\n"]),
+    eol=st.sampled_from(["\n", "\r\n", "\r"]),
     block=st.sampled_from([64, 100, 256]),
     tail=st.sampled_from([8, 32, 1 << 16]),
 )

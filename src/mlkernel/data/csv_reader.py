@@ -216,23 +216,29 @@ class _Chunk:
         return self._whole
 
     def last_break(self) -> int | None:
-        """Where the last line break is (``\\n`` or ``\\r``); None if there is none."""
+        """Where the last line break is (``\\n`` or ``\\r``); None if there is none.
+        The chunk's end is read first, the whole chunk only if that has none."""
         begin = max(self.size - _TAIL, 0)
-        for offset in (begin, 0):
-            part = self.read(offset, self.size) if offset else self.whole()
-            found = max(part.rfind(b"\n"), part.rfind(b"\r"))
-            if found >= 0:
-                return offset + found
-        return None
+        found = _last_break(self.read(begin, self.size))
+        if found < 0 and begin:
+            begin, found = 0, _last_break(self.whole())
+        return begin + found if found >= 0 else None
 
     def first_break(self) -> int:
         """Where the first line break is; the last byte if there is none."""
-        for whole in (False, True):
-            part = self.whole() if whole else self.read(0, _TAIL)
-            found = [i for i in (part.find(b"\n"), part.find(b"\r")) if i >= 0]
-            if found:
-                return min(found)
-        return self.size - 1
+        found = _first_break(self.read(0, _TAIL))
+        if found < 0 and self.size > _TAIL:
+            found = _first_break(self.whole())
+        return found if found >= 0 else self.size - 1
+
+
+def _last_break(data: bytes) -> int:
+    return max(data.rfind(b"\n"), data.rfind(b"\r"))
+
+
+def _first_break(data: bytes) -> int:
+    found = [i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0]
+    return min(found, default=-1)
 
 
 def _ends_in_quote(carry: bytes, chunk: _Chunk, end: int, delimiter: int, *, bom: bool) -> bool:

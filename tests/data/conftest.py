@@ -42,3 +42,12 @@ def write(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
         return path
 
     return make
+
+
+@pytest.fixture(params=[4096, 700], ids=["head=block", "head<block"])
+def head_bytes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Types inferred from the first 4096 bytes (the tests' block) or from part of them."""
+    from mlkernel.data import readers
+
+    monkeypatch.setattr(readers, "HEAD_BYTES", request.param)
+    return int(request.param)

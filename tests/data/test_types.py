@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlkernel.data import csv_reader, readers
+from mlkernel.data import csv_reader
 from mlkernel.data.readers import ReadOptions, read_source
 from mlkernel.data.sources import sniff
 
@@ -40,14 +40,12 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("head", [BLOCK, 700], ids=["head=block", "head<block"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_table_is_what_arrow_inference_reads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, head: int
+    tmp_path: Path, head_bytes: int, case: str
 ) -> None:
     import pyarrow.csv as pacsv
 
-    monkeypatch.setattr(readers, "HEAD_BYTES", head)  # types from part of the first block
     path = tmp_path / "t.csv"
     path.write_text("id,price,kind,at\n" + CASES[case])
     options = ReadOptions(block_size=BLOCK, max_categories=LIMIT)

@@ -76,6 +76,7 @@ execution = Table(
     Column("ended_at", Float, nullable=True),
     Column("error", Text, nullable=True),
     Column("resources", JSON, nullable=True),
+    Column("proc_start", Float, nullable=True),  # the process's start time: tells a lost run
     Index("ix_execution_project_started", "project_id", "started_at"),
     Index("ix_execution_cache", "project_id", "cache_key"),
 )
@@ -151,7 +152,24 @@ metric = Table(
     Column("execution_id", ForeignKey("execution.id", ondelete="CASCADE"), nullable=False),
     Column("key", String(250), nullable=False),
     Column("step", BigInteger, nullable=False),
-    Column("value", Float, nullable=False),
+    Column("value", Float, nullable=True),  # NULL is NaN (SQLite binds NaN as NULL)
     Column("ts", Float, nullable=False),
     Index("ix_metric_exec_key_step", "execution_id", "key", "step"),
+)
+
+watched_file = Table(
+    "watched_file",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("project_id", ForeignKey("project.id", ondelete="CASCADE"), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime", Float, nullable=False),
+    Column("digest", String(128), nullable=False),
+    Column("dataset", String(200), nullable=False),
+    Column("artifact_id", ForeignKey("artifact.id", ondelete="SET NULL"), nullable=True),
+    Column("state", String(20), nullable=False),  # ingested | unchanged | failed
+    Column("error", Text, nullable=True),
+    Column("at", Float, nullable=False),
+    UniqueConstraint("project_id", "path", name="uq_watched_file"),
 )

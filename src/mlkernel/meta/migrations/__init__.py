@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-HEAD = "0001"
+HEAD = "0002"
 LOCATION = Path(__file__).parent
 
 

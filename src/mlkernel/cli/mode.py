@@ -146,7 +146,12 @@ def ml_cmd(args: argparse.Namespace) -> int:
         words = words[1:]
     if words and words[0] in ("on", "off"):
         p = argparse.ArgumentParser(prog=f"mlk mode ml {words[0]}")
-        p.add_argument("--pid", type=int, required=words[0] == "on")
+        p.add_argument(
+            "--pid",
+            type=int,
+            required=words[0] == "on",
+            help="the process (default: every claim of yours)",
+        )
         opts = p.parse_args(words[1:])
         return _on(args, opts.pid) if words[0] == "on" else _off(args, opts.pid)
     if not words:

@@ -266,3 +266,39 @@ def test_an_unknown_shell_is_refused() -> None:
     result = _mlk("completion", "tcsh")
     assert result.returncode == 2
     assert "unknown shell 'tcsh'; choose from bash, zsh, fish" in result.stderr
+
+
+def doc_command_lines() -> list[tuple[str, str]]:
+    """Every `mlk ...` command in a shell block of the README and the docs, with its page
+    (a synopsis such as `mlk data add PATH [--name N]` is not a command and is left out)."""
+    repo = Path(__file__).resolve().parent.parent
+    fence = re.compile(r"^```([^\n]*)\n(.*?)^```", re.S | re.M)
+    pages = [repo / "README.md", repo / "benchmarks" / "README.md", *(repo / "docs").glob("*.md")]
+    found = []
+    for page in sorted(pages):
+        for block in fence.finditer(page.read_text(encoding="utf-8")):
+            if block.group(1).split()[:1] not in (["sh"], ["bash"], ["shell"], []):
+                continue
+            for line in block.group(2).splitlines():
+                for part in re.split(r"\s(?:&&|;|\|)\s", line.strip()):
+                    if part.startswith("mlk ") and "[" not in part.split("#")[0]:
+                        found.append((page.name, part.strip()))
+    return found
+
+
+DOC_LINES = doc_command_lines()
+
+
+def test_the_docs_have_command_lines_to_check() -> None:
+    assert len(DOC_LINES) > 30
+
+
+@pytest.mark.parametrize(("page", "line"), DOC_LINES, ids=[f"{p}:{x}" for p, x in DOC_LINES])
+def test_every_mlk_command_line_in_the_docs_parses(page: str, line: str) -> None:
+    words = shlex.split(line, comments=True)
+    for stop in (">", "|"):
+        words = words[: words.index(stop)] if stop in words else words
+    try:
+        build_parser().parse_args(words[1:])
+    except SystemExit:
+        pytest.fail(f"{page}: `{line}` is not a valid mlk command line")

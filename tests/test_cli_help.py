@@ -126,12 +126,18 @@ def test_a_mistyped_kind_in_a_reference_gets_a_suggestion(tmp_path: Path) -> Non
     assert "unknown kind 'modle'; did you mean 'model'?" in result.stderr
 
 
-def test_a_missing_project_folder_is_named_not_offered_as_a_new_project(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [["status"], ["ls"], ["policy", "show"], ["doctor"]])
+def test_a_missing_project_folder_is_named_not_offered_as_a_new_project(
+    command: list[str], tmp_path: Path
+) -> None:
     missing = tmp_path / "nonexistent"
-    result = _mlk("-C", str(missing), "status", cwd=tmp_path)
+    result = _mlk("-C", str(missing), *command, cwd=tmp_path)
     assert result.returncode == 4
     assert f"{missing} does not exist" in result.stderr
     assert "here" not in result.stderr and "mlk init" not in result.stderr
+
+
+def test_a_project_folder_that_is_a_file_or_has_no_project_is_told_apart(tmp_path: Path) -> None:
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     result = _mlk("-C", str(a_file), "status", cwd=tmp_path)

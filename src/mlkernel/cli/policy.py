@@ -94,6 +94,9 @@ def load_sched_table(args: argparse.Namespace) -> dict[str, Any]:
         path: Path | None = given
     else:
         start = Path(getattr(args, "project", None) or ".").resolve()
+        if not start.is_dir():
+            what = "is not a folder" if start.exists() else "does not exist"
+            raise NotFoundError(f"{start} {what}; name a project folder (or a folder inside one)")
         path = next(
             (
                 d / "mlkernel.toml"

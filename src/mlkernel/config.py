@@ -169,13 +169,14 @@ def load_config(root: Path) -> ProjectConfig:
 def find_root(start: Path | None = None) -> Path:
     """The nearest folder at or above ``start`` holding ``mlkernel.toml``."""
     here = (start or Path.cwd()).resolve()
+    if not here.is_dir():
+        what = "is not a folder" if here.exists() else "does not exist"
+        raise NotFoundError(f"{here} {what}; name a project folder (or a folder inside one)")
     for folder in (here, *here.parents):
         if (folder / CONFIG_FILE).is_file():
             return folder
-    raise NotFoundError(
-        f"no {CONFIG_FILE} in {here} or any folder above it; "
-        "run `mlk init` to create a project here"
-    )
+    fix = "`mlk init` to create a project here" if start is None else f"`mlk init {here}`"
+    raise NotFoundError(f"no {CONFIG_FILE} in {here} or any folder above it; run {fix}")
 
 
 def _toml_value(value: Any) -> str:

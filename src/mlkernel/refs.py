@@ -76,7 +76,11 @@ def validate_name(name: str, what: str = "name") -> str:
 
 def validate_kind(kind: str) -> str:
     if kind not in KINDS:
-        raise InvalidNameError(f"unknown kind {kind!r}; use one of: {', '.join(KINDS)}")
+        import difflib
+
+        close = difflib.get_close_matches(kind, KINDS, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise InvalidNameError(f"unknown kind {kind!r}; {hint}use one of: {', '.join(KINDS)}")
     return kind
 
 

@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from mlkernel.cli._args import add_json, open_kernel
+from mlkernel.refs import KINDS
 
 if TYPE_CHECKING:
     from rich.tree import Tree
@@ -14,33 +15,63 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("ls", help="list artifacts (newest version of each), optionally of a kind")
-    p.add_argument("kind", nargs="?", help="dataset, model, code, env, step, report, profile, file")
+    p = sub.add_parser(
+        "ls",
+        help="list artifacts (newest version of each), optionally of a kind",
+        epilog="example: mlk ls model --all",
+    )
+    p.add_argument(
+        "kind",
+        nargs="?",
+        choices=KINDS,
+        metavar="KIND",
+        help="only this kind: " + ", ".join(KINDS),
+    )
     p.add_argument("--all", action="store_true", help="every version, not only the newest")
     add_json(p)
     p.set_defaults(func=_ls)
 
-    p = sub.add_parser("show", help="details of one artifact version: digest, aliases, producer")
-    p.add_argument("ref", help="[kind:]name[@alias|@version]")
+    p = sub.add_parser(
+        "show",
+        help="details of one artifact version: digest, aliases, producer",
+        epilog="example: mlk show model:churn@production",
+    )
+    p.add_argument("ref", metavar="REF", help="[kind:]name[@alias|@version]")
     add_json(p)
     p.set_defaults(func=_show)
 
-    p = sub.add_parser("get", help="copy an artifact's content out of the store")
-    p.add_argument("ref", help="[kind:]name[@alias|@version]")
-    p.add_argument("-o", "--out", default=".", help="file or folder to write (default: .)")
+    p = sub.add_parser(
+        "get",
+        help="copy an artifact's content out of the store",
+        epilog="example: mlk get model:churn@production -o model.pkl",
+    )
+    p.add_argument("ref", metavar="REF", help="[kind:]name[@alias|@version]")
+    p.add_argument(
+        "-o", "--out", default=".", metavar="PATH", help="file or folder to write (default: .)"
+    )
     p.add_argument("--no-verify", action="store_true", help="skip re-hashing the object")
     p.set_defaults(func=_get)
 
-    p = sub.add_parser("verify", help="re-hash every stored object; report missing or altered")
+    p = sub.add_parser(
+        "verify",
+        help="re-hash every stored object; report missing or altered",
+        epilog="example: mlk verify --json",
+    )
     add_json(p)
     p.set_defaults(func=_verify)
 
-    p = sub.add_parser("lineage", help="the steps and artifacts upstream or downstream of REF")
-    p.add_argument("ref", help="[kind:]name[@alias|@version]")
+    p = sub.add_parser(
+        "lineage",
+        help="the steps and artifacts upstream or downstream of REF",
+        epilog="example: mlk lineage dataset:train --down",
+    )
+    p.add_argument("ref", metavar="REF", help="[kind:]name[@alias|@version]")
     way = p.add_mutually_exclusive_group()
     way.add_argument("--up", action="store_true", help="what REF was made from (the default)")
     way.add_argument("--down", action="store_true", help="what was made from REF")
-    p.add_argument("--depth", type=int, default=100, help="how many steps to follow")
+    p.add_argument(
+        "--depth", type=int, default=100, metavar="N", help="how many steps to follow (default 100)"
+    )
     add_json(p)
     p.set_defaults(func=_lineage)
 

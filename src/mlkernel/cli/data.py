@@ -10,12 +10,24 @@ from mlkernel.cli._args import add_json, open_kernel
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("data", help="datasets: ingest CSV/JSON/Parquet, list, inspect, compare")
+    p = sub.add_parser(
+        "data",
+        help="datasets: ingest CSV/JSON/Parquet, list, inspect, compare",
+        epilog="example: mlk data add data/train.csv --name train",
+    )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    add = verbs.add_parser("add", help="ingest a file, directory or glob as a new version")
-    add.add_argument("path", help="a file, a directory, or a quoted glob such as 'data/*.csv'")
-    add.add_argument("--name", help="dataset name (default: the file's or folder's name)")
+    add = verbs.add_parser(
+        "add",
+        help="ingest a file, directory or glob as a new version",
+        epilog="example: mlk data add 'incoming/*.csv' --name train --on-bad-rows quarantine",
+    )
+    add.add_argument(
+        "path", metavar="PATH", help="a file, a directory, or a quoted glob such as 'data/*.csv'"
+    )
+    add.add_argument(
+        "--name", metavar="NAME", help="dataset name (default: the file's or folder's name)"
+    )
     add.add_argument("--schema", metavar="FILE", help="JSON/TOML file mapping columns to types")
     add.add_argument(
         "--on-bad-rows",
@@ -23,7 +35,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="fail",
         help="rows with the wrong field count: stop (default), drop, or keep aside",
     )
-    add.add_argument("--encoding", default="utf8", help="text encoding (default utf8)")
+    add.add_argument(
+        "--encoding", default="utf8", metavar="NAME", help="text encoding (default utf8)"
+    )
     add.add_argument(
         "--format", choices=["csv", "tsv", "ndjson", "json", "parquet"], help="override sniffing"
     )
@@ -36,24 +50,36 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_json(add)
     add.set_defaults(func=_add)
 
-    ls = verbs.add_parser("ls", help="datasets, newest version of each")
+    ls = verbs.add_parser(
+        "ls", help="datasets, newest version of each", epilog="example: mlk data ls --json"
+    )
     add_json(ls)
     ls.set_defaults(func=_ls)
 
-    show = verbs.add_parser("show", help="one version: schema, rows, size, versions, lineage")
-    show.add_argument("ref", help="dataset reference: name[@version|@alias]")
+    show = verbs.add_parser(
+        "show",
+        help="one version: schema, rows, size, versions, lineage",
+        epilog="example: mlk data show train@2",
+    )
+    show.add_argument("ref", metavar="REF", help="dataset reference: name[@version|@alias]")
     add_json(show)
     show.set_defaults(func=_show)
 
-    head = verbs.add_parser("head", help="the first rows of a version")
-    head.add_argument("ref", help="dataset reference: name[@version|@alias]")
-    head.add_argument("-n", type=int, default=10, help="how many rows (default 10)")
+    head = verbs.add_parser(
+        "head", help="the first rows of a version", epilog="example: mlk data head train -n 5"
+    )
+    head.add_argument("ref", metavar="REF", help="dataset reference: name[@version|@alias]")
+    head.add_argument("-n", type=int, default=10, metavar="N", help="how many rows (default 10)")
     add_json(head)
     head.set_defaults(func=_head)
 
-    diff = verbs.add_parser("diff", help="schema and size differences between two versions")
-    diff.add_argument("a", help="the older version, e.g. train@1")
-    diff.add_argument("b", help="the newer version, e.g. train@2")
+    diff = verbs.add_parser(
+        "diff",
+        help="schema and size differences between two versions",
+        epilog="example: mlk data diff train@1 train@2",
+    )
+    diff.add_argument("a", metavar="A", help="the older version, e.g. train@1")
+    diff.add_argument("b", metavar="B", help="the newer version, e.g. train@2")
     add_json(diff)
     diff.set_defaults(func=_diff)
 

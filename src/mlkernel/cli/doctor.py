@@ -12,11 +12,17 @@ import argparse
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     doc = sub.add_parser(
-        "doctor", help="check this machine: scheduler backends, controller, journal, history"
+        "doctor",
+        help="check this machine: scheduler backends, controller, journal, history",
+        epilog="example: mlk doctor --json",
     )
     doc.add_argument("--json", action="store_true", help="print JSON for scripts")
-    doc.add_argument("--runtime-dir", default=None, help="the controller's runtime directory")
-    doc.add_argument("--config", default=None, help="a TOML file with a [sched] table")
+    doc.add_argument(
+        "--runtime-dir", default=None, metavar="DIR", help="the controller's runtime directory"
+    )
+    doc.add_argument(
+        "--config", default=None, metavar="FILE", help="a TOML file with a [sched] table"
+    )
     doc.set_defaults(func=doctor_cmd)
 
 

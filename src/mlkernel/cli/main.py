@@ -11,10 +11,11 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from mlkernel import __version__
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "Parser", "build_parser", "main"]
 
 INTERNAL_ERROR = 70
 INTERRUPTED = 130
@@ -40,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "mode": "mode",
     "policy": "policy",
     "doctor": "doctor",
+    "completion": "completion",
 }
 _TAKES_VALUE = ("-C", "--project")
 
@@ -57,12 +59,41 @@ def _command_in(argv: Sequence[str]) -> str | None:
     return None
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, answering a mistyped command, verb or choice with the closest
+    valid one: ``mlk stauts`` -> "unknown command 'stauts'; did you mean `status`?".
+
+    Subparsers are made of the same class (argparse uses the parent's type), so every
+    level of ``mlk`` gets it.
+    """
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        import difflib
+
+        names = [str(c) for c in choices]
+        close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.6)
+        hint = f"did you mean `{close[0]}`?" if close else f"choose from {', '.join(names)}"
+        if isinstance(action, argparse._SubParsersAction):
+            after = f" after `{self.prog}`" if " " in self.prog else ""
+            problem = f"unknown command {str(value)!r}{after}"
+        elif action.option_strings:
+            problem = f"{action.option_strings[-1]}: unknown value {str(value)!r}"
+        else:
+            problem = f"unknown {str(action.metavar or action.dest).lower()} {str(value)!r}"
+        raise argparse.ArgumentError(None, f"{problem}; {hint}")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; with a known ``command``, only that command's module is loaded."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mlk",
         description="mlkernel: an operating-system layer for machine-learning projects.",
-        epilog="Run `mlk COMMAND --help` for a command's options.",
+        epilog="Run `mlk COMMAND --help` for a command's options and an example.\n"
+        "example: mlk -C ~/projects/churn status",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"mlkernel {__version__}")
     parser.add_argument(

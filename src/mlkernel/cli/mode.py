@@ -14,32 +14,60 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    mode = sub.add_parser("mode", help="ML mode: give ML jobs the machine; show scheduler backends")
+    mode = sub.add_parser(
+        "mode",
+        help="ML mode: give ML jobs the machine; show scheduler backends",
+        epilog="example: mlk mode ml -- python train.py",
+    )
     msub = mode.add_subparsers(dest="mode_command", metavar="SUBCOMMAND", required=True)
 
-    status = msub.add_parser("status", help="backends per resource, active claims")
+    status = msub.add_parser(
+        "status",
+        help="backends per resource, active claims",
+        epilog="example: mlk mode status --json",
+    )
     status.add_argument("--json", action="store_true", help="print JSON for scripts")
-    status.add_argument("--runtime-dir", default=None, help="the controller's runtime directory")
+    status.add_argument(
+        "--runtime-dir", default=None, metavar="DIR", help="the controller's runtime directory"
+    )
     status.set_defaults(func=status_cmd)
 
     ml = msub.add_parser(
         "ml",
         help="run a command in ML mode, or turn it on/off for a process",
         usage="mlk mode ml -- COMMAND ... | mlk mode ml on --pid PID | mlk mode ml off [--pid PID]",
+        epilog="example: mlk mode ml -- python train.py    # or: mlk mode ml on --pid 4242",
     )
-    ml.add_argument("--runtime-dir", default=None, help="the controller's runtime directory")
+    ml.add_argument(
+        "--runtime-dir", default=None, metavar="DIR", help="the controller's runtime directory"
+    )
     ml.add_argument("--json", action="store_true", help="print JSON for scripts")
-    ml.add_argument("words", nargs=argparse.REMAINDER, help="-- COMMAND..., or on/off")
+    ml.add_argument(
+        "words",
+        nargs=argparse.REMAINDER,
+        metavar="COMMAND",
+        help="-- then the command to run in ML mode; or `on --pid PID`, `off [--pid PID]`",
+    )
     ml.set_defaults(func=ml_cmd)
 
     run = msub.add_parser(
         "run",
         help="run a command in a pool (prod, dev, batch)",
         usage="mlk mode run --pool {prod,dev,batch} -- COMMAND ...",
+        epilog="example: mlk mode run --pool batch -- make report",
     )
-    run.add_argument("--pool", required=True, choices=("prod", "dev", "batch"))
-    run.add_argument("--runtime-dir", default=None, help="the controller's runtime directory")
-    run.add_argument("words", nargs=argparse.REMAINDER, help="-- COMMAND ...")
+    run.add_argument(
+        "--pool",
+        required=True,
+        choices=("prod", "dev", "batch"),
+        help="the pool the command is born in",
+    )
+    run.add_argument(
+        "--runtime-dir", default=None, metavar="DIR", help="the controller's runtime directory"
+    )
+    run.add_argument(
+        "words", nargs=argparse.REMAINDER, metavar="COMMAND", help="-- then the command to run"
+    )
     run.set_defaults(func=run_cmd)
 
 
@@ -118,7 +146,12 @@ def ml_cmd(args: argparse.Namespace) -> int:
         words = words[1:]
     if words and words[0] in ("on", "off"):
         p = argparse.ArgumentParser(prog=f"mlk mode ml {words[0]}")
-        p.add_argument("--pid", type=int, required=words[0] == "on")
+        p.add_argument(
+            "--pid",
+            type=int,
+            required=words[0] == "on",
+            help="the process (default: every claim of yours)",
+        )
         opts = p.parse_args(words[1:])
         return _on(args, opts.pid) if words[0] == "on" else _off(args, opts.pid)
     if not words:

@@ -8,23 +8,47 @@ from mlkernel.cli._args import add_json, open_kernel
 
 
 def add_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = verbs.add_parser("profile", help="profile a version: stats, quantiles, outliers")
-    p.add_argument("ref", help="dataset[@version|@alias]")
+    p = verbs.add_parser(
+        "profile",
+        help="profile a version: stats, quantiles, outliers",
+        epilog="example: mlk data profile train@2",
+    )
+    p.add_argument("ref", metavar="REF", help="dataset[@version|@alias]")
     p.add_argument("--force", action="store_true", help="recompute even if stored")
     add_json(p)
     p.set_defaults(func=_profile)
 
-    p = verbs.add_parser("drift", help="drift of B against A, per column and overall")
-    p.add_argument("a", help="the reference version, e.g. train@1")
-    p.add_argument("b", help="the current version, e.g. train@2")
+    p = verbs.add_parser(
+        "drift",
+        help="drift of B against A, per column and overall",
+        epilog="example: mlk data drift train@1 train@2 --html drift.html",
+    )
+    p.add_argument("a", metavar="A", help="the reference version, e.g. train@1")
+    p.add_argument("b", metavar="B", help="the current version, e.g. train@2")
     p.add_argument("--html", metavar="FILE", help="also write the HTML report here")
     add_json(p)
     p.set_defaults(func=_drift)
 
-    p = verbs.add_parser("watch", help="ingest and analyse new files of the [[watch]] globs")
-    p.add_argument("--poll", type=float, default=1.0, help="seconds between scans (default 1)")
+    p = verbs.add_parser(
+        "watch",
+        help="ingest and analyse new files of the [[watch]] globs",
+        epilog="example: mlk data watch --once",
+    )
+    p.add_argument(
+        "--poll",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds between scans (default 1)",
+    )
     p.add_argument("--once", action="store_true", help="scan once, wait for stable files, exit")
-    p.add_argument("--for", dest="seconds", type=float, help="stop after this many seconds")
+    p.add_argument(
+        "--for",
+        dest="seconds",
+        type=float,
+        metavar="SECONDS",
+        help="stop after this many seconds",
+    )
     p.set_defaults(func=_watch)
 
 

@@ -9,14 +9,31 @@ from mlkernel.cli._args import add_json, open_kernel
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("pipelines", help="pipelines declared in mlkernel.toml: list, draw")
+    p = sub.add_parser(
+        "pipelines",
+        help="pipelines declared in mlkernel.toml: list, draw",
+        epilog="example: mlk pipelines show churn",
+    )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    ls = verbs.add_parser("ls", help="declared pipelines and their last run")
+    ls = verbs.add_parser(
+        "ls", help="declared pipelines and their last run", epilog="example: mlk pipelines ls"
+    )
     add_json(ls)
     ls.set_defaults(func=_ls)
-    show = verbs.add_parser("show", help="one pipeline's steps, drawn as a graph")
-    show.add_argument("pipeline", help="a declared name, file.py:function or module:function")
-    show.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
+    show = verbs.add_parser(
+        "show",
+        help="one pipeline's steps, drawn as a graph",
+        epilog="example: mlk pipelines show pipelines/churn.py:churn",
+    )
+    show.add_argument(
+        "pipeline",
+        metavar="PIPELINE",
+        help="a declared name, file.py:function or module:function",
+    )
+    show.add_argument(
+        "-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+        help="set a parameter, as for `mlk run` (KEY or STEP.KEY; VALUE is read as TOML)",
+    )  # fmt: skip
     add_json(show)
     show.set_defaults(func=_show)
 

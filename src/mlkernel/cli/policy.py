@@ -15,34 +15,68 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    pol = sub.add_parser("policy", help="resource pools and time-window policies")
+    pol = sub.add_parser(
+        "policy",
+        help="resource pools and time-window policies",
+        epilog="example: mlk policy plan --hours 12",
+    )
     psub = pol.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", default=None, help="a TOML file with a [sched] table")
+        p.add_argument(
+            "--config",
+            default=None,
+            metavar="FILE",
+            help="a TOML file with a [sched] table (default: the project's mlkernel.toml)",
+        )
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
-    show = psub.add_parser("show", help="the active window and pool weights now")
+    show = psub.add_parser(
+        "show", help="the active window and pool weights now", epilog="example: mlk policy show"
+    )
     common(show)
     show.set_defaults(func=show_cmd)
-    plan = psub.add_parser("plan", help="the next hours as a table")
+    plan = psub.add_parser(
+        "plan",
+        help="the next hours as a table",
+        epilog="example: mlk policy plan --hours 48 --start 2026-03-02T00:00",
+    )
     common(plan)
-    plan.add_argument("--hours", type=int, default=24)
-    plan.add_argument("--start", default=None, help="ISO date-time (default: now)")
+    plan.add_argument(
+        "--hours", type=int, default=24, metavar="N", help="how many hours (default 24)"
+    )
+    plan.add_argument("--start", default=None, metavar="TIME", help="ISO date-time (default: now)")
     plan.set_defaults(func=plan_cmd)
-    apply = psub.add_parser("apply", help="write the policy's weights now")
+    apply = psub.add_parser(
+        "apply", help="write the policy's weights now", epilog="example: mlk policy apply"
+    )
     common(apply)
-    apply.add_argument("--runtime-dir", default=None, help="the controller's runtime directory")
+    apply.add_argument(
+        "--runtime-dir", default=None, metavar="DIR", help="the controller's runtime directory"
+    )
     apply.set_defaults(func=apply_cmd)
-    suggest = psub.add_parser("suggest", help="propose off-peak windows from load history")
+    suggest = psub.add_parser(
+        "suggest",
+        help="propose off-peak windows from load history",
+        epilog="example: mlk policy suggest --min-days 7",
+    )
     common(suggest)
     suggest.add_argument(
         "--history",
         default=None,
+        metavar="FILE",
         help="the load history SQLite file (default: the one the controller keeps)",
     )
-    suggest.add_argument("--runtime-dir", default=None, help="the controller's runtime directory")
-    suggest.add_argument("--min-days", type=int, default=14)
+    suggest.add_argument(
+        "--runtime-dir", default=None, metavar="DIR", help="the controller's runtime directory"
+    )
+    suggest.add_argument(
+        "--min-days",
+        type=int,
+        default=14,
+        metavar="N",
+        help="days of history needed before suggesting (default 14)",
+    )
     suggest.set_defaults(func=suggest_cmd)
 
 
@@ -60,6 +94,9 @@ def load_sched_table(args: argparse.Namespace) -> dict[str, Any]:
         path: Path | None = given
     else:
         start = Path(getattr(args, "project", None) or ".").resolve()
+        if not start.is_dir():
+            what = "is not a folder" if start.exists() else "does not exist"
+            raise NotFoundError(f"{start} {what}; name a project folder (or a folder inside one)")
         path = next(
             (
                 d / "mlkernel.toml"

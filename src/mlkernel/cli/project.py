@@ -8,19 +8,33 @@ from mlkernel.cli._args import add_json
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("init", help="create a project (mlkernel.toml and .mlkernel/)")
-    p.add_argument("dir", nargs="?", default=".", help="the project folder (default: .)")
+    p = sub.add_parser(
+        "init",
+        help="create a project (mlkernel.toml and .mlkernel/)",
+        epilog="example: mlk init churn    # then: cd churn",
+    )
+    p.add_argument(
+        "dir", nargs="?", default=".", metavar="DIR", help="the project folder (default: .)"
+    )
     p.add_argument("--name", help="project name (default: the folder's name)")
     p.add_argument(
         "--metadata", metavar="URL", help="a postgresql:// URL instead of the local SQLite file"
     )
     p.set_defaults(func=_init)
 
-    p = sub.add_parser("status", help="summarise the project: artifacts, aliases, runs, storage")
+    p = sub.add_parser(
+        "status",
+        help="summarise the project: artifacts, aliases, runs, storage",
+        epilog="example: mlk status --json",
+    )
     add_json(p)
     p.set_defaults(func=_status)
 
-    p = sub.add_parser("gc", help="remove objects no artifact references (dry run by default)")
+    p = sub.add_parser(
+        "gc",
+        help="remove objects no artifact references (dry run by default)",
+        epilog="example: mlk gc --apply",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="list what would go (the default)")
     mode.add_argument("--apply", action="store_true", help="really delete")

@@ -11,15 +11,19 @@ INTERRUPTED = 130
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "run", help="run a pipeline: a name from mlkernel.toml, file.py:function or module:function"
+        "run",
+        help="run a pipeline: a name from mlkernel.toml, file.py:function or module:function",
+        epilog="example: mlk run churn -p C=0.1 -p train.max_iter=500",
     )
-    p.add_argument("pipeline", nargs="?", help="the pipeline (optional with --resume)")
+    p.add_argument(
+        "pipeline", nargs="?", metavar="PIPELINE", help="the pipeline (optional with --resume)"
+    )
     p.add_argument(
         "-p", "--param", action="append", default=[], metavar="KEY=VALUE",
         help="set a parameter (KEY or STEP.KEY; VALUE is read as TOML: 0.1, true, \"x\")",
     )  # fmt: skip
     p.add_argument("--executor", choices=["inline", "process", "ray"], help="where steps run")
-    p.add_argument("--workers", type=int, help="how many steps run at once")
+    p.add_argument("--workers", type=int, metavar="N", help="how many steps run at once")
     p.add_argument("--force", action="store_true", help="run every step, ignoring the cache")
     p.add_argument("--resume", type=int, metavar="RUN_ID", help="continue a failed run")
     p.add_argument("-q", "--quiet", action="store_true", help="no live step output")

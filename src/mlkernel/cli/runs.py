@@ -11,26 +11,48 @@ STATES = ["running", "completed", "failed", "cancelled", "cached", "skipped"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("runs", help="tracked and pipeline runs: list, show, logs, cancel")
+    p = sub.add_parser(
+        "runs",
+        help="tracked and pipeline runs: list, show, logs, cancel",
+        epilog="example: mlk runs ls --state failed",
+    )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    ls = verbs.add_parser("ls", help="the newest runs first (pipeline runs with their steps)")
-    ls.add_argument("--state", choices=STATES)
-    ls.add_argument("--name", help="only runs with this name")
-    ls.add_argument("-n", "--limit", type=int, default=50, help="how many (default 50)")
+    ls = verbs.add_parser(
+        "ls",
+        help="the newest runs first (pipeline runs with their steps)",
+        epilog="example: mlk runs ls --state failed -n 5",
+    )
+    ls.add_argument("--state", choices=STATES, help="only runs in this state")
+    ls.add_argument("--name", metavar="NAME", help="only runs with this name")
+    ls.add_argument(
+        "-n", "--limit", type=int, default=50, metavar="N", help="how many (default 50)"
+    )
     ls.add_argument("--all", action="store_true", help="list step executions too")
     add_json(ls)
     ls.set_defaults(func=_ls)
-    show = verbs.add_parser("show", help="one run: params, metrics, inputs, outputs, steps")
-    show.add_argument("id", type=int)
+    show = verbs.add_parser(
+        "show",
+        help="one run: params, metrics, inputs, outputs, steps",
+        epilog="example: mlk runs show 1    # ids are listed by `mlk runs ls`",
+    )
+    show.add_argument("id", type=int, metavar="ID", help="the run's id (see `mlk runs ls`)")
     add_json(show)
     show.set_defaults(func=_show)
-    logs = verbs.add_parser("logs", help="the stored output of a pipeline run's steps")
-    logs.add_argument("id", type=int)
-    logs.add_argument("--step", help="only this step")
+    logs = verbs.add_parser(
+        "logs",
+        help="the stored output of a pipeline run's steps",
+        epilog="example: mlk runs logs 3 --step train",
+    )
+    logs.add_argument("id", type=int, metavar="ID", help="the pipeline run's id")
+    logs.add_argument("--step", metavar="STEP", help="only this step")
     add_json(logs)
     logs.set_defaults(func=_logs)
-    cancel = verbs.add_parser("cancel", help="stop a running pipeline run (its steps end)")
-    cancel.add_argument("id", type=int)
+    cancel = verbs.add_parser(
+        "cancel",
+        help="stop a running pipeline run (its steps end)",
+        epilog="example: mlk runs cancel 3",
+    )
+    cancel.add_argument("id", type=int, metavar="ID", help="the run's id")
     cancel.set_defaults(func=_cancel)
 
 

@@ -8,19 +8,37 @@ from mlkernel.cli._args import add_json, open_kernel
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("triggers", help="continuous training: list triggers, fire those due")
+    p = sub.add_parser(
+        "triggers",
+        help="continuous training: list triggers, fire those due",
+        epilog="example: mlk triggers run-pending    # e.g. from cron every few minutes",
+    )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    ls = verbs.add_parser("ls", help="triggers from mlkernel.toml, when they last fired")
+    ls = verbs.add_parser(
+        "ls",
+        help="triggers from mlkernel.toml, when they last fired",
+        epilog="example: mlk triggers ls --json",
+    )
     add_json(ls)
     ls.set_defaults(func=_ls)
-    pending = verbs.add_parser("run-pending", help="fire every trigger that is due now")
+    pending = verbs.add_parser(
+        "run-pending",
+        help="fire every trigger that is due now",
+        epilog="example: mlk triggers run-pending --now 2026-05-01T02:00",
+    )
     pending.add_argument(
         "--now", metavar="TIME", help="pretend it is TIME (ISO 8601, local), to try schedules"
     )
     add_json(pending)
     pending.set_defaults(func=_run_pending)
-    fire = verbs.add_parser("fire", help="fire one trigger now, whatever its condition")
-    fire.add_argument("name")
+    fire = verbs.add_parser(
+        "fire",
+        help="fire one trigger now, whatever its condition",
+        epilog="example: mlk triggers fire retrain-on-drift",
+    )
+    fire.add_argument(
+        "name", metavar="NAME", help="the trigger, as named in mlkernel.toml [triggers.NAME]"
+    )
     add_json(fire)
     fire.set_defaults(func=_fire)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlkernel.cli.main import build_parser
+from mlkernel.testing import need
 
 MLK = [sys.executable, "-m", "mlkernel"]
 EXAMPLE = re.compile(r"^example: (mlk .*)$", re.M)
@@ -224,10 +225,10 @@ def test_completion_scripts_are_valid_syntax_where_the_shell_is_installed(shell:
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
 def test_zsh_completion_offers_the_words_of_the_path(tmp_path: Path) -> None:
     """zsh's completion system is replaced by stubs that print what ``_mlk`` offers
     (zsh itself filters by the prefix typed)."""
+    need(shutil.which("zsh") is not None, "zsh is not installed (apt-get install zsh)")
     script = tmp_path / "_mlk"
     script.write_text(_mlk("completion", "zsh").stdout)
     stubs = (
@@ -250,8 +251,8 @@ def test_zsh_completion_offers_the_words_of_the_path(tmp_path: Path) -> None:
     assert offers("mlk", "data", "add", "--name", "") == ["FILES"]
 
 
-@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
 def test_fish_completion_completes(tmp_path: Path) -> None:
+    need(shutil.which("fish") is not None, "fish is not installed (apt-get install fish)")
     script = tmp_path / "mlk.fish"
     script.write_text(_mlk("completion", "fish").stdout)
 

@@ -64,7 +64,11 @@ def test_a_restarted_watcher_does_only_what_is_new(project: Kernel) -> None:
     rows = k.meta.watched_files()
     assert sorted(rows) == ["incoming/a.csv", "incoming/b.csv"]
     a = rows["incoming/a.csv"]
-    assert (a.state, a.dataset, a.size) == ("ingested", "train", (incoming / "a.csv").stat().st_size)
+    assert (a.state, a.dataset, a.size) == (
+        "ingested",
+        "train",
+        (incoming / "a.csv").stat().st_size,
+    )
     assert a.artifact_id == k.resolve("dataset:train@1").id
     assert a.mtime == (incoming / "a.csv").stat().st_mtime_ns / 1e9
     from mlkernel import digest

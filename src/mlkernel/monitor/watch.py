@@ -301,7 +301,12 @@ class Watcher:
             return None  # removed between the event and the read: nothing to do
         except OSError as exc:
             return self._failed(spec, path, size, mtime, "", f"cannot be read ({_os_error(exc)})")
-        if known is not None and known.digest == digest:
+        same = known is not None and known.digest == digest
+        if same and known is not None and known.state == "failed" and spec.quarantine:
+            # the same bad bytes again (a new file, same name): they go where bad files go
+            error = (known.error or "failed").split(" (moved to ")[0]
+            return self._failed(spec, path, size, mtime, digest, error)
+        if same and known is not None:
             # the same bytes as when it was handled (touched, copied over): nothing new,
             # and a file that failed stays failed until its content changes
             self._remember(

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mlkernel
@@ -22,6 +22,7 @@ CLOSE = ["x", "x.json", "x-json", "json-x", "json.x", "drift-x", "x.html", "a" *
 LONG = ["b" * 180 + suffix for suffix in ("", "c", "c" * 20, "d" * 20)] + ["b" * 190 + "-1"]
 
 
+@settings(deadline=None)  # a shared, loaded machine: no per-example time limit
 @given(names, names)
 def test_report_names_are_valid_and_never_shared(a: str, b: str) -> None:
     for name in (a, b):

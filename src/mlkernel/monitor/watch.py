@@ -8,18 +8,21 @@ the project) and the dataset its files become versions of::
     path = "incoming/*.csv"
     dataset = "train"
     baseline = "dataset:train@1"     # optional: also compare every version with this one
-    debounce = 2.0                   # seconds a file must stay unchanged before ingest
+    debounce = 2.0                   # fallback: seconds a file must stay unchanged
+    quarantine = "incoming/failed"   # optional: where files that cannot be ingested go
 
     [monitor]
     offpeak = "22:00-06:00"          # optional: profile and compare only in this window
     summary_every = 86400            # seconds between summaries (default: daily)
 
-Change notification comes from inotify through watchdog when it is installed and works,
-and from polling (``poll`` seconds) otherwise; either way a file is ingested only once its
-size and modification time have stayed the same for ``debounce`` seconds, so a
-half-written file is never read. Each processed version leaves a ``watch`` execution in
-the metadata (input: the new version; outputs: its drift reports; metrics: drift found),
-which is what triggers fire from.
+A file is read once its writer is done with it: inotify's close-after-write or
+rename-into-the-folder, no process holding it open for writing, and, for files no event
+was seen for, size and modification time unchanged for ``debounce`` seconds (see
+:mod:`mlkernel.monitor._fsevents`). What the watcher did with each file is a row of
+``watched_file`` in the metadata, so a restart does only what is new; a file that fails
+is recorded (and quarantined if configured) and the watcher goes on. Each processed
+version leaves a ``watch`` execution in the metadata (input: the new version; outputs:
+its drift reports; metrics: drift found), which is what triggers fire from.
 """
 
 from __future__ import annotations

@@ -102,3 +102,27 @@ def test_a_new_watcher_object_reads_the_memory(project: Kernel) -> None:
     assert (event.created, event.version) == (False, "dataset:train@1")
     assert k.meta.watched_files()["incoming/copy.csv"].state == "unchanged"
     assert Watcher(k, [spec]).scan(clock + 6) + Watcher(k, [spec]).scan(clock + 7) == []
+
+
+def test_analyses_left_undone_are_resumed_after_a_restart(project: Kernel) -> None:
+    from datetime import datetime
+
+    from mlkernel.monitor.watch import OffPeak
+
+    k = project
+    (k.root / "incoming").mkdir()
+    spec = WatchSpec(path="incoming/*.csv", dataset="train", debounce=0)
+    window = OffPeak.parse("22:00-06:00")
+    write_batch(k.root / "incoming" / "a.csv", 0.0, 1)
+    write_batch(k.root / "incoming" / "b.csv", 4.0, 2)
+    noon = Watcher(k, [spec], offpeak=window, clock=lambda: datetime(2026, 1, 1, 12, 0))
+    clock = time.monotonic()
+    events = noon.scan(clock) + noon.scan(clock + 1)
+    assert [e.deferred for e in events] == [True, True]
+    # the watcher stops before the window; the one started at night does the analyses
+    night = Watcher(k, [spec], offpeak=window, clock=lambda: datetime(2026, 1, 1, 23, 0))
+    done = night.scan(clock + 2)
+    assert [e.version for e in done] == ["dataset:train@1", "dataset:train@2"]
+    assert done[1].reports[0]["drifted"] == ["x"]
+    again = Watcher(k, [spec], offpeak=window, clock=lambda: datetime(2026, 1, 1, 23, 0))
+    assert again.scan(clock + 3) == []  # analysed once only

@@ -119,6 +119,22 @@ class WatchQueries:
             )
         return WatchedFile(path, size, mtime, digest, dataset, artifact_id, state, error, at)
 
+    def unanalysed_watched_files(self) -> list[WatchedFile]:
+        """Files ingested as a new version that no completed ``watch`` run has read yet.
+
+        Their analysis was waiting for the off-peak window, or the watcher stopped
+        before it ended; a restarted watcher analyses them.
+        """
+        rows = self._rows(
+            f"SELECT {_COLUMNS} FROM watched_file w WHERE w.project_id = :project "
+            "AND w.state = 'ingested' AND w.artifact_id IS NOT NULL AND NOT EXISTS ("
+            "SELECT 1 FROM event e JOIN execution x ON x.id = e.execution_id "
+            "WHERE e.artifact_id = w.artifact_id AND e.direction = 'in' "
+            "AND x.type = 'watch' AND x.state = 'completed') ORDER BY w.artifact_id",
+            {"project": self.project_id},
+        )
+        return [_record(r) for r in rows]
+
     def forget_watched_file(self, path: str) -> None:
         """Drop the row of a file that is gone (a file of that name later is new)."""
         with self.write() as tx:

@@ -38,7 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlkernel.errors import ConfigError
+from mlkernel.errors import ConfigError, MLKernelError
 
 if TYPE_CHECKING:
     from mlkernel.kernel import Kernel
@@ -220,6 +220,20 @@ class Watcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._notes = FileNotes(self._wake)
+        self._resume()
+
+    def _resume(self) -> None:
+        """Queue the analyses a previous watcher left undone (off-peak wait, or a stop)."""
+        by_dataset = {spec.dataset: spec for spec in self.specs}
+        for row in self._kernel.meta.unanalysed_watched_files():
+            spec = by_dataset.get(row.dataset)
+            if spec is None or row.artifact_id is None:
+                continue
+            try:
+                record = self._kernel.table.get(row.artifact_id)
+            except MLKernelError:
+                continue  # the version was deleted since
+            self._deferred.append((spec, record))
 
     # -- one pass --------------------------------------------------------------------
 
@@ -295,7 +309,6 @@ class Watcher:
         self, spec: WatchSpec, path: Path, size: int, mtime: float, known: WatchedFile | None
     ) -> WatchEvent | None:
         from mlkernel.digest import of_file
-        from mlkernel.errors import MLKernelError
 
         key = self._key(path)
         try:
@@ -397,7 +410,6 @@ class Watcher:
 
     def _analyse_safely(self, spec: WatchSpec, record: ArtifactRecord, event: WatchEvent) -> None:
         """:meth:`_analyse`, with its failure reported on the event instead of raised."""
-        from mlkernel.errors import MLKernelError
 
         try:
             self._analyse(spec, record, event)

@@ -69,6 +69,7 @@ def test_drift_lists_added_and_removed_columns_and_new_missing_values(
         stored = json.loads(k.objects.read_bytes(k.resolve(doc["report_json"]).digest))
         page = k.objects.read_bytes(k.resolve(doc["report"]).digest).decode()
     texts = [c["text"] for c in stored["changes"]]
+    assert [c["text"] for c in doc["changes"]] == texts  # --json says the same
     assert len(texts) == 3
     for text in texts:
         assert text in out

@@ -168,11 +168,12 @@ def test_a_bad_file_is_recorded_and_the_watcher_goes_on(k: Kernel, spec: WatchSp
     (incoming / "b-empty.csv").write_bytes(b"")
     (incoming / "c-dir.csv").mkdir()  # a directory matching the glob
     good_csv(incoming / "d-good.csv")
+    (incoming / "e-deep.json").write_text("[" * 20_000 + "]" * 20_000)  # RecursionError once
     events = settle(Watcher(k, [spec]), time.monotonic())
     by_name = {e.path.name: e for e in events}
-    assert sorted(by_name) == ["a-broken.csv.gz", "b-empty.csv", "d-good.csv"]
+    assert sorted(by_name) == ["a-broken.csv.gz", "b-empty.csv", "d-good.csv", "e-deep.json"]
     assert by_name["d-good.csv"].version == "dataset:train@1"
-    for name in ("a-broken.csv.gz", "b-empty.csv"):
+    for name in ("a-broken.csv.gz", "b-empty.csv", "e-deep.json"):
         error = by_name[name].error
         assert error and "\n" not in error and by_name[name].version is None
     rows = k.meta.watched_files()

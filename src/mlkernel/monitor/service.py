@@ -60,6 +60,7 @@ class DriftReport:
                     "current": side["current"]["missing_share"],
                 }
                 column["categories"] = side["categories"]
+        out["changes"] = self.document.get("changes", [])
         return out
 
     def changes(self) -> list[ReportChange]:

@@ -343,9 +343,12 @@ class Watcher:
         except FileNotFoundError:
             if not path.exists():
                 return None  # removed while it was read
-            raise
+            return self._failed(spec, path, size, mtime, digest, "a file it names is missing")
         except (OSError, ValueError, UnicodeError) as exc:  # a reader's own error on bad bytes
             return self._failed(spec, path, size, mtime, digest, _os_error(exc))
+        except Exception as exc:  # any other failure too: one file must not stop every watch
+            why = f"internal error ({type(exc).__name__}: {_os_error(exc)}); please report it"
+            return self._failed(spec, path, size, mtime, digest, why)
         state = "ingested" if result.created else "unchanged"
         self._remember(
             key,

@@ -237,3 +237,31 @@ def test_watch_cli_survives_a_truncated_gzip(k: Kernel) -> None:
     bad = [line for line in lines if "a.csv.gz" in line]
     assert len(bad) == 1 and "skipped" in bad[0], result.stdout
     assert any("b.csv → dataset:t@1" in line for line in lines), result.stdout
+
+
+def test_links_that_lead_nowhere_are_passed_over(k: Kernel, spec: WatchSpec) -> None:
+    incoming = k.root / "incoming"
+    (incoming / "dangling.csv").symlink_to(incoming / "absent.csv")
+    (incoming / "loop.csv").symlink_to(incoming / "loop.csv")  # ELOOP on stat
+    good_csv(incoming / "z.csv")
+    events = settle(Watcher(k, [spec]), time.monotonic())
+    assert [(e.path.name, e.version) for e in events] == [("z.csv", "dataset:train@1")]
+
+
+def test_a_file_removed_before_it_is_read_is_no_failure(
+    k: Kernel, spec: WatchSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = good_csv(k.root / "incoming" / "gone.csv")
+    good_csv(k.root / "incoming" / "kept.csv", REST)
+
+    def remove_then_answer(target: Path) -> bool:
+        if target == path:
+            path.unlink()  # the writer's clean-up runs between the check and the read
+        return False
+
+    monkeypatch.setattr(_fsevents, "open_for_writing", remove_then_answer)
+    events = settle(Watcher(k, [spec]), time.monotonic())
+    assert [(e.path.name, e.version, e.error) for e in events] == [
+        ("kept.csv", "dataset:train@1", None)
+    ]
+    assert "incoming/gone.csv" not in k.meta.watched_files()

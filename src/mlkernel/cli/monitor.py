@@ -79,8 +79,8 @@ def _num(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-def _shares(shares: dict[str, float] | None) -> str:
-    if shares is None:
+def _shares(shares: dict[str, float | None] | None) -> str:
+    if not shares or shares.get("reference") is None or shares.get("current") is None:
         return "-"
     return f"{shares['reference']:.2%} → {shares['current']:.2%}"
 
@@ -110,11 +110,18 @@ def _drift(args: argparse.Namespace) -> int:
         f"({len(result.drifted)} of {len(result.tested)} columns, threshold share "
         f"{result.drift_share:g})"
     )
-    missing = {
-        c["column"]: c["missing_share"] for c in report.to_dict()["columns"] if "missing_share" in c
-    }
+    details = {c["column"]: c for c in report.to_dict()["columns"]}
     table(
-        ["column", "kind", "test", "score", "threshold", "drift", "missing ref → cur"],
+        [
+            "column",
+            "kind",
+            "test",
+            "score",
+            "threshold",
+            "drift",
+            "missing ref → cur",
+            "IQR outliers ref → cur",
+        ],
         [
             (
                 c.column,
@@ -123,7 +130,8 @@ def _drift(args: argparse.Namespace) -> int:
                 _num(c.score),
                 _num(c.threshold),
                 "yes" if c.drift_detected else ("-" if c.skipped else "no"),
-                _shares(missing.get(c.column)),
+                _shares(details.get(c.column, {}).get("missing_share")),
+                _shares(details.get(c.column, {}).get("outliers_iqr_share")),
             )
             for c in result.columns
         ],

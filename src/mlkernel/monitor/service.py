@@ -60,6 +60,11 @@ class DriftReport:
                     "current": side["current"]["missing_share"],
                 }
                 column["categories"] = side["categories"]
+                if "outliers_iqr_share" in side["reference"]:
+                    column["outliers_iqr_share"] = {
+                        "reference": side["reference"]["outliers_iqr_share"],
+                        "current": side["current"].get("outliers_iqr_share"),
+                    }
         out["changes"] = self.document.get("changes", [])
         return out
 

@@ -126,3 +126,23 @@ def test_analyses_left_undone_are_resumed_after_a_restart(project: Kernel) -> No
     assert done[1].reports[0]["drifted"] == ["x"]
     again = Watcher(k, [spec], offpeak=window, clock=lambda: datetime(2026, 1, 1, 23, 0))
     assert again.scan(clock + 3) == []  # analysed once only
+
+
+def test_one_row_per_path_replaced_in_place(project: Kernel) -> None:
+    meta = project.meta
+    first = meta.record_watched_file(
+        "in/a.csv", size=3, mtime=1.5, digest="d1", dataset="t", state="failed", error="bad"
+    )
+    assert meta.watched_file("in/a.csv") == first
+    meta.record_watched_file(
+        "in/a.csv", size=4, mtime=2.25, digest="d2", dataset="t", state="unchanged"
+    )
+    (row,) = meta.watched_files().values()
+    assert (row.size, row.mtime, row.digest, row.state, row.error) == (
+        4,
+        2.25,
+        "d2",
+        "unchanged",
+        None,
+    )
+    assert meta.watched_file("in/b.csv") is None

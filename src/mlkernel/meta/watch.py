@@ -134,11 +134,3 @@ class WatchQueries:
             {"project": self.project_id},
         )
         return [_record(r) for r in rows]
-
-    def forget_watched_file(self, path: str) -> None:
-        """Drop the row of a file that is gone (a file of that name later is new)."""
-        with self.write() as tx:
-            tx.execute(
-                "DELETE FROM watched_file WHERE project_id = :project AND path = :path",
-                {"project": self.project_id, "path": path},
-            )

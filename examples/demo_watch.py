@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import mlkernel
-from mlkernel.monitor.watch import Watcher, WatchEvent
+from mlkernel.monitor.watch import Watcher, WatchEvent, describe_comparison
 
 WATCH_CONFIG = """
 [[watch]]
@@ -33,9 +33,9 @@ def show_watcher(root: Path, write_batch: Callable[[Path, float], None]) -> None
             return
         print(f"  {event.path.name} -> {event.version}")
         for report in event.reports:
-            verdict = "DRIFT" if report["dataset_drift"] else "no drift"
-            columns = ", ".join(report["drifted"]) or "none"
-            print(f"    vs {report['against']}: {verdict} (columns: {columns})")
+            print(f"    vs {report['against']}: {describe_comparison(report)}")
+            for change in report["changes"]:
+                print(f"      {change}")
             print(f"    report {report['report']}: {report['path']}")
 
     with mlkernel.open(root) as k:

@@ -103,6 +103,12 @@ def _num(value: object) -> str:
     return "-" if value is None else str(value)
 
 
+def _shares(shares: dict[str, float | None] | None) -> str:
+    if not shares or shares.get("reference") is None or shares.get("current") is None:
+        return "-"
+    return f"{shares['reference']:.2%} → {shares['current']:.2%}"
+
+
 def _outliers(col: dict[str, object]) -> str:
     found = col.get("outliers")
     if not isinstance(found, dict):
@@ -128,8 +134,18 @@ def _drift(args: argparse.Namespace) -> int:
         f"({len(result.drifted)} of {len(result.tested)} columns, threshold share "
         f"{result.drift_share:g})"
     )
+    details = {c["column"]: c for c in report.to_dict()["columns"]}
     table(
-        ["column", "kind", "test", "score", "threshold", "drift"],
+        [
+            "column",
+            "kind",
+            "test",
+            "score",
+            "threshold",
+            "drift",
+            "missing ref → cur",
+            "IQR outliers ref → cur",
+        ],
         [
             (
                 c.column,
@@ -137,12 +153,19 @@ def _drift(args: argparse.Namespace) -> int:
                 c.method,
                 _num(c.score),
                 _num(c.threshold),
-                "yes" if c.drift_detected else "no",
+                "yes" if c.drift_detected else ("-" if c.skipped else "no"),
+                _shares(details.get(c.column, {}).get("missing_share")),
+                _shares(details.get(c.column, {}).get("outliers_iqr_share")),
             )
             for c in result.columns
         ],
         title="Columns",
     )
+    changes = report.changes()
+    if changes:
+        out.print("changes:")
+        for change in changes:
+            out.print(f"  {change.text}", markup=False, highlight=False)
     out.print(
         "tests: chi-square is the goodness-of-fit variant (Evidently's), Jensen-Shannon uses "
         "the natural log, Wasserstein is normed by the reference's std"
@@ -153,23 +176,30 @@ def _drift(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     from mlkernel.cli.render import console
-    from mlkernel.monitor.watch import Watcher, WatchEvent
+    from mlkernel.monitor.watch import Watcher, WatchEvent, describe_comparison
 
     out = console()
 
+    def say(text: str) -> None:
+        out.print(text, markup=False, highlight=False)  # file and column names are not markup
+
     def show(event: WatchEvent) -> None:
-        if event.error:
-            out.print(f"[red]{event.path}[/]: {event.error}")
-        elif not event.created:
-            out.print(f"{event.path}: same content as {event.version}; nothing new")
+        if event.error and event.version is None:
+            moved = f" (moved to {event.quarantined})" if event.quarantined else ""
+            say(f"{event.path}: skipped: {event.error}{moved}")
+            return
+        if not event.created:
+            say(f"{event.path}: same content as {event.version}; nothing new")
         elif event.deferred:
-            out.print(f"{event.path} → {event.version}; analysis waits for the off-peak window")
+            say(f"{event.path} → {event.version}; analysis waits for the off-peak window")
         else:
-            out.print(f"{event.path} → [bold]{event.version}[/]")
-            for r in event.reports:
-                flag = "[red]DRIFT[/]" if r["dataset_drift"] else "no drift"
-                cols = f" in {', '.join(r['drifted'])}" if r["drifted"] else ""
-                out.print(f"  vs {r['against']}: {flag}{cols} — {r['report']} ({r['path']})")
+            say(f"{event.path} → {event.version}")
+        for r in event.reports:
+            say(f"  vs {r['against']}: {describe_comparison(r)} — {r['report']} ({r['path']})")
+            for change in r.get("changes", []):
+                say(f"    {change}")
+        if event.error:
+            say(f"  {event.error}")
 
     with open_kernel(args) as k:
         watcher = Watcher(k, poll=args.poll, notify=show)

@@ -26,6 +26,7 @@ from mlkernel.meta.rows import (
     execution_record,
     from_json,
 )
+from mlkernel.meta.watch import WatchQueries
 
 __all__ = ["MetaStore"]
 
@@ -34,7 +35,7 @@ T = TypeVar("T")
 _MIGRATE_LOCK_KEY = 7_160_417  # pg_advisory_lock key serialising first-time migrations
 
 
-class MetaStore(PipelineQueries):
+class MetaStore(PipelineQueries, WatchQueries):
     """One project's view of a metadata database."""
 
     def __init__(self, url: str, project_name: str, project_root: Path) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from mlkernel.monitor.drift import CHI_SQUARE_VARIANT, DatasetDrift, DriftOptions, compute_drift
 from mlkernel.monitor.profile import ColumnProfile, DatasetProfile
 
-__all__ = ["Report", "build_report"]
+__all__ = ["Report", "ReportChange", "build_report", "report_changes"]
 
 _HIST_BINS = 30
 _TOP_CATEGORIES = 20
@@ -100,6 +100,65 @@ def _categories(ref: ColumnProfile, cur: ColumnProfile) -> dict[str, Any] | None
     }
 
 
+@dataclass(frozen=True, slots=True)
+class ReportChange:
+    """One change a report shows besides the drift tests, as one line of text."""
+
+    column: str | None  # None: the dataset as a whole
+    what: str  # new column | missing column | new missing values | missing values | categories
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"column": self.column, "what": self.what, "text": self.text}
+
+
+def _changes(
+    new_columns: list[str], missing_columns: list[str], columns: list[dict[str, Any]]
+) -> list[ReportChange]:
+    """Added and removed columns, changed shares of missing values, new and gone categories.
+
+    The HTML page, the JSON document and ``mlk data drift`` all list these same lines.
+    """
+    out = [
+        ReportChange(c, "new column", f"{c}: new column (only in the current version; not tested)")
+        for c in new_columns
+    ]
+    out += [
+        ReportChange(c, "missing column", f"{c}: missing column (only in the reference version)")
+        for c in missing_columns
+    ]
+    for col in columns:
+        name, ref, cur = col["column"], col["reference"], col["current"]
+        if ref["missing"] != cur["missing"] or ref["missing_share"] != cur["missing_share"]:
+            what = "new missing values" if ref["missing"] == 0 else "missing values"
+            out.append(
+                ReportChange(
+                    name,
+                    what,
+                    f"{name}: {what} {ref['missing']} ({ref['missing_share']:.2%}) → "
+                    f"{cur['missing']} ({cur['missing_share']:.2%})",
+                )
+            )
+        cats = col["categories"]
+        if cats and (cats["new_count"] or cats["missing_count"]):
+            out.append(
+                ReportChange(
+                    name,
+                    "categories",
+                    f"{name}: {cats['new_count']} new categories"
+                    f"{' (' + ', '.join(cats['new'][:10]) + ')' if cats['new'] else ''}, "
+                    f"{cats['missing_count']} missing categories"
+                    f"{' (' + ', '.join(cats['missing'][:10]) + ')' if cats['missing'] else ''}",
+                )
+            )
+    return out
+
+
+def report_changes(document: dict[str, Any]) -> list[ReportChange]:
+    """The changes listed in a report document (:meth:`Report.to_dict`)."""
+    return [ReportChange(c["column"], c["what"], c["text"]) for c in document.get("changes", [])]
+
+
 @dataclass
 class Report:
     """A drift report between two profiles; render with :meth:`to_html` or :meth:`to_dict`."""
@@ -130,6 +189,7 @@ class Report:
                     "distribution": _distribution(ref, cur),
                 }
             )
+        changes = _changes(drift_dict["new_columns"], drift_dict["missing_columns"], columns)
         return {
             "format": "mlkernel.drift_report",
             "version": 1,
@@ -157,6 +217,7 @@ class Report:
                 "psi": "sum((p - q) ln(p / q)) with Evidently's zero fill",
             },
             "columns": columns,
+            "changes": [c.to_dict() for c in changes],
         }
 
     def to_json(self) -> str:
@@ -318,6 +379,10 @@ def _render(data: dict[str, Any]) -> str:
             f"<p>New columns: {_e(', '.join(s['new_columns']) or 'none')}; "
             f"missing columns: {_e(', '.join(s['missing_columns']) or 'none')}.</p>"
         )
+    if data.get("changes"):
+        out.append("<h2>Changes</h2><ul id='changes'>")
+        out.extend(f"<li>{_e(c['text'])}</li>" for c in data["changes"])
+        out.append("</ul>")
     out.append("<h2>Columns</h2><table id='drift-table'><thead><tr>")
     out.extend(
         f"<th>{h}</th>"

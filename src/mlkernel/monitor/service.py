@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from mlkernel.meta.records import ArtifactRecord
     from mlkernel.monitor.drift import DatasetDrift, DriftOptions
     from mlkernel.monitor.profile import DatasetProfile
+    from mlkernel.monitor.report import ReportChange
+
+from mlkernel.monitor.names import drift_report_names, drift_run_name
 
 __all__ = ["DriftReport", "MonitorService"]
 
@@ -34,9 +37,12 @@ class DriftReport:
     json: ArtifactRecord
     seconds: float
     path: Path  # the HTML page as a file a browser opens (a copy of the stored object)
+    document: dict[str, Any] = field(default_factory=dict)  # the JSON report's content
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The result with, per column, what the HTML shows: missing values, categories."""
+        out = {
+            "dataset": self.current.name,
             "reference": self.reference.ref,
             "current": self.current.ref,
             "report": self.html.ref,
@@ -45,6 +51,28 @@ class DriftReport:
             "seconds": round(self.seconds, 4),
             **self.result.to_dict(),
         }
+        sides = {c["column"]: c for c in self.document.get("columns", [])}
+        for column in out["columns"]:
+            side = sides.get(column["column"])
+            if side is not None:
+                column["missing_share"] = {
+                    "reference": side["reference"]["missing_share"],
+                    "current": side["current"]["missing_share"],
+                }
+                column["categories"] = side["categories"]
+                if "outliers_iqr_share" in side["reference"]:
+                    column["outliers_iqr_share"] = {
+                        "reference": side["reference"]["outliers_iqr_share"],
+                        "current": side["current"].get("outliers_iqr_share"),
+                    }
+        out["changes"] = self.document.get("changes", [])
+        return out
+
+    def changes(self) -> list[ReportChange]:
+        """Every change the report shows, for a terminal: see :func:`report_changes`."""
+        from mlkernel.monitor.report import report_changes
+
+        return report_changes(self.document)
 
 
 class MonitorService:
@@ -78,9 +106,8 @@ class MonitorService:
         from mlkernel.monitor.profile import build_profile
 
         started = time.perf_counter()
-        with self._kernel.start_run(
-            f"profile-{dataset.name}", type_="profile", inputs=[dataset.ref]
-        ) as run:
+        run_name = drift_run_name("profile", dataset.name)
+        with self._kernel.start_run(run_name, type_="profile", inputs=[dataset.ref]) as run:
             profile = build_profile(_stream(self._kernel.data.ipc_path(dataset)))
             seconds = time.perf_counter() - started
             rows = int(dataset.properties.get("rows", 0)) or _rows(profile)
@@ -151,10 +178,12 @@ class MonitorService:
             reference_name=ref_ds.ref,
             current_name=cur_ds.ref,
         )
+        document = report.to_dict()
         page = report.to_html()
-        name = f"drift-{cur_ds.name}"
+        names = drift_report_names(cur_ds.name)
         inputs = [ref_ds.ref, cur_ds.ref, ref_prof.ref, cur_prof.ref]
-        with self._kernel.start_run(name, type_="drift", inputs=inputs) as run:
+        run_name = drift_run_name("drift", cur_ds.name)
+        with self._kernel.start_run(run_name, type_="drift", inputs=inputs) as run:
             result = report.result
             run.log_metrics(
                 {
@@ -164,18 +193,22 @@ class MonitorService:
                 }
             )
             props = {
+                "dataset": cur_ds.name,  # what triggers match: never parse the report name
                 "reference": ref_ds.ref,
                 "current": cur_ds.ref,
                 "dataset_drift": bool(result.dataset_drift),
                 "drifted": [c.column for c in result.drifted],
             }
             html_record = run.log_artifact(
-                page.encode(), kind="report", name=name, properties={**props, "format": "html"}
+                page.encode(),
+                kind="report",
+                name=names["html"],
+                properties={**props, "format": "html"},
             )
             json_record = run.log_artifact(
                 report.to_json().encode(),
                 kind="report",
-                name=f"{name}.json",
+                name=names["json"],
                 properties={**props, "format": "json"},
             )
         if html is None:
@@ -191,6 +224,7 @@ class MonitorService:
             json_record,
             time.perf_counter() - started,
             html,
+            document,
         )
 
     # -- helpers ---------------------------------------------------------------------

@@ -8,23 +8,28 @@ the project) and the dataset its files become versions of::
     path = "incoming/*.csv"
     dataset = "train"
     baseline = "dataset:train@1"     # optional: also compare every version with this one
-    debounce = 2.0                   # seconds a file must stay unchanged before ingest
+    debounce = 2.0                   # fallback: seconds a file must stay unchanged
+    quarantine = "incoming/failed"   # optional: where files that cannot be ingested go
 
     [monitor]
     offpeak = "22:00-06:00"          # optional: profile and compare only in this window
     summary_every = 86400            # seconds between summaries (default: daily)
 
-Change notification comes from inotify through watchdog when it is installed and works,
-and from polling (``poll`` seconds) otherwise; either way a file is ingested only once its
-size and modification time have stayed the same for ``debounce`` seconds, so a
-half-written file is never read. Each processed version leaves a ``watch`` execution in
-the metadata (input: the new version; outputs: its drift reports; metrics: drift found),
-which is what triggers fire from.
+A file is read once its writer is done with it: inotify's close-after-write or
+rename-into-the-folder, no process holding it open for writing, and, for files no event
+was seen for, size and modification time unchanged for ``debounce`` seconds (see
+:mod:`mlkernel.monitor._fsevents`). What the watcher did with each file is a row of
+``watched_file`` in the metadata, so a restart does only what is new; a file that fails
+is recorded (and quarantined if configured) and the watcher goes on. Each processed
+version leaves a ``watch`` execution in the metadata (input: the new version; outputs:
+its drift reports; metrics: drift found), which is what triggers fire from.
 """
 
 from __future__ import annotations
 
 import glob
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -33,13 +38,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlkernel.errors import ConfigError
+from mlkernel.errors import ConfigError, MLKernelError
 
 if TYPE_CHECKING:
     from mlkernel.kernel import Kernel
     from mlkernel.meta.records import ArtifactRecord
+    from mlkernel.meta.watch import WatchedFile
 
-__all__ = ["OffPeak", "WatchEvent", "WatchSpec", "Watcher", "load_specs"]
+__all__ = ["OffPeak", "WatchEvent", "WatchSpec", "Watcher", "describe_comparison", "load_specs"]
 
 DEFAULT_SUMMARY_EVERY = 86_400.0
 
@@ -50,6 +56,7 @@ class WatchSpec:
     dataset: str
     baseline: str | None = None
     debounce: float = 2.0
+    quarantine: str | None = None  # a folder (relative to the project) for files that fail
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +96,7 @@ _SPEC_KEYS: dict[str, type | tuple[type, ...]] = {
     "dataset": str,
     "baseline": str,
     "debounce": (int, float),
+    "quarantine": str,
 }
 
 
@@ -135,6 +143,7 @@ class WatchEvent:
     reports: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     deferred: bool = False
+    quarantined: Path | None = None
     at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,12 +154,37 @@ class WatchEvent:
             "reports": self.reports,
             "error": self.error,
             "deferred": self.deferred,
+            "quarantined": None if self.quarantined is None else str(self.quarantined),
             "at": self.at,
         }
 
 
+def describe_comparison(report: Mapping[str, Any]) -> str:
+    """One line for one comparison: the dataset verdict, then the drifted columns.
+
+    A column can drift while the dataset does not (fewer than ``drift_share`` of the
+    columns drifted); the line says both, never "no drift" next to a drifted column.
+    """
+    drifted = list(report.get("drifted", []))
+    tested = report.get("columns")
+    of = f" of {tested}" if tested is not None else ""
+    names = f": {', '.join(drifted)}" if drifted else ""
+    if report.get("dataset_drift"):
+        return f"DRIFT: {len(drifted)}{of} columns drifted{names}"
+    if drifted:
+        share = report.get("drift_share")
+        below = f" (below the share {share:g} that makes the dataset drift)" if share else ""
+        return f"no dataset drift, but {len(drifted)}{of} columns drifted{names}{below}"
+    return f"no drift in any of the {tested} columns tested" if tested else "no drift"
+
+
 class Watcher:
-    """Polls (and, with watchdog, listens for) new files of the ``[[watch]]`` globs."""
+    """Listens for (inotify) and polls for new files of the ``[[watch]]`` globs.
+
+    What it did with each file is kept in the metadata (``watched_file``: path, size,
+    modification time, digest, version, state), so a restarted watcher, or another one
+    on the same project, does only what is new.
+    """
 
     def __init__(
         self,
@@ -163,6 +197,8 @@ class Watcher:
         notify: Callable[[WatchEvent], None] | None = None,
         clock: Callable[[], datetime] = datetime.now,
     ) -> None:
+        from mlkernel.monitor._fsevents import FileNotes
+
         self._kernel = kernel
         sections = kernel.config.sections
         self.specs = specs if specs is not None else load_specs(sections)
@@ -176,60 +212,153 @@ class Watcher:
         self.poll = poll
         self._notify = notify or (lambda _event: None)
         self._clock = clock
-        self._seen: dict[Path, tuple[int, int]] = {}  # stat when last processed
+        self._memory: dict[str, WatchedFile] = kernel.meta.watched_files()
         self._pending: dict[Path, tuple[int, int, float]] = {}  # (size, mtime, since)
         self._deferred: list[tuple[WatchSpec, ArtifactRecord]] = []
         self.events: list[WatchEvent] = []
         self._last_summary = time.monotonic()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._notes = FileNotes(self._wake)
+        self._resume()
+
+    def _resume(self) -> None:
+        """Queue the analyses a previous watcher left undone (off-peak wait, or a stop)."""
+        by_dataset = {spec.dataset: spec for spec in self.specs}
+        for row in self._kernel.meta.unanalysed_watched_files():
+            spec = by_dataset.get(row.dataset)
+            if spec is None or row.artifact_id is None:
+                continue
+            try:
+                record = self._kernel.table.get(row.artifact_id)
+            except MLKernelError:
+                continue  # the version was deleted since
+            self._deferred.append((spec, record))
 
     # -- one pass --------------------------------------------------------------------
 
     def scan(self, now: float | None = None) -> list[WatchEvent]:
-        """Look once at every glob; ingest and analyse files that have become stable."""
+        """Look once at every glob; ingest and analyse files that are complete and new."""
         now = time.monotonic() if now is None else now
         done: list[WatchEvent] = []
         for spec in self.specs:
             pattern = str(self._kernel.root / spec.path)
             for name in sorted(glob.glob(pattern, recursive=True)):
-                path = Path(name)
-                try:
-                    st = path.stat()
-                except FileNotFoundError:
-                    continue
-                if not path.is_file():
-                    continue
-                key = (st.st_size, st.st_mtime_ns)
-                if self._seen.get(path) == key:
-                    continue
-                pending = self._pending.get(path)
-                if pending is None or pending[:2] != key:
-                    self._pending[path] = (*key, now)  # new or still changing: wait
-                    continue
-                if now - pending[2] < spec.debounce:
-                    continue
-                del self._pending[path]
-                self._seen[path] = key
-                done.append(self._process(spec, path))
+                event = self._consider(spec, Path(name), now)
+                if event is not None:
+                    done.append(event)
         if self._deferred and self._in_window():
             deferred, self._deferred = self._deferred, []
             for spec, record in deferred:
                 event = WatchEvent(Path(str(record.properties.get("source", ""))), record.ref, True)
-                self._analyse(spec, record, event)
+                self._analyse_safely(spec, record, event)
                 done.append(self._emit(event))
         return done
+
+    def _key(self, path: Path) -> str:
+        """The path as remembered: relative to the project, so a moved project still knows."""
+        try:
+            return path.relative_to(self._kernel.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def _consider(self, spec: WatchSpec, path: Path, now: float) -> WatchEvent | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None  # gone since the glob, a broken link or a link loop: nothing to read
+        if not stat.S_ISREG(st.st_mode):
+            return None  # a directory (or a device) matching the glob
+        size, mtime = st.st_size, st.st_mtime_ns / 1e9
+        known = self._memory.get(self._key(path))
+        if known is not None and known.size == size and known.mtime == mtime:
+            unreadable_before = known.state == "failed" and not known.digest
+            if not (unreadable_before and os.access(path, os.R_OK)):
+                self._pending.pop(path, None)
+                return None  # handled before (a file that could not be read is retried)
+        if not self._complete(spec, path, (size, st.st_mtime_ns), now):
+            return None
+        self._pending.pop(path, None)
+        self._notes.forget(path)
+        return self._process(spec, path, size, mtime, known)
+
+    def _complete(self, spec: WatchSpec, path: Path, key: tuple[int, int], now: float) -> bool:
+        """Whether the writer is done with ``path`` (see :mod:`mlkernel.monitor._fsevents`)."""
+        from mlkernel.monitor._fsevents import COMPLETE, WRITING, open_for_writing
+
+        note = self._notes.get(path) if self._notes.active else None
+        if note == COMPLETE:  # closed after writing, or renamed into the folder
+            return open_for_writing(path) is not True
+        pending = self._pending.get(path)
+        if pending is None or pending[:2] != key:
+            self._pending[path] = (*key, now)  # new or still changing: wait
+            return False
+        if now - pending[2] < spec.debounce:
+            return False
+        writer = open_for_writing(path)
+        if writer is True:
+            return False  # stable, but some process still holds it open for writing
+        # inotify saw writes and no close, and a writer could hide among processes we
+        # cannot inspect: wait for the close rather than read a paused writer's half file
+        return not (note == WRITING and writer is None)
 
     def _in_window(self) -> bool:
         return self.offpeak is None or self.offpeak.contains(self._clock())
 
-    def _process(self, spec: WatchSpec, path: Path) -> WatchEvent:
-        from mlkernel.errors import MLKernelError
+    def _process(
+        self, spec: WatchSpec, path: Path, size: int, mtime: float, known: WatchedFile | None
+    ) -> WatchEvent | None:
+        from mlkernel.digest import of_file
 
+        key = self._key(path)
+        try:
+            digest = of_file(path)
+        except FileNotFoundError:
+            return None  # removed between the event and the read: nothing to do
+        except OSError as exc:
+            return self._failed(spec, path, size, mtime, "", f"cannot be read ({_os_error(exc)})")
+        same = known is not None and known.digest == digest
+        if same and known is not None and known.state == "failed" and spec.quarantine:
+            # the same bad bytes again (a new file, same name): they go where bad files go
+            error = (known.error or "failed").split(" (moved to ")[0]
+            return self._failed(spec, path, size, mtime, digest, error)
+        if same and known is not None:
+            # the same bytes as when it was handled (touched, copied over): nothing new,
+            # and a file that failed stays failed until its content changes
+            self._remember(
+                known.path,
+                size=size,
+                mtime=mtime,
+                digest=digest,
+                dataset=known.dataset,
+                state=known.state,
+                artifact_id=known.artifact_id,
+                error=known.error,
+            )
+            return None
         try:
             result = self._kernel.data.add(path, name=spec.dataset, progress=False)
         except MLKernelError as exc:
-            return self._emit(WatchEvent(path, None, False, error=str(exc)))
+            return self._failed(spec, path, size, mtime, digest, str(exc))
+        except FileNotFoundError:
+            if not path.exists():
+                return None  # removed while it was read
+            return self._failed(spec, path, size, mtime, digest, "a file it names is missing")
+        except (OSError, ValueError, UnicodeError) as exc:  # a reader's own error on bad bytes
+            return self._failed(spec, path, size, mtime, digest, _os_error(exc))
+        except Exception as exc:  # any other failure too: one file must not stop every watch
+            why = f"internal error ({type(exc).__name__}: {_os_error(exc)}); please report it"
+            return self._failed(spec, path, size, mtime, digest, why)
+        state = "ingested" if result.created else "unchanged"
+        self._remember(
+            key,
+            size=size,
+            mtime=mtime,
+            digest=digest,
+            dataset=spec.dataset,
+            state=state,
+            artifact_id=result.record.id,
+        )
         event = WatchEvent(path, result.record.ref, result.created)
         if not result.created:
             return self._emit(event)  # identical content: nothing new to analyse
@@ -237,11 +366,63 @@ class Watcher:
             event.deferred = True
             self._deferred.append((spec, result.record))
             return self._emit(event)
-        self._analyse(spec, result.record, event)
+        self._analyse_safely(spec, result.record, event)
+        if event.error:
+            self._remember(
+                key,
+                size=size,
+                mtime=mtime,
+                digest=digest,
+                dataset=spec.dataset,
+                state=state,
+                artifact_id=result.record.id,
+                error=event.error,
+            )
         return self._emit(event)
+
+    def _remember(self, path: str, **values: Any) -> None:
+        self._memory[path] = self._kernel.meta.record_watched_file(path, **values)
+
+    def _failed(
+        self, spec: WatchSpec, path: Path, size: int, mtime: float, digest: str, error: str
+    ) -> WatchEvent:
+        """Report, record and (if configured) quarantine a file that cannot be ingested."""
+        moved: Path | None = None
+        if spec.quarantine:
+            moved = self._quarantine(path, spec.quarantine)
+        note = f" (moved to {self._key(moved)})" if moved is not None else ""
+        values = {"size": size, "mtime": mtime, "digest": digest, "dataset": spec.dataset}
+        self._remember(self._key(path), state="failed", error=error + note, **values)
+        if moved is not None:  # so a quarantine inside the glob is not read again
+            self._remember(self._key(moved), state="failed", error=error, **values)
+        return self._emit(WatchEvent(path, None, False, error=error, quarantined=moved))
+
+    def _quarantine(self, path: Path, folder: str) -> Path | None:
+        target_dir = self._kernel.root / folder
+        try:
+            target_dir.mkdir(parents=True, exist_ok=True)
+            target = target_dir / path.name
+            n = 1
+            while target.exists():
+                n += 1
+                target = target_dir / f"{path.stem}-{n}{path.suffix}"
+            os.replace(path, target)
+        except OSError:
+            return None  # it stays where it is, recorded as failed
+        return target
+
+    def _analyse_safely(self, spec: WatchSpec, record: ArtifactRecord, event: WatchEvent) -> None:
+        """:meth:`_analyse`, with its failure reported on the event instead of raised."""
+
+        try:
+            self._analyse(spec, record, event)
+        except (MLKernelError, OSError, ValueError) as exc:
+            event.error = f"ingested as {record.ref}, but the drift analysis failed: {exc}"
 
     def _analyse(self, spec: WatchSpec, record: ArtifactRecord, event: WatchEvent) -> None:
         """Profile the new version and compare it with the previous one and the baseline."""
+        from mlkernel.monitor.names import drift_run_name
+
         kernel = self._kernel
         against: list[str] = []
         previous = [
@@ -254,7 +435,8 @@ class Watcher:
             if base != record.ref and base not in against:
                 against.append(base)
         kernel.monitor.profile_record(record)
-        with kernel.start_run(f"watch-{record.name}", type_="watch", inputs=[record.ref]) as run:
+        run_name = drift_run_name("watch", record.name)
+        with kernel.start_run(run_name, type_="watch", inputs=[record.ref]) as run:
             drifted_any = False
             for reference in against:
                 report = kernel.monitor.report(reference, record)
@@ -267,6 +449,9 @@ class Watcher:
                         "path": str(report.path),
                         "dataset_drift": report.result.dataset_drift,
                         "drifted": [c.column for c in report.result.drifted],
+                        "columns": len(report.result.tested),
+                        "drift_share": report.result.drift_share,
+                        "changes": [c.text for c in report.changes()],
                     }
                 )
             run.log_metrics({"dataset_drift": float(drifted_any), "comparisons": len(against)})
@@ -330,20 +515,9 @@ class Watcher:
                 observer.join(timeout=5)
 
     def _start_inotify(self) -> Any:
-        """Wake the loop on file events; None (polling only) if watchdog cannot run."""
-        try:
-            from watchdog.events import FileSystemEventHandler
-            from watchdog.observers import Observer
-        except ImportError:
-            return None
+        """Feed close and move events to the scans; None (fallback rule only) if impossible."""
+        from mlkernel.monitor._fsevents import start_observer
 
-        wake = self._wake
-
-        class _Handler(FileSystemEventHandler):
-            def on_any_event(self, event: Any) -> None:
-                wake.set()
-
-        observer = Observer()
         folders = set()
         for spec in self.specs:
             pattern = self._kernel.root / spec.path
@@ -352,10 +526,12 @@ class Watcher:
                 folder = folder.parent
             folder.mkdir(parents=True, exist_ok=True)
             folders.add(folder)
-        try:
-            for folder in folders:
-                observer.schedule(_Handler(), str(folder), recursive=True)
-            observer.start()
-        except OSError:
-            return None  # e.g. inotify watches exhausted: polling still works
-        return observer
+        return start_observer(folders, self._notes)
+
+
+def _os_error(exc: BaseException) -> str:
+    """An OS or reader error as one line, e.g. 'Truncated compressed stream'."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -95,10 +95,38 @@ def _states(k: Kernel) -> dict[str, dict[str, Any]]:
     return {c["name"]: dict(c["properties"] or {}) for c in k.meta.contexts(CONTEXT)}
 
 
-def _drift_reports(k: Kernel, dataset: str) -> list[ArtifactRecord]:
-    return [
-        r for r in k.table.versions("report", f"drift-{dataset}") if "dataset_drift" in r.properties
+def _report_dataset(record: ArtifactRecord) -> str | None:
+    """The dataset a drift report is about, from its properties (never from its name).
+
+    Reports record ``dataset``; reports written before it did name their current
+    version in ``current`` (``dataset:NAME@N``).
+    """
+    props = record.properties
+    if "dataset_drift" not in props:
+        return None
+    name = props.get("dataset")
+    if isinstance(name, str):
+        return name
+    current = props.get("current")
+    if isinstance(current, str):
+        from mlkernel.refs import parse_ref
+
+        try:
+            return parse_ref(current).name
+        except MLKernelError:
+            return None
+    return None
+
+
+def _drift_reports(k: Kernel, dataset: str, after: int) -> list[ArtifactRecord]:
+    """Drift reports on ``dataset`` registered after artifact id ``after``, oldest first."""
+    found = [
+        v
+        for r in k.table.latest("report")
+        for v in k.table.versions("report", r.name)
+        if v.id > after and _report_dataset(v) == dataset
     ]
+    return sorted(found, key=lambda r: r.id)
 
 
 def _check(
@@ -134,7 +162,7 @@ def _check(
     if trigger.type == "drift":
         assert trigger.condition is not None
         seen = int(state.get("seen", 0))
-        fresh = [r for r in _drift_reports(k, trigger.condition) if r.id > seen]
+        fresh = _drift_reports(k, trigger.condition, seen)
         if fresh:
             new["seen"] = max(r.id for r in fresh)
         drifted = [r for r in fresh if r.properties.get("dataset_drift")]

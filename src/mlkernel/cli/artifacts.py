@@ -25,10 +25,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_json(p)
     p.set_defaults(func=_show)
 
-    p = sub.add_parser("get", help="copy an artifact's content out of the store")
+    p = sub.add_parser(
+        "get",
+        help="copy an artifact's content out of the store",
+        description="Copy an artifact's content out of the store. A dataset written to a "
+        "name ending .csv, .parquet, .arrow or .ndjson is exported in that format (as "
+        "`mlk data export`); to any other name, or into a folder, as its stored Arrow file.",
+    )
     p.add_argument("ref", help="[kind:]name[@alias|@version]")
     p.add_argument("-o", "--out", default=".", help="file or folder to write (default: .)")
     p.add_argument("--no-verify", action="store_true", help="skip re-hashing the object")
+    p.add_argument("--force", action="store_true", help="overwrite a file that exists")
     p.set_defaults(func=_get)
 
     p = sub.add_parser("verify", help="re-hash every stored object; report missing or altered")
@@ -183,7 +190,7 @@ def _get(args: argparse.Namespace) -> int:
     from mlkernel.cli.render import console
 
     with open_kernel(args) as k:
-        dest = k.export(args.ref, Path(args.out), verify=not args.no_verify)
+        dest = k.export(args.ref, Path(args.out), verify=not args.no_verify, force=args.force)
     console().print(f"wrote {dest}")
     return 0
 

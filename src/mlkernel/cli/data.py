@@ -1,4 +1,4 @@
-"""``mlk data add | ls | show | head | diff``."""
+"""``mlk data add | ls | show | head | diff | export``."""
 
 from __future__ import annotations
 
@@ -56,6 +56,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     diff.add_argument("b", help="the newer version, e.g. train@2")
     add_json(diff)
     diff.set_defaults(func=_diff)
+
+    export = verbs.add_parser(
+        "export",
+        help="write a version as CSV, Parquet, Arrow or NDJSON",
+        description="Write a dataset version to a file: the format comes from --format, else "
+        "from the name (.csv, .parquet/.pq, .arrow/.feather/.ipc, .ndjson/.jsonl). The file "
+        "appears whole or not at all; an existing one is kept unless --force.",
+    )
+    export.add_argument("ref", help="dataset reference: name[@version|@alias]")
+    export.add_argument("-o", "--out", required=True, metavar="FILE", help="the file to write")
+    export.add_argument(
+        "--format", choices=["csv", "parquet", "arrow", "ndjson"], help="override the name's"
+    )
+    export.add_argument("--force", action="store_true", help="overwrite a file that exists")
+    export.set_defaults(func=_export)
 
     from mlkernel.cli.monitor import add_verbs
 
@@ -235,4 +250,13 @@ def _diff(args: argparse.Namespace) -> int:
         out.print(f"  {key:<8} {a:,} → {b:,} ({b - a:+,})")
     a, b = info["bytes"]["from"], info["bytes"]["to"]
     out.print(f"  {'bytes':<8} {human_bytes(a)} → {human_bytes(b)}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import console, human_bytes
+
+    with open_kernel(args) as k:
+        dest = k.data.export(args.ref, args.out, args.format, force=args.force)
+    console().print(f"wrote {dest} ({human_bytes(dest.stat().st_size)})")
     return 0

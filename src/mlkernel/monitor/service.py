@@ -196,9 +196,8 @@ class MonitorService:
     # -- helpers ---------------------------------------------------------------------
 
     def _dataset(self, ref: str | ArtifactRecord) -> ArtifactRecord:
-        if isinstance(ref, str):
-            return self._kernel.resolve(ref, kind="dataset")
-        return ref
+        # The data service refuses, in one line, a ref that is no ingested dataset.
+        return self._kernel.data.resolve(ref)
 
 
 def _stream(path: Path) -> Iterator[Any]:

@@ -182,7 +182,12 @@ class MonitorService:
             folder = self._kernel.config.state_dir / "reports"
             folder.mkdir(parents=True, exist_ok=True)
             html = folder / f"{html_record.name}-{html_record.version}.html"
-        write_atomic(html, page.encode())
+        try:
+            write_atomic(html, page.encode())
+        except OSError as exc:  # the report is stored; only the copy asked for failed
+            from mlkernel.fsutil import output_error
+
+            raise output_error(html, exc) from None
         return DriftReport(
             ref_ds,
             cur_ds,

@@ -303,21 +303,51 @@ class Kernel:
     def path(self, ref: str, *, verify: bool | None = None) -> Path:
         """The read-only file holding an artifact's content."""
         record = self.resolve(ref)
+        self.require_object(record)
         if verify if verify is not None else self.config.tracking.verify_reads:
             self.objects.verify(record.digest)
-        path = self.objects.path(record.digest)
-        if not path.exists():
-            self.objects.open(record.digest).close()  # raises the IntegrityError
-        return path
+        return self.objects.path(record.digest)
 
     def load(self, ref: str, *, verify: bool | None = None) -> Any:
         """An artifact's content: the object for pickles, else the bytes."""
         record = self.resolve(ref)
+        self.require_object(record)
         check = verify if verify is not None else self.config.tracking.verify_reads
         data = self.objects.read_bytes(record.digest, verify=check)
         if record.properties.get("format") == "pickle":
             return pickle.loads(data)
         return data
+
+    def require_object(self, record: ArtifactRecord) -> None:
+        """Raise a one-line :class:`IntegrityError` if ``record``'s object is not here.
+
+        Objects live in the folder (and on the machine) that wrote them; with a shared
+        PostgreSQL database a teammate's folder sees every artifact but holds only the
+        objects it wrote, and the error says so and where the object was written.
+        """
+        from mlkernel.errors import IntegrityError
+
+        if self.objects.exists(record.digest):
+            return
+        if self.meta.is_sqlite:
+            self.objects.open(record.digest).close()  # raises the store's IntegrityError
+        raise IntegrityError(self._elsewhere(record))
+
+    def _elsewhere(self, record: ArtifactRecord) -> str:
+        where = ""
+        if record.execution_id is not None:
+            producer = self.meta.get_execution(record.execution_id)
+            where = f"; it was written on host {producer.host} by {producer.user}"
+        created_in = self.meta.project_root()
+        if created_in and created_in != str(self.root):
+            where += f" (the project was created in {created_in})"
+        return (
+            f"{record.ref}'s content (object {record.digest[:12]}) is not in this folder's "
+            f"store {self.objects.root}: objects are local to the machine and folder that "
+            f"wrote them, and only the metadata is shared through PostgreSQL{where}; copy "
+            f".mlkernel/{record.uri} from there into this folder's .mlkernel/, or log the "
+            "artifact again here"
+        )
 
     def export(self, ref: str, dest: Path, *, verify: bool = True, force: bool = False) -> Path:
         """Copy an artifact's content to ``dest``; folders are unpacked.
@@ -338,6 +368,7 @@ class Kernel:
         if dest.is_dir():
             base = f"{record.name}.arrow" if dataset else None
             dest = dest / (base or Path(str(record.properties.get("source", record.name))).name)
+        self.require_object(record)
         if dataset and export_format(dest) is not None:
             if verify:
                 self.objects.verify(record.digest)
@@ -377,6 +408,7 @@ class Kernel:
             for record in self.table.versions(latest.kind, latest.name):
                 if record.digest not in checked:
                     try:
+                        self.require_object(record)
                         self.objects.verify(record.digest)
                         checked[record.digest] = None
                     except IntegrityError as exc:
@@ -545,8 +577,25 @@ class Kernel:
             "aliases": aliases,
             "runs": counts["runs"],
             "metrics": counts["metrics"],
-            "storage": {"objects": objects, "bytes": stored, "path": str(self.objects.root)},
+            "storage": {
+                "objects": objects,
+                "bytes": stored,
+                "path": str(self.objects.root),
+                "shared": False,
+                "note": self.objects_note(),
+            },
         }
+
+    def objects_note(self) -> str | None:
+        """What a team sharing a PostgreSQL database must know: objects are not shared."""
+        if self.meta.is_sqlite:
+            return None
+        return (
+            f"objects (artifact contents) are local to this machine and folder "
+            f"({self.objects.root}); teammates on the same PostgreSQL database see every "
+            "artifact's metadata but can read only the objects their own folder wrote "
+            "(mlkernel has no shared object store yet)"
+        )
 
     # -- pipelines -------------------------------------------------------------------
 

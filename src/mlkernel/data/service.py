@@ -89,10 +89,8 @@ class DataService:
 
     def ipc_path(self, ref: str | ArtifactRecord) -> Path:
         record = self.resolve(ref)
-        path = self._kernel.objects.path(record.digest)
-        if not path.exists():
-            self._kernel.objects.open(record.digest).close()  # raises IntegrityError
-        return path
+        self._kernel.require_object(record)
+        return self._kernel.objects.path(record.digest)
 
     def parquet_path(self, ref: str | ArtifactRecord) -> Path:
         """A Parquet (zstd) copy of the version: the stored one, else made once and cached.

@@ -4,7 +4,8 @@ Every command and subcommand is found by walking the real argument parser (so a 
 added later is covered, or this test fails naming the argument it cannot fill) and run
 with: a reference of the wrong kind, a missing reference, a missing input file, an
 output that cannot be written (under a missing folder, under a regular file) and outside
-any project (``-C`` a folder that does not exist). Each must end with a one-line error or
+any project (``-C`` a folder that does not exist); and every option that takes a value
+is given nonsense (``garbage``, ``-1``, ``0``). Each must end with a one-line error or
 success: exit code other than 70 and no traceback. The runs are in-process (fast); a few
 run as real subprocesses, where the exit code is what the shell sees.
 """
@@ -41,6 +42,7 @@ class Command:
     positionals: tuple[str, ...]
     options: dict[str, str]  # dest -> its first option string
     required: tuple[str, ...]  # dests of required options
+    free: tuple[str, ...]  # dests of options that take any value (no fixed choices)
 
     @property
     def label(self) -> str:
@@ -57,7 +59,12 @@ def _leaves(parser: argparse.ArgumentParser, words: tuple[str, ...]) -> Iterator
             if a.option_strings and a.dest != "help"
         }
         required = tuple(a.dest for a in parser._actions if a.option_strings and a.required)
-        yield Command(words, positionals, options, required)
+        free = tuple(
+            a.dest
+            for a in parser._actions
+            if a.option_strings and a.nargs != 0 and a.choices is None and a.dest != "help"
+        )
+        yield Command(words, positionals, options, required, free)
         return
     for sub in subs:
         for name, child in sub.choices.items():
@@ -193,6 +200,10 @@ def _scenarios(command: Command, world: dict[str, Path]) -> Iterator[list[str]]:
             paths = (str(world["a_file"] / "x" / "y"),) if dest == "runtime_dir" else unwritable
             for path in paths:
                 yield _fill(command, world, **{dest: path})
+    for dest in command.free:  # values no one should type, for every option that takes one
+        if dest not in OUTPUT_OPTIONS:
+            for nonsense in ("garbage", "-1", "0"):
+                yield _fill(command, world, **{dest: nonsense})
     yield _fill(command, world, project=str(world["base"] / "no-such-project"))
 
 

@@ -99,6 +99,7 @@ def add(
         raise UsageError(
             f"on_bad_rows is {options.on_bad_rows!r}; use one of: {', '.join(BAD_ROW_MODES)}"
         )
+    _check_encoding(options.encoding)
     started = time.monotonic()
     files = expand(target)
     sources = [sniff(p, options.format) for p in files]
@@ -193,6 +194,18 @@ def add_table(
     finally:
         for each in written:
             each.path.unlink(missing_ok=True)
+
+
+def _check_encoding(encoding: str) -> None:
+    import codecs
+
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise UsageError(
+            f"encoding {encoding!r} is unknown; name one Python knows, e.g. utf8, latin-1, "
+            "cp1252 or utf-16"
+        ) from None
 
 
 def _table_options_only(options: AddOptions, what: str) -> None:

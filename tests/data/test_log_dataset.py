@@ -136,3 +136,15 @@ def test_open_refuses_a_plain_object_dataset(root: Path) -> None:
 
     with mlkernel.open(root) as k, pytest.raises(UsageError, match="mlk data add FILE --name"):
         k.data.open("dataset:legacy")
+
+
+def test_a_pipeline_step_handle_refuses_a_plain_object_dataset(root: Path) -> None:
+    import mlkernel
+    from mlkernel.pipeline.task import Artifact
+
+    with mlkernel.open(root) as k:
+        legacy, train = k.resolve("dataset:legacy"), k.resolve("dataset:train")
+        objects = k.objects.root
+    with pytest.raises(UsageError, match="not ingested"):
+        Artifact(legacy.to_dict(), objects).open()
+    assert Artifact(train.to_dict(), objects).open().num_rows == 3

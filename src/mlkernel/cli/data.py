@@ -147,7 +147,7 @@ def _ls(args: argparse.Namespace) -> int:
             (
                 r.name,
                 r.version,
-                f"{r.properties.get('rows', 0):,}",
+                f"{r.properties['rows']:,}" if "rows" in r.properties else "not ingested",
                 r.properties.get("columns"),
                 human_bytes(r.properties.get("bytes", r.size)),
                 r.properties.get("format"),

@@ -153,3 +153,25 @@ def test_csv_refuses_nested_columns_naming_the_formats_that_hold_them(
     assert not (tmp_path / "n.csv").exists()
     written = sqlite_project.data.export("nested", tmp_path / "n.ndjson")
     assert written.read_text().splitlines()[0] == '{"tags":[1,2],"n":1}'
+
+
+def test_get_of_a_folder_keeps_an_existing_one_unless_forced(
+    sqlite_project: Kernel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a.txt").write_text("new")
+    sqlite_project.log_artifact(src, kind="file", name="tree")
+    out = tmp_path / "out"
+    (out / "src").mkdir(parents=True)  # `get` into `out` unpacks as out/src: taken
+    (out / "src" / "mine.txt").write_text("keep")
+    root = str(sqlite_project.root)
+    assert main(["-C", root, "get", "file:tree", "-o", str(out)]) == 5
+    assert "pass --force" in capsys.readouterr().err
+    assert (out / "src" / "mine.txt").read_text() == "keep"
+    assert main(["-C", root, "get", "file:tree", "-o", str(out), "--force"]) == 0
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == [
+        "src",
+        "src/sub",
+        "src/sub/a.txt",
+    ]

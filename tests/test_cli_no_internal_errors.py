@@ -223,6 +223,12 @@ def test_no_internal_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("MLK_DEBUG", raising=False)
+    # A command added later without --runtime-dir must not reach the machine's scheduler.
+    import importlib
+
+    nowhere = world["a_file"] / "runtime"
+    for module in ("mlkernel.sched.journal", "mlkernel.sched.client", "mlkernel.sched.doctor"):
+        monkeypatch.setattr(importlib.import_module(module), "default_runtime_dir", lambda: nowhere)
     (world["base"] / "out").mkdir(exist_ok=True)
     failures = []
     for argv in _scenarios(command, world):

@@ -28,6 +28,8 @@ READER = textwrap.dedent(
 
 
 def test_a_second_process_sees_every_change(project: Kernel) -> None:
+    import pyarrow as pa
+
     project.log_artifact({"v": 1}, kind="model", name="churn")
     project.alias_set("model:churn@1", "production")
     reader = subprocess.Popen(
@@ -54,7 +56,7 @@ def test_a_second_process_sees_every_change(project: Kernel) -> None:
         assert ask("model:churn@production") == "model:churn@2"
         project.alias_rm("model:churn", "production")
         assert ask("model:churn@production").startswith("error: model 'churn' has no alias")
-        project.log_artifact(b"d", kind="dataset", name="fresh")
+        project.data.add(pa.table({"d": [1]}), name="fresh")  # a dataset is ingested
         assert ask("dataset:fresh") == "dataset:fresh@1"
         for version in range(3, 8):
             project.log_artifact({"v": version}, kind="model", name="churn")

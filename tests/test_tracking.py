@@ -1,6 +1,7 @@
 """Runs, metrics, params, artifacts and aliases, on SQLite and on PostgreSQL."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,16 +115,23 @@ def test_aliases_move_and_roll_back(project: Kernel) -> None:
         project.resolve("churn@production")
 
 
+def _table(value: int) -> Any:
+    """A one-cell table: datasets are ingested, so they are logged as tables."""
+    import pyarrow as pa
+
+    return pa.table({"x": [value]})
+
+
 def test_unknown_references_name_the_fix(project: Kernel) -> None:
     project.log_artifact({"v": 1}, kind="model", name="churn")
-    project.log_artifact(b"x", kind="dataset", name="train")
+    project.log_artifact(_table(1), kind="dataset", name="train")
     with pytest.raises(NotFoundError, match="did you mean 'churn'"):
         project.resolve("chrun")
     with pytest.raises(NotFoundError, match=r"no version 7 \(latest is 1\)"):
         project.resolve("model:churn@7")
     with pytest.raises(NotFoundError, match="no model named 'train'"):
         project.resolve("model:train")
-    project.log_artifact(b"y", kind="dataset", name="churn")
+    project.log_artifact(_table(2), kind="dataset", name="churn")
     with pytest.raises(InvalidNameError, match="write dataset:churn or model:churn"):
         project.resolve("churn")
 
@@ -163,9 +171,9 @@ def test_git_commit_and_dirty_flag(tmp_path: Path) -> None:
 
 
 def test_lineage_closure_in_both_directions(project: Kernel) -> None:
-    raw = project.log_artifact(b"raw", kind="dataset", name="raw")
+    raw = project.log_artifact(_table(1), kind="dataset", name="raw")
     with project.start_run("prepare", inputs=["dataset:raw"]) as prep:
-        prep.log_artifact(b"features", kind="dataset", name="features")
+        prep.log_artifact(_table(2), kind="dataset", name="features")
     with project.start_run("train", inputs=["dataset:features"]) as train:
         train.log_artifact({"w": 1}, kind="model", name="churn")
     with project.start_run("evaluate", inputs=["model:churn"]) as ev:
@@ -203,9 +211,7 @@ def test_gc_removes_only_unreferenced_objects(project: Kernel) -> None:
 
 def test_gc_keeps_companion_objects(project: Kernel) -> None:
     companion, _ = project.objects.put_bytes(b"parquet copy")
-    project.log_artifact(
-        b"main", kind="dataset", name="d", properties={"objects": {"pq": companion}}
-    )
+    project.log_artifact(b"main", kind="file", name="d", properties={"objects": {"pq": companion}})
     assert companion not in project.gc(dry_run=False).removed
     assert project.objects.exists(companion)
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["fsync_dir", "pid_alive", "write_atomic"]
+from mlkernel.errors import ConflictError, MLKernelError, NotFoundError, UsageError
+
+__all__ = ["atomic_output", "fsync_dir", "output_error", "pid_alive", "write_atomic"]
 
 
 def fsync_dir(path: Path | str) -> None:
@@ -32,6 +37,76 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def output_error(path: Path, exc: OSError) -> MLKernelError:
+    """A one-line error, naming the fix, for a file the user asked for that cannot be written."""
+    parent = path.parent
+    if isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOENT:
+        return NotFoundError(
+            f"cannot write {path}: folder {parent} does not exist; create it or choose another path"
+        )
+    if isinstance(exc, NotADirectoryError) or exc.errno == errno.ENOTDIR:
+        return UsageError(
+            f"cannot write {path}: a part of {parent} is a file, not a folder; choose another path"
+        )
+    if isinstance(exc, IsADirectoryError):
+        return UsageError(f"cannot write {path}: it is a folder; name a file in it")
+    reason = exc.strerror or type(exc).__name__
+    return UsageError(f"cannot write {path}: {reason}; choose another path or free some space")
+
+
+@contextmanager
+def atomic_output(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """A temporary file beside ``path`` for the block to write; it becomes ``path`` when the
+    block ends without error, and is removed otherwise, so ``path`` is never half-written.
+
+    Without ``overwrite`` an existing ``path`` is refused (before the block runs, and again
+    at the end, by a hard link that cannot replace a file). Errors the user can fix (a
+    missing folder, a file in the way) are one-line :class:`MLKernelError` s.
+    """
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; name a file to write")
+    if not overwrite and os.path.lexists(path):
+        raise ConflictError(f"{path} exists; pass --force to overwrite it, or choose another path")
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise output_error(path, exc) from None
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with tmp.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise output_error(path, exc) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Give ``tmp`` the name ``path`` unless a file has taken it meanwhile."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise ConflictError(
+            f"{path} exists; pass --force to overwrite it, or choose another path"
+        ) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        os.replace(tmp, path)  # a file system without hard links: checked above already
+        return
+    tmp.unlink()
 
 
 def try_flock(path: Path | str, flags: int = os.O_RDONLY, mode: int = 0o644) -> int | None:

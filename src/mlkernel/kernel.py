@@ -173,8 +173,11 @@ class Kernel:
         """Store a file, folder, bytes or any picklable object as a new artifact version.
 
         Outside a run, a one-off ``register`` execution is recorded so that every
-        artifact knows what produced it.
+        artifact knows what produced it. ``kind="dataset"`` ingests (see
+        :meth:`_log_dataset`): a dataset is always a stored Arrow file.
         """
+        if kind == "dataset":
+            return self._log_dataset(path_or_object, name, properties, execution_id)
         props: dict[str, Any] = dict(properties or {})
         if isinstance(path_or_object, str | Path):
             path = Path(path_or_object)
@@ -235,6 +238,37 @@ class Kernel:
         self.table.note_artifact(record)
         return record
 
+    def _log_dataset(
+        self,
+        value: Any,
+        name: str | None,
+        properties: Mapping[str, Any] | None,
+        execution_id: int | None,
+    ) -> ArtifactRecord:
+        """``log_artifact(..., kind="dataset")``: the ingest of ``k.data.add``.
+
+        A path or an in-memory table (pandas, polars, pyarrow) is ingested, produced by the
+        run when there is one; anything else is refused, naming ``k.data.add``, since the
+        data commands could not read it. Identical content makes no new version, whatever
+        ``dedupe`` says.
+        """
+        from mlkernel.data.tables import is_table
+
+        if not isinstance(value, str | os.PathLike) and not is_table(value):
+            raise UsageError(
+                f"cannot log a {type(value).__name__} as a dataset: a dataset is ingested from "
+                "a file or a pandas/polars/Arrow table (k.data.add(..., name=...)); log other "
+                "objects with another kind, e.g. kind='file' or kind='model'"
+            )
+        result = self.data.add(
+            value,
+            name=name,
+            progress=False,
+            execution_id=execution_id,
+            properties=properties,
+        )
+        return result.record
+
     def _environment(self) -> Environment | None:
         from mlkernel.tracking.provenance import environment
 
@@ -269,40 +303,99 @@ class Kernel:
     def path(self, ref: str, *, verify: bool | None = None) -> Path:
         """The read-only file holding an artifact's content."""
         record = self.resolve(ref)
+        self.require_object(record)
         if verify if verify is not None else self.config.tracking.verify_reads:
             self.objects.verify(record.digest)
-        path = self.objects.path(record.digest)
-        if not path.exists():
-            self.objects.open(record.digest).close()  # raises the IntegrityError
-        return path
+        return self.objects.path(record.digest)
 
     def load(self, ref: str, *, verify: bool | None = None) -> Any:
         """An artifact's content: the object for pickles, else the bytes."""
         record = self.resolve(ref)
+        self.require_object(record)
         check = verify if verify is not None else self.config.tracking.verify_reads
         data = self.objects.read_bytes(record.digest, verify=check)
         if record.properties.get("format") == "pickle":
             return pickle.loads(data)
         return data
 
-    def export(self, ref: str, dest: Path, *, verify: bool = True) -> Path:
-        """Copy an artifact's content to ``dest`` (atomically); folders are unpacked."""
+    def require_object(self, record: ArtifactRecord) -> None:
+        """Raise a one-line :class:`IntegrityError` if ``record``'s object is not here.
+
+        Objects live in the folder (and on the machine) that wrote them; with a shared
+        PostgreSQL database a teammate's folder sees every artifact but holds only the
+        objects it wrote, and the error says so and where the object was written.
+        """
+        from mlkernel.errors import IntegrityError
+
+        if self.objects.exists(record.digest):
+            return
+        if self.meta.is_sqlite:
+            self.objects.open(record.digest).close()  # raises the store's IntegrityError
+        raise IntegrityError(self._elsewhere(record))
+
+    def _elsewhere(self, record: ArtifactRecord) -> str:
+        where = ""
+        if record.execution_id is not None:
+            producer = self.meta.get_execution(record.execution_id)
+            where = f"; it was written on host {producer.host} by {producer.user}"
+        created_in = self.meta.project_root()
+        if created_in and created_in != str(self.root):
+            where += f" (the project was created in {created_in})"
+        return (
+            f"{record.ref}'s content (object {record.digest[:12]}) is not in this folder's "
+            f"store {self.objects.root}: objects are local to the machine and folder that "
+            f"wrote them, and only the metadata is shared through PostgreSQL{where}; copy "
+            f".mlkernel/{record.uri} from there into this folder's .mlkernel/, or log the "
+            "artifact again here"
+        )
+
+    def export(self, ref: str, dest: Path, *, verify: bool = True, force: bool = False) -> Path:
+        """Copy an artifact's content to ``dest``; folders are unpacked.
+
+        ``dest`` may be a folder to write into. An ingested dataset written to a name
+        ending ``.csv``, ``.parquet``, ``.arrow``, ``.ndjson`` (...) is exported in that
+        format (:meth:`DataService.export`); other names get the stored Arrow file. The
+        content appears whole or not at all, and an existing ``dest`` is refused unless
+        ``force``.
+        """
         import tarfile
 
+        from mlkernel.data.service import export_format, is_ingested
+        from mlkernel.fsutil import atomic_output, output_error
+
         record = self.resolve(ref)
-        if dest.exists() and dest.is_dir():
-            dest = dest / Path(str(record.properties.get("source", record.name))).name
+        dataset = is_ingested(record)
+        if dest.is_dir():
+            base = f"{record.name}.arrow" if dataset else None
+            dest = dest / (base or Path(str(record.properties.get("source", record.name))).name)
+        self.require_object(record)
+        if dataset and export_format(dest) is not None:
+            if verify:
+                self.objects.verify(record.digest)
+            return self.data.export(record, dest, force=force)
         with self.objects.open(record.digest, verify=verify) as handle:
-            if record.properties.get("format") == "tar":
-                if dest.exists():
-                    raise ConflictError(f"{dest} exists; choose another destination")
-                tmp = dest.with_name(f".{dest.name}.partial")
+            if record.properties.get("format") != "tar":
+                with atomic_output(dest, overwrite=force) as tmp, tmp.open("wb") as out:
+                    shutil.copyfileobj(handle, out, 1 << 20)
+                return dest
+            if os.path.lexists(dest) and not force:
+                raise ConflictError(
+                    f"{dest} exists; pass --force to replace it, or choose another destination"
+                )
+            tmp = dest.with_name(f".{dest.name}.partial")
+            try:
+                if not dest.parent.is_dir():  # extracting would create it
+                    os.listdir(dest.parent)  # raises the error that says why not
                 shutil.rmtree(tmp, ignore_errors=True)
                 with tarfile.open(fileobj=handle, mode="r:") as tar:
                     tar.extractall(tmp, filter="data")
-                tmp.rename(dest)
-            else:
-                write_atomic(dest, handle.read())
+                _replace_tree(tmp, dest)
+            except OSError as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise output_error(dest, exc) from None
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
         return dest
 
     def verify(self) -> list[tuple[ArtifactRecord, str]]:
@@ -315,6 +408,7 @@ class Kernel:
             for record in self.table.versions(latest.kind, latest.name):
                 if record.digest not in checked:
                     try:
+                        self.require_object(record)
                         self.objects.verify(record.digest)
                         checked[record.digest] = None
                     except IntegrityError as exc:
@@ -483,8 +577,25 @@ class Kernel:
             "aliases": aliases,
             "runs": counts["runs"],
             "metrics": counts["metrics"],
-            "storage": {"objects": objects, "bytes": stored, "path": str(self.objects.root)},
+            "storage": {
+                "objects": objects,
+                "bytes": stored,
+                "path": str(self.objects.root),
+                "shared": False,
+                "note": self.objects_note(),
+            },
         }
+
+    def objects_note(self) -> str | None:
+        """What a team sharing a PostgreSQL database must know: objects are not shared."""
+        if self.meta.is_sqlite:
+            return None
+        return (
+            f"objects (artifact contents) are local to this machine and folder "
+            f"({self.objects.root}); teammates on the same PostgreSQL database see every "
+            "artifact's metadata but can read only the objects their own folder wrote "
+            "(mlkernel has no shared object store yet)"
+        )
 
     # -- pipelines -------------------------------------------------------------------
 
@@ -499,6 +610,25 @@ class Kernel:
         """Run a pipeline (a name declared in mlkernel.toml, ``file.py:function``,
         ``module:function`` or a ``@pipeline`` function); see ``PipelineService.run``."""
         return self.pipelines.run(pipeline, **options)
+
+
+def _replace_tree(new: Path, dest: Path) -> None:
+    """Put the folder ``new`` at ``dest``, moving aside (then removing) what was there."""
+    if not os.path.lexists(dest):
+        new.rename(dest)
+        return
+    old = dest.with_name(f".{dest.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    dest.rename(old)
+    try:
+        new.rename(dest)
+    except BaseException:
+        old.rename(dest)
+        raise
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink(missing_ok=True)
 
 
 def open_project(path: str | Path | None = None) -> Kernel:

@@ -90,3 +90,10 @@ def test_importing_the_data_cli_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_path_that_is_no_file_is_named_as_such(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-C", str(root), "data", "add", "/dev/null"]) == 2
+    assert "/dev/null is not a regular file or a folder" in capsys.readouterr().err

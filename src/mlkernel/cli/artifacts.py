@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "get",
         help="copy an artifact's content out of the store",
+        description="Copy an artifact's content out of the store. A dataset written to a "
+        "name ending .csv, .parquet, .arrow or .ndjson is exported in that format (as "
+        "`mlk data export`); to any other name, or into a folder, as its stored Arrow file.",
         epilog="example: mlk get model:churn@production -o model.pkl",
     )
     p.add_argument("ref", metavar="REF", help="[kind:]name[@alias|@version]")
@@ -50,6 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "-o", "--out", default=".", metavar="PATH", help="file or folder to write (default: .)"
     )
     p.add_argument("--no-verify", action="store_true", help="skip re-hashing the object")
+    p.add_argument("--force", action="store_true", help="overwrite a file that exists")
     p.set_defaults(func=_get)
 
     p = sub.add_parser(
@@ -214,7 +218,7 @@ def _get(args: argparse.Namespace) -> int:
     from mlkernel.cli.render import console
 
     with open_kernel(args) as k:
-        dest = k.export(args.ref, Path(args.out), verify=not args.no_verify)
+        dest = k.export(args.ref, Path(args.out), verify=not args.no_verify, force=args.force)
     console().print(f"wrote {dest}")
     return 0
 

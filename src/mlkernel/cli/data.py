@@ -1,4 +1,4 @@
-"""``mlk data add | ls | show | head | diff``."""
+"""``mlk data add | ls | show | head | diff | export``."""
 
 from __future__ import annotations
 
@@ -83,6 +83,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_json(diff)
     diff.set_defaults(func=_diff)
 
+    export = verbs.add_parser(
+        "export",
+        help="write a version as CSV, Parquet, Arrow or NDJSON",
+        description="Write a dataset version to a file: the format comes from --format, else "
+        "from the name (.csv, .parquet/.pq, .arrow/.feather/.ipc, .ndjson/.jsonl). The file "
+        "appears whole or not at all; an existing one is kept unless --force.",
+        epilog="example: mlk data export train@2 -o train.parquet",
+    )
+    export.add_argument("ref", metavar="REF", help="dataset reference: name[@version|@alias]")
+    export.add_argument("-o", "--out", required=True, metavar="FILE", help="the file to write")
+    export.add_argument(
+        "--format",
+        choices=["csv", "parquet", "arrow", "ndjson"],
+        help="the file format (default: from the name's ending)",
+    )
+    export.add_argument("--force", action="store_true", help="overwrite a file that exists")
+    export.set_defaults(func=_export)
+
     from mlkernel.cli.monitor import add_verbs
 
     add_verbs(verbs)  # profile, drift, watch: the monitor's verbs
@@ -158,7 +176,7 @@ def _ls(args: argparse.Namespace) -> int:
             (
                 r.name,
                 r.version,
-                f"{r.properties.get('rows', 0):,}",
+                f"{r.properties['rows']:,}" if "rows" in r.properties else "not ingested",
                 r.properties.get("columns"),
                 human_bytes(r.properties.get("bytes", r.size)),
                 r.properties.get("format"),
@@ -261,4 +279,13 @@ def _diff(args: argparse.Namespace) -> int:
         out.print(f"  {key:<8} {a:,} → {b:,} ({b - a:+,})")
     a, b = info["bytes"]["from"], info["bytes"]["to"]
     out.print(f"  {'bytes':<8} {human_bytes(a)} → {human_bytes(b)}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from mlkernel.cli.render import console, human_bytes
+
+    with open_kernel(args) as k:
+        dest = k.data.export(args.ref, args.out, args.format, force=args.force)
+    console().print(f"wrote {dest} ({human_bytes(dest.stat().st_size)})")
     return 0

@@ -51,9 +51,13 @@ def _init(args: argparse.Namespace) -> int:
     root = Path(args.project or args.dir)
     k = mlkernel.init(root, name=args.name, metadata_url=args.metadata)
     with k:
-        console().print(
+        out = console()
+        out.print(
             f"Initialised project [bold]{k.name}[/] in {k.root} (metadata: {k.meta.display_url})"
         )
+        note = k.objects_note()
+        if note:
+            out.print(f"note: {note}")
     return 0
 
 
@@ -70,6 +74,8 @@ def _status(args: argparse.Namespace) -> int:
     out.print(f"metadata: {info['metadata']} ({info['backend']})")
     storage = info["storage"]
     out.print(f"storage:  {storage['objects']} objects, {human_bytes(storage['bytes'])}")
+    if storage.get("note"):
+        out.print(f"note:     {storage['note']}")
     runs = info["runs"]
     out.print(
         f"runs:     {sum(runs.values())} ("

@@ -431,11 +431,12 @@ def _first_rows_types(source: Source, options: ReadOptions, how: _Pass) -> dict[
             parse_options=parse_opts,
             convert_options=convert_opts,
         )
+        if sample.num_rows == 0 or bad:
+            return {}
+        # A header that is not UTF-8 fails here, on reading the names: the full parse says why.
+        return {f.name: f.type for f in sample.schema if not pa.types.is_null(f.type)}
     except (pa.ArrowInvalid, UnicodeError):
         return {}
-    if sample.num_rows == 0 or bad:
-        return {}
-    return {f.name: f.type for f in sample.schema if not pa.types.is_null(f.type)}
 
 
 def _categories_fit(table: Any, types: dict[str, Any], limit: int) -> bool:

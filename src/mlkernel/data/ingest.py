@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from mlkernel.kernel import Kernel
     from mlkernel.meta.records import ArtifactRecord
 
-__all__ = ["SOURCE_COLUMN", "AddOptions", "IngestResult", "add"]
+__all__ = ["SOURCE_COLUMN", "AddOptions", "IngestResult", "add", "add_table"]
 
 SOURCE_COLUMN = "source_file"
 MAX_LISTED_FILES = 1000
@@ -84,11 +84,22 @@ def default_name(target: str | Path, first: Path) -> str:
     return base
 
 
-def add(k: Kernel, target: str | Path, options: AddOptions) -> IngestResult:
+def add(
+    k: Kernel,
+    target: str | Path,
+    options: AddOptions,
+    *,
+    execution_id: int | None = None,
+    properties: dict[str, Any] | None = None,
+) -> IngestResult:
+    """Ingest ``target``; ``execution_id``: the run that produces the version (default: an
+    execution ``data add NAME`` of its own); ``properties``: more for the version to record.
+    """
     if options.on_bad_rows not in BAD_ROW_MODES:
         raise UsageError(
             f"on_bad_rows is {options.on_bad_rows!r}; use one of: {', '.join(BAD_ROW_MODES)}"
         )
+    _check_encoding(options.encoding)
     started = time.monotonic()
     files = expand(target)
     sources = [sniff(p, options.format) for p in files]
@@ -99,6 +110,7 @@ def add(k: Kernel, target: str | Path, options: AddOptions) -> IngestResult:
     latest = _latest(k, name)
     unchanged = _unchanged(latest, sources, read_opts)
     if unchanged is not None:
+        _note_output(k, execution_id, unchanged)
         return IngestResult(unchanged, False, int(unchanged.properties.get("rows", 0)), 0.0)
 
     sweep(k.objects.tmp)
@@ -117,12 +129,108 @@ def add(k: Kernel, target: str | Path, options: AddOptions) -> IngestResult:
             meter.close()
         ipc, parquet = written[0], (written[1] if len(written) > 1 else None)
         if latest is not None and latest.digest == ipc.digest:
+            _note_output(k, execution_id, latest)
             return IngestResult(latest, False, table.num_rows, time.monotonic() - started, bad)
         props = _properties(target, sources, digests, table, read_opts, latest, ipc, parquet)
-        return _register(k, name, props, written, bad, table.num_rows, started)
+        props = {**(properties or {}), **props}
+        return _register(k, name, props, written, bad, table.num_rows, started, execution_id)
     finally:
         for each in written:
             each.path.unlink(missing_ok=True)
+
+
+def add_table(
+    k: Kernel,
+    value: Any,
+    options: AddOptions,
+    *,
+    execution_id: int | None = None,
+    properties: dict[str, Any] | None = None,
+) -> IngestResult:
+    """Ingest an in-memory table (pandas or polars DataFrame, pyarrow Table or RecordBatch).
+
+    The table is normalised as a pipeline step's is (:func:`mlkernel.data.tables.to_table`:
+    text as ``string``, few-valued text as categories), so the version is the one ``data
+    add`` of the same rows in a Parquet file gives; then stored and registered as any ingest.
+    """
+    started = time.monotonic()
+    what = type(value).__name__
+    if options.name is None:
+        raise UsageError(f"name the dataset: k.data.add({what.lower()}, name='...')")
+    name = options.name
+    validate_name(name, "dataset name")
+    _table_options_only(options, what)
+    label = f"the value given for dataset {name!r}"
+    if not tables.is_table(value):
+        raise UsageError(
+            f"cannot ingest a {what} as dataset {name!r}: give a file path, a pandas or polars "
+            "DataFrame, or a pyarrow Table"
+        )
+    if tables.is_empty(value):
+        raise UsageError(f"{label} has no rows or no columns; a dataset version needs both")
+    converted = tables.to_table(value, label, f"dataset:{name}", verb="is")
+    table = converted.table
+    latest = _latest(k, name)
+    sweep(k.objects.tmp)
+    written: list[Written] = []
+    try:
+        written = _write(table, k.objects.tmp, parquet=options.parquet)
+        ipc, parquet = written[0], (written[1] if len(written) > 1 else None)
+        if latest is not None and latest.digest == ipc.digest:
+            _note_output(k, execution_id, latest)
+            return IngestResult(latest, False, table.num_rows, time.monotonic() - started)
+        described = tables.describe(table, ipc, parquet)
+        props: dict[str, Any] = {
+            **(properties or {}),
+            "format": converted.format,
+            "compression": None,
+            "source": f"{converted.python_type} in memory",
+            "python_type": converted.python_type,
+            **described,
+            "schema_changes": tables.schema_changes(latest, described["schema"]),
+            "options": {"parquet": options.parquet},
+        }
+        return _register(k, name, props, written, [], table.num_rows, started, execution_id)
+    finally:
+        for each in written:
+            each.path.unlink(missing_ok=True)
+
+
+def _check_encoding(encoding: str) -> None:
+    import codecs
+
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise UsageError(
+            f"encoding {encoding!r} is unknown; name one Python knows, e.g. utf8, latin-1, "
+            "cp1252 or utf-16"
+        ) from None
+
+
+def _table_options_only(options: AddOptions, what: str) -> None:
+    """Refuse the options that only a file's parse uses."""
+    given = [
+        flag
+        for flag, used in (
+            ("schema", options.schema is not None),
+            ("format", options.format is not None),
+            ("encoding", options.encoding != "utf8"),
+            ("on_bad_rows", options.on_bad_rows != "fail"),
+        )
+        if used
+    ]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} applies to files, not to a {what}; cast the table's columns "
+            "yourself, or write it to a file and add the file"
+        )
+
+
+def _note_output(k: Kernel, execution_id: int | None, record: ArtifactRecord) -> None:
+    """A run that ingested content already stored still produced that version."""
+    if execution_id is not None:
+        k.meta.add_event(execution_id, record.id, "out")
 
 
 def _write(table: Any, folder: Path, *, parquet: bool) -> list[Written]:
@@ -301,14 +409,16 @@ def _register(
     bad: list[BadRow],
     rows: int,
     started: float,
+    run_id: int | None = None,
 ) -> IngestResult:
     """Move the files into the store, then record the version (and its quarantine).
 
     The execution stays of type ``register``, like any artifact recorded outside a run:
-    ``mlk runs ls`` lists jobs, and an ingest is data arriving, not a job to watch.
+    ``mlk runs ls`` lists jobs, and an ingest is data arriving, not a job to watch. Inside
+    a run (``run_id``), the run is the execution that produced the version.
     """
     quarantine_blob = None
-    if bad and props["options"]["on_bad_rows"] == "quarantine":
+    if bad and props["options"].get("on_bad_rows") == "quarantine":
         quarantine_blob = "".join(json.dumps(b.to_dict()) + "\n" for b in bad).encode()
     ipc = written[0]
     created: list[str] = []
@@ -317,14 +427,16 @@ def _register(
         for each in written:
             if commit(k.objects, each):
                 created.append(each.digest)
-        execution = k.meta.insert_execution(
-            f"data add {name}",
-            "register",
-            host=k.host,
-            pid=os.getpid(),
-            user=k.user,
-            params={"source": props["source"], **props["options"]},
-        )
+        execution = run_id
+        if execution is None:
+            execution = k.meta.insert_execution(
+                f"data add {name}",
+                "register",
+                host=k.host,
+                pid=os.getpid(),
+                user=k.user,
+                params={"source": props["source"], **props["options"]},
+            )
         quarantine = None
         if quarantine_blob is not None:
             quarantine = k.log_artifact(
@@ -353,13 +465,18 @@ def _register(
     except BaseException as exc:
         for digest in created:
             uncommit(k.objects, digest)
-        if execution is not None:
+        if execution is not None and run_id is None:  # a run records its own outcome
             k.meta.finish_execution(execution, "failed", error=str(exc)[:500])
         raise
-    k.meta.finish_execution(
-        execution,
-        "completed",
-        resources={"seconds": round(seconds, 3), "rows": rows, "rows_per_s": rows / seconds},
-    )
+    if run_id is None:
+        k.meta.finish_execution(
+            execution,
+            "completed",
+            resources={
+                "seconds": round(seconds, 3),
+                "rows": rows,
+                "rows_per_s": rows / max(seconds, 1e-9),
+            },
+        )
     k.table.note_artifact(record)  # log_artifact noted the quarantine file already
     return IngestResult(record, True, rows, seconds, bad, quarantine)

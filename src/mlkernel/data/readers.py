@@ -106,6 +106,12 @@ def read_source(
                 block *= 16  # a row longer than the block: read again with bigger blocks
                 continue
             raise
+        except UnicodeDecodeError:  # Arrow keeps values' bytes, but names must be text
+            raise UsageError(
+                f"{source.path}: its header (the column names) is not UTF-8 text; pass "
+                "--encoding with the file's encoding (e.g. latin-1), or check that it is a "
+                f"{source.format.upper()} file"
+            ) from None
     if watch is not None:
         watch.done()
     return ReadResult(normalise(source, table, options), bad)

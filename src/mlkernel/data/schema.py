@@ -71,6 +71,9 @@ def load_schema_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise NotFoundError(f"schema file {path} does not exist; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise UsageError(f"schema file {path} cannot be read ({reason}); check the path") from None
     try:
         if path.suffix.lower() == ".toml":
             import tomllib

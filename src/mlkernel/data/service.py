@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -18,6 +19,13 @@ __all__ = ["DataService"]
 
 LAYOUTS = ("columns", "rows")
 OUTPUTS = ("arrow", "polars", "pandas")
+#: Export formats and the file name endings that choose them (the first is the default).
+EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
+    "csv": (".csv",),
+    "parquet": (".parquet", ".pq"),
+    "arrow": (".arrow", ".feather", ".ipc"),
+    "ndjson": (".ndjson", ".jsonl"),
+}
 
 
 class DataService:
@@ -30,7 +38,7 @@ class DataService:
 
     def add(
         self,
-        path: str | Path,
+        source: str | PathLike[str] | Any,
         *,
         name: str | None = None,
         schema: str | Path | None = None,
@@ -39,24 +47,37 @@ class DataService:
         format: str | None = None,
         progress: bool | Callable[[int, int], None] = True,
         parquet: bool = False,
+        execution_id: int | None = None,
+        properties: Mapping[str, Any] | None = None,
     ) -> IngestResult:
-        """Ingest a file, directory or glob as a new version of dataset ``name``.
+        """Ingest a file, directory, glob or in-memory table as a new version of ``name``.
 
-        ``progress``: True draws a bar on stderr for ingests over a second; a callable
-        gets ``(bytes_read, total_bytes)`` as reading proceeds. ``parquet``: store a
-        Parquet copy now too (otherwise :meth:`parquet_path` makes it on first need).
+        ``source``: a path (file, folder or glob), or a pandas DataFrame, polars DataFrame
+        or pyarrow Table (then ``name`` is required, and the file options ``schema``,
+        ``on_bad_rows``, ``encoding`` and ``format`` do not apply). ``progress``: True draws
+        a bar on stderr for ingests over a second; a callable gets ``(bytes_read,
+        total_bytes)`` as reading proceeds. ``parquet``: store a Parquet copy now too
+        (otherwise :meth:`parquet_path` makes it on first need). ``execution_id``: the run
+        that produces the version (``run.log_artifact(..., kind="dataset")`` passes its
+        own); without it the ingest records an execution ``data add NAME``.
+        ``properties``: more for the version to record.
         """
-        from mlkernel.data.ingest import AddOptions, add
+        from mlkernel.data.ingest import AddOptions, add, add_table
 
         options = AddOptions(name, schema, on_bad_rows, encoding, format, progress, parquet)
-        return add(self._kernel, path, options)
+        extra = dict(properties or {})
+        if isinstance(source, str | PathLike):
+            return add(
+                self._kernel, Path(source), options, execution_id=execution_id, properties=extra
+            )
+        return add_table(self._kernel, source, options, execution_id=execution_id, properties=extra)
 
     # -- finding ---------------------------------------------------------------------
 
-    def resolve(self, ref: str) -> ArtifactRecord:
-        record = self._kernel.resolve(ref, kind="dataset")
-        if record.kind != "dataset":
-            raise UsageError(f"{record.ref} is a {record.kind}, not a dataset; name a dataset")
+    def resolve(self, ref: str | ArtifactRecord) -> ArtifactRecord:
+        """The ingested dataset version ``ref`` names; a one-line error for anything else."""
+        record = ref if not isinstance(ref, str) else self._kernel.resolve(ref, kind="dataset")
+        check_ingested(record)
         return record
 
     def ls(self) -> list[ArtifactRecord]:
@@ -67,11 +88,9 @@ class DataService:
         return self._kernel.table.versions("dataset", record.name)
 
     def ipc_path(self, ref: str | ArtifactRecord) -> Path:
-        record = ref if not isinstance(ref, str) else self.resolve(ref)
-        path = self._kernel.objects.path(record.digest)
-        if not path.exists():
-            self._kernel.objects.open(record.digest).close()  # raises IntegrityError
-        return path
+        record = self.resolve(ref)
+        self._kernel.require_object(record)
+        return self._kernel.objects.path(record.digest)
 
     def parquet_path(self, ref: str | ArtifactRecord) -> Path:
         """A Parquet (zstd) copy of the version: the stored one, else made once and cached.
@@ -83,7 +102,7 @@ class DataService:
         from mlkernel.data import layout as layouts
         from mlkernel.data.storage import parquet_copy
 
-        record = ref if not isinstance(ref, str) else self.resolve(ref)
+        record = self.resolve(ref)
         stored = record.properties.get("objects", {}).get("parquet")
         if stored:
             return self._kernel.objects.path(stored)
@@ -163,6 +182,45 @@ class DataService:
         table = layouts.select(layouts.map_table(self.ipc_path(record)), columns, None, record.ref)
         return layouts.iter_batches(table, rows)
 
+    # -- exporting -------------------------------------------------------------------
+
+    def export(
+        self,
+        ref: str | ArtifactRecord,
+        path: str | PathLike[str],
+        format: str | None = None,
+        *,
+        force: bool = False,
+    ) -> Path:
+        """Write a version to ``path`` as CSV, Parquet, Arrow IPC or NDJSON.
+
+        The format comes from ``format``, else from the file name's ending (see
+        :data:`EXPORT_FORMATS`); a folder gets ``NAME.<ext>`` in it. The file is written
+        to a temporary file beside it and renamed, so an error leaves nothing half-written;
+        an existing file is refused unless ``force``. Returns the path written.
+        """
+        from mlkernel.fsutil import atomic_output
+
+        record = self.resolve(ref)
+        dest = Path(path)
+        if format is not None and format not in EXPORT_FORMATS:
+            raise UsageError(
+                f"export format {format!r} is unknown; use one of: {', '.join(EXPORT_FORMATS)}"
+            )
+        if dest.is_dir():
+            dest = dest / f"{record.name}{EXPORT_FORMATS[format or 'csv'][0]}"
+        chosen = format or export_format(dest)
+        if chosen is None:
+            endings = ", ".join(e for each in EXPORT_FORMATS.values() for e in each)
+            raise UsageError(
+                f"cannot tell the format from the name {dest.name!r}; end it with one of "
+                f"{endings}, or pass --format"
+            )
+        source = self.ipc_path(record)
+        with atomic_output(dest, overwrite=force) as tmp:
+            _write_export(chosen, source, tmp, record.ref)
+        return dest
+
     # -- describing ------------------------------------------------------------------
 
     def head(self, ref: str, n: int = 10) -> Any:
@@ -195,6 +253,77 @@ class DataService:
             "columns": {"from": lp.get("columns"), "to": rp.get("columns")},
             "bytes": {"from": lp.get("bytes"), "to": rp.get("bytes")},
         }
+
+
+def is_ingested(record: ArtifactRecord) -> bool:
+    """Whether ``record`` is a dataset version whose content is a stored Arrow file.
+
+    Every ingest (``data add``, a frame, a pipeline step's table) records the Arrow file as
+    ``properties["objects"]["ipc"]``; a ``dataset`` logged as a plain object by mlkernel
+    before datasets were always ingested has no such entry.
+    """
+    if record.kind != "dataset":
+        return False
+    objects = record.properties.get("objects")
+    return isinstance(objects, dict) and objects.get("ipc") == record.digest
+
+
+def check_ingested(record: ArtifactRecord) -> None:
+    """Refuse, in one line naming the fix, what the data commands cannot read."""
+    if record.kind != "dataset":
+        raise UsageError(
+            f"{record.ref} is a {record.kind}, not a dataset; name a dataset "
+            "(`mlk data ls` lists them)"
+        )
+    if not is_ingested(record):
+        stored = record.properties.get("format", "plain object")
+        raise UsageError(
+            f"{record.ref} was stored as a plain {stored}, not ingested, so the data commands "
+            f"cannot read it; ingest the data with `mlk data add FILE --name {record.name}` "
+            f"(or k.data.add(...) in Python)"
+        )
+
+
+def export_format(path: Path) -> str | None:
+    """The export format a file name's ending chooses, if any."""
+    suffix = path.suffix.lower()
+    for name, endings in EXPORT_FORMATS.items():
+        if suffix in endings:
+            return name
+    return None
+
+
+def _write_export(format: str, source: Path, dest: Path, ref: str) -> None:
+    import shutil
+
+    from mlkernel.data import layout as layouts
+
+    if format == "arrow":
+        shutil.copyfile(source, dest)  # the stored Arrow IPC file is the export
+        return
+    table = layouts.map_table(source)
+    if format == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, str(dest), compression="zstd")
+    elif format == "csv":
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        for field in table.schema:
+            kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+            if pa.types.is_nested(kind) or pa.types.is_binary(kind):
+                raise UsageError(
+                    f"{ref}'s column {field.name!r} holds {field.type}, which CSV cannot hold; "
+                    "export to .parquet, .arrow or .ndjson instead"
+                )
+        pacsv.write_csv(table, str(dest))
+    else:  # ndjson
+        import polars as pl
+
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        frame.write_ndjson(str(dest))
 
 
 def _convert(table: Any, as_: str) -> Any:

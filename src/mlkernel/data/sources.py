@@ -78,6 +78,8 @@ def expand(target: str | Path) -> list[Path]:
         if not files:
             raise NotFoundError(f"no files match {text!r}; check the pattern")
         return files
+    if path.exists():  # a device, a pipe, a socket
+        raise UsageError(f"{path} is not a regular file or a folder; point at a data file")
     raise NotFoundError(f"{path} does not exist; check the path")
 
 

@@ -38,7 +38,16 @@ if TYPE_CHECKING:
     from mlkernel.data.storage import Written
     from mlkernel.meta.records import ArtifactRecord
 
-__all__ = ["ACCEPTED", "StepTable", "describe", "schema_changes", "to_table", "write_version"]
+__all__ = [
+    "ACCEPTED",
+    "StepTable",
+    "describe",
+    "is_empty",
+    "is_table",
+    "schema_changes",
+    "to_table",
+    "write_version",
+]
 
 ACCEPTED = (
     "a pyarrow Table or RecordBatch, a pandas or polars DataFrame, a dict of columns, "
@@ -108,11 +117,29 @@ def _is(value: Any, module: str, *names: str) -> bool:
     return bool(classes) and isinstance(value, classes)
 
 
-def to_table(value: Any, label: str, target: str) -> StepTable:
+def is_table(value: Any) -> bool:
+    """Whether ``value`` is an in-memory table: pyarrow, pandas or polars."""
+    return (
+        _is(value, "pyarrow", "Table", "RecordBatch")
+        or _is(value, "pandas", "DataFrame")
+        or _is(value, "polars", "DataFrame")
+    )
+
+
+def is_empty(value: Any) -> bool:
+    """Whether an in-memory table (see :func:`is_table`) has no rows or no columns."""
+    if _is(value, "pyarrow", "Table", "RecordBatch"):
+        return bool(value.num_rows == 0 or value.num_columns == 0)
+    rows, columns = value.shape
+    return bool(rows == 0 or columns == 0)
+
+
+def to_table(value: Any, label: str, target: str, *, verb: str = "returned") -> StepTable:
     """``value``, which ``label`` (``"step gather"``) returned for ``target``, as a table.
 
     Raises a one-line :class:`UsageError` naming ``label`` when ``value`` is none of
-    :data:`ACCEPTED` or cannot be read.
+    :data:`ACCEPTED` or cannot be read; ``verb`` joins the two in messages (``"is"`` for a
+    value the caller gave rather than a step returned).
     """
     what = _type_name(value)
     if isinstance(value, PurePath):
@@ -123,13 +150,13 @@ def to_table(value: Any, label: str, target: str) -> StepTable:
         table = value if isinstance(value, pa.Table) else pa.Table.from_batches([value])
         kind = "arrow"
     elif _is(value, "pandas", "DataFrame"):
-        table, kind = _from_pandas(value, label), "pandas"
+        table, kind = _from_pandas(value, label, verb), "pandas"
     elif _is(value, "polars", "DataFrame"):
         try:
             table = value.to_arrow()
         except Exception as exc:  # polars raises several types, e.g. for Object columns
             raise UsageError(
-                f"{label} returned a polars DataFrame that Arrow cannot hold "
+                f"{label} {verb} a polars DataFrame that Arrow cannot hold "
                 f"({_first_line(exc)}); convert its columns to plain types"
             ) from None
         kind = "polars"
@@ -167,7 +194,7 @@ def _from_file(path: Path, label: str) -> StepTable:
     return StepTable(table, source.format, source.compression, source_bytes=source.size)
 
 
-def _from_pandas(frame: Any, label: str) -> Any:
+def _from_pandas(frame: Any, label: str, verb: str = "returned") -> Any:
     import pyarrow as pa
 
     # A named index is data (a groupby's keys); an unnamed one is row numbers, not a column.
@@ -176,7 +203,7 @@ def _from_pandas(frame: Any, label: str) -> Any:
         return pa.Table.from_pandas(frame, preserve_index=keep_index)
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise UsageError(
-            f"{label} returned a pandas DataFrame that Arrow cannot convert ({_first_line(exc)}); "
+            f"{label} {verb} a pandas DataFrame that Arrow cannot convert ({_first_line(exc)}); "
             "give each column one type"
         ) from None
 

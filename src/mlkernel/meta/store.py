@@ -76,6 +76,15 @@ class MetaStore(PipelineQueries, WatchQueries):
                     "or move it away and run `mlk init` to start a new one"
                 )
             return f"metadata database {path} cannot be used ({text}); check its permissions"
+        import re
+
+        missing = re.search(r'database "([^"]+)" does not exist', text)
+        if missing:
+            name = missing.group(1)
+            return (
+                f"PostgreSQL at {self.display_url} has no database {name!r}; create it with "
+                f"`createdb {name}` (or CREATE DATABASE as its owner), then run this again"
+            )
         return (
             f"PostgreSQL at {self.display_url} cannot be used ({text}); "
             "check that the server runs and the URL is right"
@@ -123,6 +132,11 @@ class MetaStore(PipelineQueries, WatchQueries):
                 upgrade(conn)
         finally:
             engine.dispose()
+
+    def project_root(self) -> str:
+        """The folder the project was created in (its first ``mlk init``)."""
+        rows = self._rows("SELECT root FROM project WHERE id = :id", {"id": self.project_id})
+        return str(rows[0][0]) if rows else ""
 
     def _project(self, name: str, root: Path) -> int:
         query = "SELECT id FROM project WHERE name = :name"

@@ -215,7 +215,12 @@ class MonitorService:
             folder = self._kernel.config.state_dir / "reports"
             folder.mkdir(parents=True, exist_ok=True)
             html = folder / f"{html_record.name}-{html_record.version}.html"
-        write_atomic(html, page.encode())
+        try:
+            write_atomic(html, page.encode())
+        except OSError as exc:  # the report is stored; only the copy asked for failed
+            from mlkernel.fsutil import output_error
+
+            raise output_error(html, exc) from None
         return DriftReport(
             ref_ds,
             cur_ds,
@@ -230,9 +235,8 @@ class MonitorService:
     # -- helpers ---------------------------------------------------------------------
 
     def _dataset(self, ref: str | ArtifactRecord) -> ArtifactRecord:
-        if isinstance(ref, str):
-            return self._kernel.resolve(ref, kind="dataset")
-        return ref
+        # The data service refuses, in one line, a ref that is no ingested dataset.
+        return self._kernel.data.resolve(ref)
 
 
 def _stream(path: Path) -> Iterator[Any]:

@@ -78,6 +78,12 @@ class Artifact:
 
         if self.kind != "dataset":
             raise UsageError(f"{self.ref} is a {self.kind}; only datasets open in a layout")
+        objects = self.properties.get("objects")
+        if not isinstance(objects, dict) or objects.get("ipc") != self.digest:
+            raise UsageError(
+                f"{self.ref} was stored as a plain object, not ingested, so it cannot be "
+                f"opened; ingest the data with `mlk data add FILE --name {self.name}`"
+            )
         table = layouts.map_table(self.path)
         if layout == "rows":
             from pathlib import Path

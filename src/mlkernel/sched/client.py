@@ -39,7 +39,13 @@ def start_controller(
 ) -> subprocess.Popen[bytes]:
     """Start ``python -m mlkernel.sched.controller`` as a daemon (own session) and wait for
     its socket. Its log goes to ``<runtime_dir>/controller.log``."""
-    runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+    try:
+        runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+    except OSError as exc:
+        raise errors.UsageError(
+            f"the scheduler's runtime folder {runtime_dir} cannot be made ({exc.strerror}); "
+            "pass another --runtime-dir"
+        ) from None
     pkg_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)

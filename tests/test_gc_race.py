@@ -36,8 +36,8 @@ def _mlk(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_young_unreferenced_objects_are_left_and_reported(project: Kernel) -> None:
-    young, _ = project.objects.put_bytes(b"just written, not registered yet")
-    old, _ = project.objects.put_bytes(b"left behind long ago")
+    young, _ = project.objects.put_bytes(f"just written {project.name}".encode())
+    old, _ = project.objects.put_bytes(f"left behind {project.name}".encode())
     _age(project.objects.path(old))
 
     report = project.gc(dry_run=False)
@@ -57,10 +57,10 @@ def test_young_unreferenced_objects_are_left_and_reported(project: Kernel) -> No
 
 
 def test_finding_an_object_already_stored_makes_it_young_again(project: Kernel) -> None:
-    digest, _ = project.objects.put_bytes(b"orphan that a writer is about to reuse")
+    digest, _ = project.objects.put_bytes(f"reusable {project.name}".encode())
     _age(project.objects.path(digest))
     assert project.gc().removed == [digest]  # a candidate
-    assert project.objects.put_bytes(b"orphan that a writer is about to reuse")[0] == digest
+    assert project.objects.put_bytes(f"reusable {project.name}".encode())[0] == digest
     assert project.gc(dry_run=False).young == [digest]
     assert project.objects.exists(digest)
 
@@ -68,7 +68,8 @@ def test_finding_an_object_already_stored_makes_it_young_again(project: Kernel) 
 def test_an_artifact_registered_while_gc_runs_keeps_its_object(project: Kernel) -> None:
     """The dedupe race, made to happen: between gc's first read of the referenced digests
     and its delete phase, a writer finds the (old, unreferenced) object and registers it."""
-    digest, _ = project.objects.put_bytes(b"reused content")
+    content = f"reused {project.name}".encode()  # unique: digests other projects reference are kept
+    digest, _ = project.objects.put_bytes(content)
     _age(project.objects.path(digest))
     reads = 0
     real = project.meta.referenced_digests
@@ -78,14 +79,14 @@ def test_an_artifact_registered_while_gc_runs_keeps_its_object(project: Kernel) 
         reads += 1
         found = real()
         if reads == 1:  # gc has chosen its candidates; now a writer reuses one
-            project.log_artifact(b"reused content", kind="file", name="reuse")
+            project.log_artifact(content, kind="file", name="reuse")
         return found
 
     project.meta.referenced_digests = referenced  # type: ignore[method-assign]
     report = project.gc(dry_run=False, grace=0)
     assert digest not in report.removed
     project.verify()
-    assert project.load("file:reuse") == b"reused content"
+    assert project.load("file:reuse") == content
 
 
 REGISTER_LATER = textwrap.dedent(
@@ -94,11 +95,14 @@ REGISTER_LATER = textwrap.dedent(
     import mlkernel
 
     k = mlkernel.open(sys.argv[1])
-    with k.objects.writing():  # as every writer does, from the put to the commit
-        digest, _ = k.objects.put_bytes(b"in flight")
+    with k.objects.writing():  # as an ingest does, from the move into the store to the commit
+        digest, size = k.objects.put_bytes(f"in flight {k.name}".encode())
         print(digest, flush=True)
         sys.stdin.readline()
-        k.log_artifact(b"in flight", kind="file", name="flight")
+        k.meta.register_artifact(
+            "file", "flight", digest=digest, uri=k.objects.uri(digest), size=size,
+            properties={"format": "bytes"}, created_by="test", execution_id=None,
+        )
     k.close()
     """
 )
@@ -122,7 +126,7 @@ def test_gc_waits_for_a_registration_in_flight_in_another_process(project: Kerne
         nonlocal reads
         reads += 1
         found = real()
-        if reads == 1:  # candidates chosen (the new object among them): let it register
+        if reads == 1:  # objects listed, the new one unreferenced: let it register now
             assert child.stdin is not None
             child.stdin.write("go\n")
             child.stdin.flush()
@@ -135,14 +139,15 @@ def test_gc_waits_for_a_registration_in_flight_in_another_process(project: Kerne
         child.communicate(timeout=120)
     assert child.returncode == 0
     assert digest not in report.removed and reads == 2
-    assert project.load("file:flight") == b"in flight"
+    assert project.load("file:flight") == f"in flight {project.name}".encode()
 
 
 def test_gc_from_inside_a_registration_is_refused(project: Kernel) -> None:
     from mlkernel.errors import UsageError
 
-    project.objects.put_bytes(b"x")
-    _age(next(p for p in project.objects.root.glob("??/*")))
+    # Content of its own: digests referenced by other projects in the database are kept.
+    digest, _ = project.objects.put_bytes(f"gc from inside {project.name}".encode())
+    _age(project.objects.path(digest))
     with project.objects.writing(), pytest.raises(UsageError, match="while this process"):
         project.gc(dry_run=False)
 

@@ -193,18 +193,20 @@ class ObjectStore:
     ) -> GCReport:
         """Delete objects no artifact references that are older than ``grace`` seconds.
 
-        ``referenced`` is asked twice: for the candidates, and again under the exclusive
+        ``referenced`` is asked twice: after listing the objects, to pick the candidates,
+        and again under the exclusive
         lock (:mod:`mlkernel.gclock`) just before deleting, when no registration is in
         flight; each candidate's age is checked again then too. ``caches`` are folders of
         files derived from a version and named after its digest (``<digest>.parquet``,
         ``<digest>-float64-all.npy``): those of unreferenced digests go as well.
         """
         now = time.time()
-        refs = referenced()
+        scanned = list(self._scan())
+        refs = referenced()  # after the scan: what registered meanwhile is kept
         candidates: list[tuple[str, int]] = []
         young: list[str] = []
         kept = 0
-        for digest, size, mtime in self._scan():
+        for digest, size, mtime in scanned:
             if digest in refs:
                 kept += 1
             elif mtime > now - grace:

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -142,13 +143,46 @@ def test_gc_waits_for_a_registration_in_flight_in_another_process(project: Kerne
     assert project.load("file:flight") == f"in flight {project.name}".encode()
 
 
+def test_gc_waits_for_another_threads_registration(project: Kernel) -> None:
+    digest, size = project.objects.put_bytes(f"thread {project.name}".encode())
+    _age(project.objects.path(digest))
+    holding, go = threading.Event(), threading.Event()
+
+    def register() -> None:
+        with project.objects.writing():
+            holding.set()
+            go.wait(60)
+            project.meta.register_artifact(
+                "file", "threaded", digest=digest, uri=project.objects.uri(digest), size=size,
+                properties={}, created_by="test", execution_id=None,
+            )  # fmt: skip
+
+    writer = threading.Thread(target=register)
+    writer.start()
+    holding.wait(60)
+    real = project.meta.referenced_digests
+
+    def referenced() -> set[str]:
+        found = real()
+        go.set()  # candidates listed: the other thread may commit now
+        return found
+
+    project.meta.referenced_digests = referenced  # type: ignore[method-assign]
+    try:
+        report = project.gc(dry_run=False, grace=0)
+    finally:
+        go.set()
+        writer.join(60)
+    assert digest not in report.removed and project.objects.exists(digest)
+
+
 def test_gc_from_inside_a_registration_is_refused(project: Kernel) -> None:
     from mlkernel.errors import UsageError
 
     # Content of its own: digests referenced by other projects in the database are kept.
     digest, _ = project.objects.put_bytes(f"gc from inside {project.name}".encode())
     _age(project.objects.path(digest))
-    with project.objects.writing(), pytest.raises(UsageError, match="while this process"):
+    with project.objects.writing(), pytest.raises(UsageError, match="while this thread"):
         project.gc(dry_run=False)
 
 
@@ -223,14 +257,16 @@ WORKER = textwrap.dedent(
                 k.log_artifact(f"fresh {me} {i}".encode(), kind="model", name=f"m{me}")
             done += 1
     elif role == "aliases":
+        mapped = []  # Arrow files kept memory-mapped while gc runs
         while not os.path.exists(stop):
             for record in k.ls("model"):
                 k.alias_set(record.ref, "prod")
                 k.load(f"model:{record.name}@prod")
             for record in k.ls("dataset"):
-                k.data.open(record.ref).num_rows
+                mapped.append(k.data.open(record.ref))
             done += 1
             time.sleep(0.05)
+        assert all(t.column("x").to_pylist() == [t.column("x")[0].as_py()] * 20 for t in mapped)
     elif role == "verify":
         while not os.path.exists(stop):
             problems = k.verify()

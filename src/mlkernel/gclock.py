@@ -36,6 +36,7 @@ TURN_NAME = ".gc.turn"
 _mutex = threading.Lock()
 # folder -> [fd, depth, pid] of this process's shared hold
 _held: dict[str, list[int]] = {}
+_mine = threading.local()  # .depth: {folder: holds by this thread}
 
 
 def _open(root: str, name: str) -> int:
@@ -43,10 +44,23 @@ def _open(root: str, name: str) -> int:
     return os.open(os.path.join(root, name), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
 
 
+def _depths() -> dict[str, int]:
+    depths: dict[str, int] | None = getattr(_mine, "depth", None)
+    if depths is None:
+        depths = _mine.depth = {}
+    return depths
+
+
 def held_here(root: str | os.PathLike[str]) -> bool:
-    """Whether this process holds the shared lock of ``root`` now."""
+    """Whether this thread holds the shared lock of ``root`` now.
+
+    (Another thread's hold is no obstacle to ``exclusive``: it waits until that
+    thread's registration is done, as for another process's.)
+    """
     held = _held.get(os.fspath(root))
-    return held is not None and held[1] > 0 and held[2] == os.getpid()
+    return bool(
+        held is not None and held[2] == os.getpid() and _depths().get(os.fspath(root), 0) > 0
+    )
 
 
 def _acquire(key: str) -> None:
@@ -90,9 +104,12 @@ def shared(root: str | os.PathLike[str]) -> Iterator[None]:
     """Hold off ``gc``'s delete phase in ``root`` while the block runs."""
     key = os.fspath(root)
     _acquire(key)
+    depths = _depths()
+    depths[key] = depths.get(key, 0) + 1
     try:
         yield
     finally:
+        depths[key] -= 1
         _release(key)
 
 
@@ -103,9 +120,7 @@ def exclusive(root: str | os.PathLike[str]) -> Iterator[None]:
     if held_here(key):
         from mlkernel.errors import UsageError
 
-        raise UsageError(
-            "gc cannot run while this process is registering an artifact; run it after"
-        )
+        raise UsageError("gc cannot run while this thread is registering an artifact; run it after")
     turn = _open(key, TURN_NAME)
     try:
         fcntl.flock(turn, fcntl.LOCK_EX)

@@ -20,11 +20,11 @@ import pytest
 
 from mlkernel.kernel import Kernel
 
-HOUR_AGO = time.time() - 3600
+LONG_AGO = time.time() - 7200  # older than the grace period and the hour for temporary files
 
 
 def _age(path: Path) -> None:
-    os.utime(path, (HOUR_AGO, HOUR_AGO))
+    os.utime(path, (LONG_AGO, LONG_AGO))
 
 
 def _mlk(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -317,3 +317,17 @@ def test_gc_ingest_registration_aliases_and_reads_together(project: Kernel) -> N
         assert project.data.open(record.ref).num_rows == 20
     for record in models:
         assert project.load(record.ref, verify=True).startswith((b"junk", b"fresh"))
+
+
+def test_temporary_files_of_live_writers_stay_however_old(project: Kernel) -> None:
+    """A slow writer's temporary file is not a crash's leftover while its process lives."""
+    tmp = project.objects.tmp
+    tmp.mkdir(parents=True, exist_ok=True)
+    live = tmp / f"data-{os.getpid()}-slowingest.arrow"
+    dead = tmp / "obj-999999999-crashed"
+    for path in (live, dead):
+        path.write_bytes(b"partial")
+        _age(path)
+    report = project.gc(dry_run=False)
+    assert report.removed == ["tmp/obj-999999999-crashed"]
+    assert live.exists() and not dead.exists()

@@ -13,7 +13,7 @@ Two ``flock`` files in the object store's folder:
 
 Shared holds are counted per process and per folder, so nested and concurrent writers in
 one process take the file lock once and never queue behind a waiting ``gc`` while they
-already hold it. A writer costs two ``open``s and four ``flock`` calls (microseconds).
+already hold it. A writer costs two ``open``s and four ``flock`` calls (tens of microseconds).
 Nothing here imports more than ``os``, ``fcntl`` and ``threading``: the pipeline's process
 worker uses it.
 """
@@ -40,8 +40,13 @@ _mine = threading.local()  # .depth: {folder: holds by this thread}
 
 
 def _open(root: str, name: str) -> int:
-    os.makedirs(root, exist_ok=True)
-    return os.open(os.path.join(root, name), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    path = os.path.join(root, name)
+    flags = os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o666)
+    except FileNotFoundError:  # a store nothing was written to yet
+        os.makedirs(root, exist_ok=True)
+        return os.open(path, flags, 0o666)
 
 
 def _depths() -> dict[str, int]:

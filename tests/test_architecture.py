@@ -37,6 +37,7 @@ LAYERS = {
     "config": 0,
     "fsutil": 0,
     "digest": 0,
+    "gclock": 0,
     "meta": 1,
     "artifacts": 1,
     "sched": 2,

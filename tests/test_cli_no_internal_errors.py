@@ -30,7 +30,18 @@ from mlkernel.cli.main import COMMANDS, INTERNAL_ERROR, build_parser, main
 REF_SLOTS = ("ref", "a", "b")
 WRONG_KIND = ("model:churn@1", "dataset:legacy@1", "report:drift-train@1", "file:notes@1")
 MISSING_REF = ("dataset:nope@1", "nope", "train@99", "model:train", "train@nosuchalias")
-KNOWN_POSITIONALS = {*REF_SLOTS, "alias", "id", "pipeline", "name", "path", "dir", "kind", "words", "shell"}
+KNOWN_POSITIONALS = {
+    *REF_SLOTS,
+    "alias",
+    "id",
+    "pipeline",
+    "name",
+    "path",
+    "dir",
+    "kind",
+    "words",
+    "shell",
+}
 # Options that name files: read (inputs) or written (outputs).
 INPUT_OPTIONS = {"schema": "--schema", "config": "--config", "history": "--history"}
 OUTPUT_OPTIONS = {"out": "-o", "html": "--html", "runtime_dir": "--runtime-dir"}

@@ -52,6 +52,14 @@ def test_bad_metadata_url(tmp_path: Path) -> None:
         load_config(root)
 
 
+def test_gc_grace(tmp_path: Path) -> None:
+    root = write(tmp_path, '[project]\nname = "x"\n[storage]\ngc_grace = 30\n')
+    assert load_config(root).storage.gc_grace == 30
+    write(tmp_path, '[project]\nname = "x"\n[storage]\ngc_grace = -5\n')
+    with pytest.raises(ConfigError, match=r"'storage\.gc_grace' is -5; use 0 or more seconds"):
+        load_config(root)
+
+
 def test_invalid_toml(tmp_path: Path) -> None:
     root = write(tmp_path, "[project\nname=")
     with pytest.raises(ConfigError, match="invalid TOML"):

@@ -1,5 +1,7 @@
 """Runs, metrics, params, artifacts and aliases, on SQLite and on PostgreSQL."""
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +202,8 @@ def test_lineage_closure_in_both_directions(project: Kernel) -> None:
 def test_gc_removes_only_unreferenced_objects(project: Kernel) -> None:
     kept = project.log_artifact(b"kept", kind="file", name="kept")
     orphan_digest, _ = project.objects.put_bytes(b"orphan")
+    old = time.time() - 3600  # older than the grace period that protects young objects
+    os.utime(project.objects.path(orphan_digest), (old, old))
     dry = project.gc()
     assert dry.dry_run and orphan_digest in dry.removed and kept.digest not in dry.removed
     assert project.objects.exists(orphan_digest)
@@ -212,7 +216,7 @@ def test_gc_removes_only_unreferenced_objects(project: Kernel) -> None:
 def test_gc_keeps_companion_objects(project: Kernel) -> None:
     companion, _ = project.objects.put_bytes(b"parquet copy")
     project.log_artifact(b"main", kind="file", name="d", properties={"objects": {"pq": companion}})
-    assert companion not in project.gc(dry_run=False).removed
+    assert companion not in project.gc(dry_run=False, grace=0).removed
     assert project.objects.exists(companion)
 
 

@@ -39,6 +39,7 @@ OWNED_SECTIONS = ("watch", "pipelines", "triggers", "sched", "monitor", "serve",
 class StorageConfig:
     metadata: str = "sqlite"  # "sqlite" (.mlkernel/meta.db) or a SQLAlchemy URL
     objects: str = DEFAULT_OBJECTS
+    gc_grace: float = 600.0  # gc leaves unreferenced objects younger than this (seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,7 @@ class ProjectConfig:
 
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "project": {"name": str},
-    "storage": {"metadata": str, "objects": str},
+    "storage": {"metadata": str, "objects": str, "gc_grace": (int, float)},
     "tracking": {"flush_rows": int, "flush_seconds": (int, float), "verify_reads": bool},
 }
 
@@ -134,6 +135,10 @@ def parse_config(path: Path, data: dict[str, Any]) -> ProjectConfig:
         raise ConfigError(
             f"{path}: 'storage.metadata' is {storage.metadata!r}; accepted: "
             '"sqlite" or a URL postgresql://user@host:port/db'
+        )
+    if storage.gc_grace < 0:
+        raise ConfigError(
+            f"{path}: 'storage.gc_grace' is {storage.gc_grace}; use 0 or more seconds"
         )
     tracking_raw = _check_table(path, "tracking", data.get("tracking", {}))
     tracking = TrackingConfig(**tracking_raw)

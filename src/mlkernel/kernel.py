@@ -28,6 +28,7 @@ from mlkernel.config import (
 )
 from mlkernel.errors import ConflictError, NotFoundError, UsageError
 from mlkernel.fsutil import write_atomic
+from mlkernel.gclock import registers
 from mlkernel.refs import Ref, parse_ref, validate_alias, validate_kind, validate_name
 
 if TYPE_CHECKING:
@@ -160,6 +161,7 @@ class Kernel:
 
     # -- artifacts -------------------------------------------------------------------
 
+    @registers
     def log_artifact(
         self,
         path_or_object: Any,
@@ -277,6 +279,7 @@ class Kernel:
         except Exception:
             return None
 
+    @registers
     def env_artifact(self, env: Environment) -> ArtifactRecord:
         """The ``env`` artifact for ``env``, stored once and reused while unchanged."""
         known = self._env_ids.get(env.digest)
@@ -399,23 +402,30 @@ class Kernel:
         return dest
 
     def verify(self) -> list[tuple[ArtifactRecord, str]]:
-        """Re-hash every object an artifact references; return (artifact, problem) pairs."""
+        """Re-hash every object an artifact references (its companions listed in
+        ``properties["objects"]`` too); return (artifact, problem) pairs."""
         from mlkernel.errors import IntegrityError
 
         problems: list[tuple[ArtifactRecord, str]] = []
         checked: dict[str, str | None] = {}
         for latest in self.table.latest():
             for record in self.table.versions(latest.kind, latest.name):
-                if record.digest not in checked:
-                    try:
-                        self.require_object(record)
-                        self.objects.verify(record.digest)
-                        checked[record.digest] = None
-                    except IntegrityError as exc:
-                        checked[record.digest] = str(exc)
-                problem = checked[record.digest]
-                if problem is not None:
-                    problems.append((record, problem))
+                companions = record.properties.get("objects")  # e.g. a dataset's Parquet
+                owned = [record.digest]
+                if isinstance(companions, dict):
+                    owned += [str(d) for d in companions.values()]
+                for digest in owned:
+                    if digest not in checked:
+                        try:
+                            if digest == record.digest:
+                                self.require_object(record)  # names where a teammate's is
+                            self.objects.verify(digest)
+                            checked[digest] = None
+                        except IntegrityError as exc:
+                            checked[digest] = str(exc)
+                    problem = checked[digest]
+                    if problem is not None:
+                        problems.append((record, problem))
         return problems
 
     # -- aliases ---------------------------------------------------------------------
@@ -556,8 +566,19 @@ class Kernel:
 
     # -- housekeeping ----------------------------------------------------------------
 
-    def gc(self, *, dry_run: bool = True) -> GCReport:
-        return self.objects.gc(self.meta.referenced_digests(), dry_run=dry_run)
+    def gc(self, *, dry_run: bool = True, grace: float | None = None) -> GCReport:
+        """Delete objects (and cached copies) no artifact references, leaving those younger
+        than ``grace`` seconds (``storage.gc_grace``): they may belong to a registration
+        in flight. Safe beside writers in other processes (:mod:`mlkernel.gclock`)."""
+        wait = self.config.storage.gc_grace if grace is None else grace
+        if wait < 0:
+            raise UsageError(f"grace is {wait} seconds; use 0 or more")
+        return self.objects.gc(
+            self.meta.referenced_digests,
+            dry_run=dry_run,
+            grace=wait,
+            caches=[self.config.state_dir / "cache" / "data"],
+        )
 
     def status(self) -> dict[str, Any]:
         counts = self.meta.counts()

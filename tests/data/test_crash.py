@@ -85,7 +85,7 @@ def test_sigkill_mid_ingest_leaves_nothing(
 
     assert json.loads(_mlk(root, "data", "ls", "--json")) == []
     gc = json.loads(_mlk(root, "gc", "--dry-run", "--json"))
-    assert gc["removed"] == [] and gc["kept"] == 0
+    assert gc["removed"] == [] and gc["young"] == [] and gc["kept"] == 0
     assert not list((root / ".mlkernel" / "cache").rglob("*.npy"))
     leftovers = list((root / ".mlkernel" / "objects" / "tmp").glob("data-*"))
     assert bool(leftovers) == (where == "writing")

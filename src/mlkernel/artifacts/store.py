@@ -3,29 +3,41 @@
 A write goes to a temporary file in ``objects/tmp``, is fsynced, renamed into place and
 made read-only, so an object either exists whole or not at all; identical content is
 stored once. Directories are stored as a deterministic tar (sorted names, zeroed times).
+
+Garbage collection runs beside writers (:mod:`mlkernel.gclock`): a writer holds the
+store's shared lock from putting its object (or finding it there, which also touches the
+object's modification time) until the artifact that references it is committed; ``gc``
+picks objects that are unreferenced AND older than a grace period, then, holding the
+exclusive lock, re-reads the referenced digests and re-checks each object's age before it
+deletes. Writers that cannot hold the lock until registration (the pipeline's workers,
+whose runner registers later) are covered by the grace period.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from mlkernel import digest as digests
+from mlkernel import gclock
 from mlkernel.errors import IntegrityError, NotFoundError, UsageError
 from mlkernel.fsutil import fsync_dir
 
-__all__ = ["GCReport", "ObjectStore"]
+__all__ = ["DEFAULT_GC_GRACE", "GCReport", "ObjectStore", "touch"]
 
 CHUNK = 1 << 20
 TMP_MAX_AGE = 3600.0  # temporary files older than this are leftovers of a crash
+DEFAULT_GC_GRACE = 600.0  # gc leaves objects younger than this (seconds): maybe in flight
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +46,14 @@ class GCReport:
     bytes: int
     kept: int
     dry_run: bool
+    young: list[str] = field(default_factory=list)  # unreferenced, but within the grace
+    grace: float = DEFAULT_GC_GRACE
+
+
+def touch(path: Path | str) -> None:
+    """Mark an existing object as just used, so gc's grace period covers it again."""
+    with contextlib.suppress(PermissionError):  # another user's object: the lock covers it
+        os.utime(path)
 
 
 class ObjectStore:
@@ -52,6 +72,13 @@ class ObjectStore:
     def exists(self, digest: str) -> bool:
         return self.path(digest).exists()
 
+    def writing(self) -> AbstractContextManager[None]:
+        """Keep gc from deleting while the block puts objects and registers them.
+
+        Hold it from the put until the artifact that references the object is committed.
+        """
+        return gclock.shared(self.root)
+
     # -- writing ---------------------------------------------------------------------
 
     def adopt(self, tmp_path: Path, digest: str) -> Path:
@@ -61,12 +88,15 @@ class ObjectStore:
         the store's file system (``self.tmp`` is). If the object exists, the file goes.
         """
         final = self.path(digest)
-        if final.exists():
-            tmp_path.unlink()
-            return final
-        final.parent.mkdir(exist_ok=True)
-        os.chmod(tmp_path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        os.replace(tmp_path, final)
+        with self.writing():  # an object found here might be gc's candidate: touch it
+            if final.exists():
+                tmp_path.unlink()
+                touch(final)
+                return final
+            final.parent.mkdir(exist_ok=True)
+            os.chmod(tmp_path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            os.utime(tmp_path)  # its age counts from now, not from when writing began
+            os.replace(tmp_path, final)
         fsync_dir(final.parent)
         return final
 
@@ -74,7 +104,7 @@ class ObjectStore:
         self.tmp.mkdir(parents=True, exist_ok=True)
         hasher = digests.new()
         size = 0
-        fd, name = tempfile.mkstemp(dir=self.tmp, prefix="obj-")
+        fd, name = tempfile.mkstemp(dir=self.tmp, prefix=f"obj-{os.getpid()}-")
         tmp_path = Path(name)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -93,8 +123,10 @@ class ObjectStore:
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         digest = digests.of_bytes(data)
-        if self.exists(digest):
-            return digest, len(data)
+        with self.writing():
+            if self.exists(digest):
+                touch(self.path(digest))
+                return digest, len(data)
         return self._write_stream([data])
 
     def put_file(self, path: Path) -> tuple[str, int]:
@@ -140,13 +172,8 @@ class ObjectStore:
         self.open(digest, verify=True).close()
 
     def iter_digests(self) -> Iterator[tuple[str, int]]:
-        if not self.root.is_dir():
-            return
-        for sub in sorted(self.root.iterdir()):
-            if len(sub.name) != 2 or not sub.is_dir():
-                continue
-            for obj in sub.iterdir():
-                yield sub.name + obj.name, obj.stat().st_size
+        for digest, size, _mtime in self._scan():
+            yield digest, size
 
     def usage(self) -> tuple[int, int]:
         """(objects, bytes) stored."""
@@ -156,28 +183,131 @@ class ObjectStore:
             total += size
         return count, total
 
-    def gc(self, referenced: set[str], *, dry_run: bool = True) -> GCReport:
-        removed: list[str] = []
-        freed = kept = 0
-        for digest, size in self.iter_digests():
-            if digest in referenced:
+    def gc(
+        self,
+        referenced: Callable[[], set[str]],
+        *,
+        dry_run: bool = True,
+        grace: float = DEFAULT_GC_GRACE,
+        caches: Sequence[Path] = (),
+    ) -> GCReport:
+        """Delete objects no artifact references that are older than ``grace`` seconds.
+
+        ``referenced`` is asked twice: after listing the objects, to pick the candidates,
+        and again under the exclusive
+        lock (:mod:`mlkernel.gclock`) just before deleting, when no registration is in
+        flight; each candidate's age is checked again then too. ``caches`` are folders of
+        files derived from a version and named after its digest (``<digest>.parquet``,
+        ``<digest>-float64-all.npy``): those of unreferenced digests go as well.
+        """
+        now = time.time()
+        scanned = list(self._scan())
+        refs = referenced()  # after the scan: what registered meanwhile is kept
+        candidates: list[tuple[str, int]] = []
+        young: list[str] = []
+        kept = 0
+        for digest, size, mtime in scanned:
+            if digest in refs:
                 kept += 1
+            elif mtime > now - grace:
+                young.append(digest)
+            else:
+                candidates.append((digest, size))
+        removed: list[str] = []
+        freed = 0
+        if dry_run:
+            removed = [d for d, _ in candidates]
+            freed = sum(size for _, size in candidates)
+        elif candidates:
+            with gclock.exclusive(self.root):
+                refs = referenced()
+                cutoff = time.time() - grace
+                for digest, size in candidates:
+                    path = self.path(digest)
+                    if digest in refs:
+                        kept += 1
+                        continue
+                    try:
+                        if path.stat().st_mtime > cutoff:  # touched by a writer since
+                            young.append(digest)
+                            continue
+                        os.chmod(path, stat.S_IWUSR | stat.S_IRUSR)
+                        path.unlink()
+                    except FileNotFoundError:  # another gc was quicker
+                        continue
+                    removed.append(digest)
+                    freed += size
+        extra, extra_bytes = self._gc_leftovers(refs, now - grace, caches, dry_run)
+        return GCReport(
+            removed=removed + extra,
+            bytes=freed + extra_bytes,
+            kept=kept,
+            dry_run=dry_run,
+            young=young,
+            grace=grace,
+        )
+
+    def _scan(self) -> Iterator[tuple[str, int, float]]:
+        """(digest, size, modification time) of every object."""
+        if not self.root.is_dir():
+            return
+        for sub in sorted(self.root.iterdir()):
+            if len(sub.name) != 2 or not sub.is_dir():
                 continue
-            removed.append(digest)
-            freed += size
-            if not dry_run:
-                path = self.path(digest)
-                os.chmod(path, stat.S_IWUSR | stat.S_IRUSR)
-                path.unlink(missing_ok=True)
+            for obj in sub.iterdir():
+                try:
+                    info = obj.stat()
+                except FileNotFoundError:
+                    continue
+                yield sub.name + obj.name, info.st_size, info.st_mtime
+
+    def _gc_leftovers(
+        self, refs: set[str], cutoff: float, caches: Sequence[Path], dry_run: bool
+    ) -> tuple[list[str], int]:
+        """Temporary files of dead writers, and cached files of unreferenced versions."""
+        removed: list[str] = []
+        freed = 0
+        found: list[tuple[str, Path]] = []
         if self.tmp.is_dir():
-            cutoff = time.time() - TMP_MAX_AGE
+            oldest = time.time() - TMP_MAX_AGE
             for leftover in self.tmp.iterdir():
-                if leftover.stat().st_mtime < cutoff:
-                    removed.append(f"tmp/{leftover.name}")
-                    freed += leftover.stat().st_size
-                    if not dry_run:
-                        leftover.unlink(missing_ok=True)
-        return GCReport(removed=removed, bytes=freed, kept=kept, dry_run=dry_run)
+                if _writer_alive(leftover.name):
+                    continue  # a live writer's temporary file, however slow it is
+                try:
+                    if leftover.stat().st_mtime < oldest:
+                        found.append((f"tmp/{leftover.name}", leftover))
+                except FileNotFoundError:
+                    continue
+        for cache in caches:
+            if not cache.is_dir():
+                continue
+            for entry in cache.iterdir():
+                owner = entry.name[:64]
+                if not digests.is_digest(owner) or owner in refs:
+                    continue
+                try:
+                    if entry.stat().st_mtime < cutoff:
+                        found.append((f"{cache.name}/{entry.name}", entry))
+                except FileNotFoundError:
+                    continue
+        for label, path in found:
+            try:
+                size = path.stat().st_size
+                if not dry_run:
+                    path.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(label)
+            freed += size
+        return removed, freed
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether a temporary file's name (``obj-<pid>-…``, ``data-<pid>-…``) names a live process."""
+    from mlkernel.fsutil import pid_alive
+
+    parts = name.split("-")
+    return len(parts) > 2 and parts[1].isdigit() and pid_alive(int(parts[1]))
 
 
 def pack_dir(path: Path) -> bytes:

@@ -38,6 +38,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="list what would go (the default)")
     mode.add_argument("--apply", action="store_true", help="really delete")
+    p.add_argument(
+        "--grace",
+        type=float,
+        metavar="SECONDS",
+        help="leave unreferenced objects younger than this, which a registration in flight "
+        "may be about to reference (default: storage.gc_grace, 600)",
+    )
     add_json(p)
     p.set_defaults(func=_gc)
 
@@ -107,7 +114,7 @@ def _gc(args: argparse.Namespace) -> int:
     from mlkernel.cli.render import console, emit_json, human_bytes
 
     with open_kernel(args) as k:
-        report = k.gc(dry_run=not args.apply)
+        report = k.gc(dry_run=not args.apply, grace=args.grace)
     if args.json:
         return emit_json(
             {
@@ -115,6 +122,8 @@ def _gc(args: argparse.Namespace) -> int:
                 "removed": report.removed,
                 "bytes": report.bytes,
                 "kept": report.kept,
+                "young": report.young,
+                "grace": report.grace,
             }
         )
     out = console()
@@ -126,4 +135,9 @@ def _gc(args: argparse.Namespace) -> int:
         f"kept {report.kept}"
         + ("; run `mlk gc --apply` to delete them" if report.dry_run and report.removed else "")
     )
+    if report.young:
+        out.print(
+            f"skipped {len(report.young)} unreferenced objects younger than "
+            f"{report.grace:g} s (maybe about to be registered); `--grace 0` includes them"
+        )
     return 0

@@ -35,6 +35,7 @@ from mlkernel.data.sources import Hasher, Source, expand, sniff
 from mlkernel.data.storage import Written, commit, sweep, uncommit, write_ipc, write_parquet
 from mlkernel.digest import of_bytes, of_file
 from mlkernel.errors import UsageError
+from mlkernel.gclock import registers
 from mlkernel.refs import validate_name
 
 if TYPE_CHECKING:
@@ -401,6 +402,7 @@ def _properties(
     }
 
 
+@registers  # gc deletes nothing from the move into the store until the version exists
 def _register(
     k: Kernel,
     name: str,

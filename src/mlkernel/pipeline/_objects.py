@@ -3,11 +3,18 @@ nothing but ``os`` and :mod:`mlkernel.digest`: the process worker stores every s
 output, and importing the object store (tempfile, tarfile) would cost it milliseconds a
 step. Same layout, same guarantees: a temporary file in ``objects/tmp``, fsynced, made
 read-only, renamed to ``objects/ab/cdef...``, the folder fsynced. A test checks that the
-object store finds what this writes."""
+object store finds what this writes.
+
+Like the store, it puts or finds the object under the store's shared gc lock
+(:mod:`mlkernel.gclock`) and touches an object it finds, so gc's grace period covers the
+time until the runner registers the output in the parent process."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+
+from mlkernel import gclock
 
 __all__ = ["object_path", "put_bytes"]
 
@@ -29,8 +36,17 @@ def put_bytes(root: str, data: bytes) -> tuple[str, int]:
 
     digest = of_bytes(data)
     final = object_path(root, digest)
-    if os.path.exists(final):
-        return digest, len(data)
+    with gclock.shared(root):
+        if os.path.exists(final):
+            with contextlib.suppress(PermissionError):
+                os.utime(final)  # gc's grace period starts again
+            return digest, len(data)
+        _write(root, final, data)
+    _fsync_dir(os.path.dirname(final))
+    return digest, len(data)
+
+
+def _write(root: str, final: str, data: bytes) -> None:
     tmp_dir = os.path.join(root, "tmp")
     os.makedirs(tmp_dir, exist_ok=True)
     tmp = os.path.join(tmp_dir, f"obj-{os.getpid()}-{os.urandom(6).hex()}")
@@ -47,5 +63,3 @@ def put_bytes(root: str, data: bytes) -> tuple[str, int]:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(os.path.dirname(final))
-    return digest, len(data)

@@ -566,17 +566,18 @@ class Runner:
         path = active.sink.path
         if not path.exists() or path.stat().st_size == 0:
             return None
-        digest, size = self.k.objects.put_file(path)
-        record, _ = self.k.meta.register_artifact(
-            "file",
-            f"{self.graph.name}.{active.node.name}.log",
-            digest=digest,
-            uri=self.k.objects.uri(digest),
-            size=size,
-            properties={"format": "file", "role": "log", "run": self.run_id},
-            created_by=self.k.user,
-            execution_id=active.execution_id,
-        )
+        with self.k.objects.writing():  # gc waits from the put until the commit
+            digest, size = self.k.objects.put_file(path)
+            record, _ = self.k.meta.register_artifact(
+                "file",
+                f"{self.graph.name}.{active.node.name}.log",
+                digest=digest,
+                uri=self.k.objects.uri(digest),
+                size=size,
+                properties={"format": "file", "role": "log", "run": self.run_id},
+                created_by=self.k.user,
+                execution_id=active.execution_id,
+            )
         self.k.table.note_artifact(record)
         return record.id
 

@@ -131,6 +131,24 @@ def _wants_handle(fn: Any, param: str) -> bool:
     return str(text).split(".")[-1].split("[")[0] == "Artifact"
 
 
+class _Echo:
+    """The caller's echo, made harmless to the run: an echo that fails (a terminal that
+    went away, a closed stream) is dropped after its first failure, and the run, its
+    record and its result go on as if nobody watched."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self._echo: Callable[[str], None] | None = echo
+
+    def __call__(self, line: str) -> None:
+        echo = self._echo
+        if echo is None:
+            return
+        try:
+            echo(line)
+        except (OSError, ValueError):  # EPIPE, or "I/O operation on closed file"
+            self._echo = None
+
+
 class _MLMode:
     """Claims ML mode for each step process; a missing controller costs one warning."""
 
@@ -202,7 +220,7 @@ class Runner:
         self.workers = workers
         ml = options.ml_mode if options.ml_mode is not None else self.settings.get("ml_mode", True)
         self.ml_mode = bool(ml) and self.executor_name == "process"
-        self.echo = options.echo
+        self.echo = _Echo(options.echo) if options.echo is not None else None
         self.results: dict[str, StepResult] = {}
         self.outputs: dict[str, ArtifactRecord | None] = {}
         self._prepared: dict[str, _Prepared] = {}
@@ -616,7 +634,8 @@ class Runner:
         return self._executor
 
     def _warn(self, line: str) -> None:
-        print(line, file=sys.stderr)
+        with contextlib.suppress(OSError, ValueError):  # a closed stderr loses the warning only
+            print(line, file=sys.stderr)
 
     def _loop(self) -> None:
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -712,12 +731,14 @@ class Runner:
         try:
             self._loop()
         except BaseException as exc:
-            self._cancel()
             state = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
             error = (
                 "cancelled by the user" if state == "cancelled" else f"{type(exc).__name__}: {exc}"
             )
-            self._end(state, error, started, git_thread, git)
+            try:
+                self._cancel()
+            finally:  # the run's record ends even if stopping its steps went wrong
+                self._end(state, error, started, git_thread, git)
             self._say(f"run {self.run_id} {state}")
             raise
         finally:

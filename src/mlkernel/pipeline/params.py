@@ -61,16 +61,22 @@ def config_params(section: Mapping[str, Any], pipeline: str) -> dict[str, Any]:
     return _flatten(table)
 
 
-def _settable(node_args: dict[str, Any], node_params: dict[str, Any], key: str) -> bool:
+def _settings(node: Node) -> tuple[str, ...]:
+    """Settings of a tuning node (``n_trials``, ``seed``) that overrides may set."""
+    settings: tuple[str, ...] = getattr(node.step, "SETTINGS", ())
+    return settings
+
+
+def _settable(node: Node, key: str) -> bool:
     from mlkernel.pipeline.dsl import Output, Ref
 
-    if key in node_params:
+    if key in node.params or key in _settings(node):
         return True
-    return key in node_args and not isinstance(node_args[key], Output | Ref)
+    return key in node.args and not isinstance(node.args[key], Output | Ref)
 
 
 def _settable_names(node: Node) -> set[str]:
-    return {k for k in {**node.args, **node.params} if _settable(node.args, node.params, k)}
+    return {k for k in {**node.args, **node.params} if _settable(node, k)} | set(_settings(node))
 
 
 def _close(word: str, choices: Iterable[str]) -> str:
@@ -86,7 +92,7 @@ def _targets(graph: Graph, key: str) -> tuple[list[Node], str]:
     """The nodes ``key`` sets (``param`` or ``step.param``) and the parameter's name."""
     step_name, dot, param = key.rpartition(".")
     if not dot:
-        targets = [n for n in graph.nodes.values() if _settable(n.args, n.params, key)]
+        targets = [n for n in graph.nodes.values() if _settable(n, key)]
         if not targets:
             known = {p for n in graph.nodes.values() for p in _settable_names(n)}
             known |= set(graph.params)
@@ -103,7 +109,7 @@ def _targets(graph: Graph, key: str) -> tuple[list[Node], str]:
             f"parameter {key!r}: pipeline {graph.name} has no step {step_name!r}"
             f"{_close(step_name, graph.nodes)}; steps: {', '.join(graph.nodes)}"
         )
-    if not _settable(node.args, node.params, param):
+    if not _settable(node, param):
         names = _settable_names(node)
         raise UsageError(
             f"parameter {key!r}: step {step_name} has no parameter {param!r}"
@@ -114,14 +120,22 @@ def _targets(graph: Graph, key: str) -> tuple[list[Node], str]:
 
 def apply_overrides(graph: Graph, overrides: Mapping[str, Any]) -> None:
     """Set each override on the nodes it names, checked against the step functions'
-    annotations (see annotations.py) before anything runs."""
+    annotations (see annotations.py) before anything runs. On a tuning node, a tuned
+    parameter set to one value is taken out of the search, and ``n_trials`` / ``seed``
+    set the search's settings."""
     from mlkernel.pipeline.annotations import check_value
 
     for key, value in overrides.items():
         targets, name = _targets(graph, key)
         for node in targets:
+            if name in _settings(node) and name not in node.params:
+                node.step.set_setting(name, value)
+                continue
             fitted = check_value(node.step.fn, name, value, f"step {node.name}")
             if name in node.params:
                 node.params[name] = fitted
             else:
                 node.args[name] = fitted
+            fix = getattr(node.step, "fix", None)
+            if fix is not None:  # a tuned parameter set to one value is not searched
+                fix(name)

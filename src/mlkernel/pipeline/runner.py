@@ -226,6 +226,7 @@ class Runner:
         self._prepared: dict[str, _Prepared] = {}
         self._active: dict[str, _Active] = {}
         self._codes: dict[int, str] = {}
+        self._cached_from: dict[str, int] = {}  # cached step -> the execution it reused
         self._executor: Executor | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._mlmode: _MLMode | None = None
@@ -406,6 +407,7 @@ class Runner:
         self.results[node.name] = StepResult(
             node.name, "cached", execution_id, output.ref if output else None, duration=0.0
         )
+        self._cached_from[node.name] = source
         self._say(f"  cached   {node.name}" + (f" -> {output.ref}" if output else ""))
 
     def _record_skipped(self, node: Node, why: str) -> None:
@@ -531,6 +533,8 @@ class Runner:
                     resources={
                         "trial": trial["number"],
                         "tune": node.name,
+                        "score": trial.get("score"),
+                        "searched": trial["params"],  # the values the search chose
                         "output_digest": (trial.get("output") or {}).get("digest"),
                         "wall_s": trial.get("wall_s"),
                         "max_rss_kb": trial.get("max_rss_kb"),
@@ -538,6 +542,8 @@ class Runner:
                     metrics=trial.get("metrics") if ok else None,
                     env_artifact_id=self.env_id,
                     ended=True,
+                    started_at=trial.get("started"),
+                    ended_at=trial.get("ended"),
                     **self._who(),
                 )
             )
@@ -754,7 +760,21 @@ class Runner:
             counts[result.state] = counts.get(result.state, 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in counts.items())
         self._say(f"run {self.run_id} {state} in {time.time() - started:.2f} s ({summary})")
+        self._cached_metrics()
+        for result in self.results.values():
+            if result.metrics:
+                shown = ", ".join(f"{k}={v:.6g}" for k, v in sorted(result.metrics.items()))
+                self._say(f"  metrics  {result.name}: {shown}")
         return RunResult(self.run_id, self.graph.name, state, dict(self.results), error)
+
+    def _cached_metrics(self) -> None:
+        """A cached step's metrics are those of the execution whose output it reused."""
+        if not self._cached_from:
+            return
+        found = self.k.meta.metrics_of(self._cached_from.values())
+        for name, source in self._cached_from.items():
+            if found.get(source):
+                self.results[name].metrics = found[source]
 
     def _end(
         self,

@@ -151,10 +151,18 @@ class PipelineService:
         """The steps of a pipeline run, in the order they were recorded."""
         record = self._pipeline_run(run_id)
         assert record.context_id is not None
-        return [
-            self._step_info(e)
-            for e in self._steps_of([record.context_id]).get(record.context_id, [])
-        ]
+        executions = self._steps_of([record.context_id]).get(record.context_id, [])
+        # A cached step shows the metrics of the execution whose output it reused.
+        sources = {e.id: int((e.resources or {}).get("cached_from") or e.id) for e in executions}
+        params = self._k.meta.params_of(e.id for e in executions)
+        metrics = self._k.meta.metrics_of({*sources, *sources.values()})
+        infos = []
+        for e in executions:
+            info = self._step_info(e)
+            info["params"] = params.get(e.id, {})
+            info["metrics"] = metrics.get(e.id) or metrics.get(sources[e.id], {})
+            infos.append(info)
+        return infos
 
     def _steps_of(self, context_ids: list[int]) -> dict[int, list[ExecutionRecord]]:
         found: dict[int, list[ExecutionRecord]] = {}
@@ -177,6 +185,13 @@ class PipelineService:
             "max_rss_kb": resources.get("max_rss_kb"),
             "attempts": resources.get("attempts"),
             "cached_from": resources.get("cached_from"),
+            "started_at": e.started_at,
+            "ended_at": e.ended_at,
+            "tune": resources.get("tune"),  # a tuning trial: the tuning step it belongs to
+            "trial": resources.get("trial"),
+            "searched": resources.get("searched"),
+            "score": resources.get("score"),
+            "best": resources.get("best"),  # a tuning step: its best trial and params
         }
 
     def runs(

@@ -305,24 +305,48 @@ def pipe():
 
 
 @pytest.mark.parametrize(
-    ("executor", "fail"), [("process", False), ("inline", False), ("process", True)]
-)
+    ("command", "executor", "fail"),
+    [("run", "process", False), ("run", "inline", False), ("run", "process", True),
+     ("triggers", "process", True)],
+)  # fmt: skip
 def test_a_closed_stdout_does_not_break_the_run(
-    k: Kernel, write: Writer, declare: Callable[[Path, str], None], executor: str, fail: bool
+    k: Kernel,
+    write: Writer,
+    declare: Callable[[Path, str], None],
+    command: str,
+    executor: str,
+    fail: bool,
 ) -> None:
-    """`mlk run PIPE | head -3`: the run goes on with its output dropped, its record is
-    honest and the exit status is the run's."""
+    """`mlk run PIPE | head -3` (or `mlk triggers fire T | head -3`): the run goes on with
+    its output dropped, its record is honest and the exit status is the run's."""
     write(k.root, "pipes/chatty.py", CHATTY)
-    declare(k.root, '[pipelines]\nml_mode = false\nchatty = "pipes/chatty.py:pipe"\n')
+    flag = "true" if fail else "false"
+    declare(
+        k.root,
+        f"""
+        [pipelines]
+        ml_mode = false
+        chatty = "pipes/chatty.py:pipe"
+
+        [triggers.by-hand]
+        pipeline = "chatty"
+        executor = "{executor}"
+        params = {{ fail = {flag} }}
+        """,
+    )
     mlk = Path(sys.executable).with_name("mlk")
+    args = (
+        ["run", "chatty", "--executor", executor, "-p", f"fail={flag}"]
+        if command == "run"
+        else ["triggers", "fire", "by-hand"]
+    )
     proc = subprocess.Popen(
-        [str(mlk), "-C", str(k.root), "run", "chatty", "--executor", executor,
-         "-p", f"fail={'true' if fail else 'false'}"],
+        [str(mlk), "-C", str(k.root), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None and proc.stderr is not None
     head = [proc.stdout.readline() for _ in range(3)]
-    assert head[0].startswith("run ")
+    assert head[0].startswith("trigger " if command == "triggers" else "run ")
     proc.stdout.close()  # like `head -3` exiting
     (k.root / "reader-gone").write_text("")
     err = proc.stderr.read()
@@ -345,6 +369,12 @@ def test_a_closed_stdout_does_not_break_the_run(
         assert k.load("model:chatty") == {"v": 2}
     log = k.pipelines.logs(run["id"], "chatty")[0][1]
     assert "line 1999" in log  # the step's log keeps what the terminal lost
+    if command == "triggers":
+        (trigger,) = json.loads(
+            subprocess.run([str(mlk), "-C", str(k.root), "triggers", "ls", "--json"],
+                           capture_output=True, text=True, check=True).stdout
+        )  # fmt: skip
+        assert (trigger["last_run"], trigger["last_state"]) == (run["id"], run["state"])
 
 
 def test_ctrl_c_during_an_inline_step_cancels_the_run(

@@ -38,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
     params = parse_assignments(args.param)
 
     stream = sys.stderr if args.json else sys.stdout  # bound now: inline steps redirect stdout
-    echo = _Terminal(stream)
+    echo = Terminal(stream)
 
     with open_kernel(args) as k:
         try:
@@ -60,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             emit_json(result.to_dict())
         except BrokenPipeError:  # the reader went away; the exit status still tells
-            _drop_output(sys.stdout)
+            drop_output(sys.stdout)
     elif result.state != "completed":
         print(f"mlk: run {result.id} {result.state}: {result.error}", file=sys.stderr)
         print(f"mlk: see `mlk runs logs {result.id}`; continue with `mlk run --resume {result.id}`",
@@ -68,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result.state == "completed" else 1
 
 
-def _drop_output(stream: TextIO) -> None:
+def drop_output(stream: TextIO) -> None:
     """Point ``stream``'s file at /dev/null: what is still written (and flushed at exit)
     goes nowhere instead of failing with EPIPE."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -78,10 +78,10 @@ def _drop_output(stream: TextIO) -> None:
         os.close(devnull)
 
 
-class _Terminal:
-    """The live output of ``mlk run``. When its reader goes away (``mlk run P | head``),
-    the rest is dropped quietly: the run goes on, is recorded as it ends, and the exit
-    status is the run's."""
+class Terminal:
+    """The live output of ``mlk run`` (and of the triggers' runs). When its reader goes
+    away (``mlk run P | head``), the rest is dropped quietly: the run goes on, is recorded
+    as it ends, and the exit status is the run's."""
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
@@ -96,4 +96,4 @@ class _Terminal:
                 print(line, file=self._stream, flush=True)
             except BrokenPipeError:
                 self._gone = True
-                _drop_output(self._stream)
+                drop_output(self._stream)

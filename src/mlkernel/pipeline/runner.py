@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from mlkernel.pipeline.graph import Graph, Node
     from mlkernel.tracking.provenance import Environment
 
-__all__ = ["RunOptions", "RunResult", "Runner", "StepResult"]
+__all__ = ["RunOptions", "RunResult", "Runner", "SafeEcho", "StepResult"]
 
 CACHE_VERSION = 1
 EXECUTORS = ("inline", "process", "ray")  # not imported from executors: a no-op run needs none
@@ -131,7 +131,7 @@ def _wants_handle(fn: Any, param: str) -> bool:
     return str(text).split(".")[-1].split("[")[0] == "Artifact"
 
 
-class _Echo:
+class SafeEcho:
     """The caller's echo, made harmless to the run: an echo that fails (a terminal that
     went away, a closed stream) is dropped after its first failure, and the run, its
     record and its result go on as if nobody watched."""
@@ -220,7 +220,7 @@ class Runner:
         self.workers = workers
         ml = options.ml_mode if options.ml_mode is not None else self.settings.get("ml_mode", True)
         self.ml_mode = bool(ml) and self.executor_name == "process"
-        self.echo = _Echo(options.echo) if options.echo is not None else None
+        self.echo = SafeEcho(options.echo) if options.echo is not None else None
         self.results: dict[str, StepResult] = {}
         self.outputs: dict[str, ArtifactRecord | None] = {}
         self._prepared: dict[str, _Prepared] = {}

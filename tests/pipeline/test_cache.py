@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import mlkernel
 from mlkernel.kernel import Kernel
 
 Writer = Callable[[Path, str, str], Path]
@@ -179,3 +180,31 @@ def test_one_pipeline_named_two_ways_shares_one_cache(project: Kernel, write: Wr
         for r in (first, again)
     }
     assert len(keys) == 1
+
+
+@pytest.mark.usefixtures("forget_twonames")
+def test_a_declared_pipeline_named_by_its_target_is_the_declared_one(
+    project: Kernel, write: Writer, declare: Callable[[Path, str], None]
+) -> None:
+    """Named by its target, a pipeline declared in mlkernel.toml gets its declared name
+    and `[pipelines.params]`, so `mlk run scores` and `mlk run twonames.bc:bc` share runs,
+    parameters and cache."""
+    write(project.root, "twonames/bc.py", NAMED_TWICE)
+    write(project.root, "twonames/helpers.py", HELPERS)
+    declare(
+        project.root,
+        '[pipelines]\nscores = "twonames/bc.py:bc"\n'
+        "[pipelines.params.scores]\ntrain.factor = 3.0\n",
+    )
+    k = mlkernel.open(project.root)
+    try:
+        first = k.pipelines.run("scores", executor="inline", ml_mode=False)
+        assert k.load("model:twice") == {"total": 18.0}
+        for spelling in ("twonames.bc:bc", "twonames/bc.py:bc"):
+            again = k.pipelines.run(spelling, executor="inline", ml_mode=False)
+            assert again.pipeline == "scores"
+            assert {s.state for s in again.steps.values()} == {"cached"}
+        assert [r["name"] for r in k.pipelines.runs()] == ["scores"] * 3
+        assert first.steps["train"].output == again.steps["train"].output
+    finally:
+        k.close()

@@ -57,8 +57,34 @@ class PipelineService:
         if isinstance(pipeline, Pipeline):
             return pipeline, None, pipeline.name
         found, target = load_pipeline(pipeline, self._k.root, self.settings)
-        name = pipeline if pipeline in self.declared() else found.name
-        return found, target, name
+        declared = self.declared()
+        if pipeline in declared:
+            return found, target, pipeline
+        return found, target, self._declared_name(found) or found.name
+
+    def _declared_name(self, found: Pipeline) -> str | None:
+        """The name a pipeline named by its target (``pipelines.bc:bc`` or
+        ``pipelines/bc.py:bc``) is declared under, so that it gets that name's
+        ``[pipelines.params]``, runs and cache whichever way it is spelled."""
+        from pathlib import Path
+
+        fn = getattr(found.fn, "__code__", None)
+        if fn is None:
+            return None
+        source = Path(fn.co_filename).resolve()
+        root = self._k.root.resolve()
+        for name, target in self.declared().items():
+            where, _, attr = target.rpartition(":")
+            if attr != found.fn.__name__:
+                continue
+            if where.endswith(".py") or "/" in where:
+                candidates = [Path(where) if Path(where).is_absolute() else root / where]
+            else:
+                base = root.joinpath(*where.split("."))
+                candidates = [base.with_suffix(".py"), base / "__init__.py"]
+            if any(c.resolve() == source for c in candidates):
+                return name
+        return None
 
     def params(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """Overrides for pipeline ``name``: mlkernel.toml's, then ``overrides`` on top."""

@@ -438,3 +438,67 @@ def test_an_echo_that_fails_does_not_stop_the_run(k: Kernel, write: Writer) -> N
     assert result.state == "completed", result.error
     assert len(seen) == 1  # dropped after its first failure
     assert k.meta.get_execution(result.id).state == "completed"
+
+
+def test_a_second_ctrl_c_does_not_cut_the_cleanup_short(
+    k: Kernel, write: Writer, declare: Callable[[Path, str], None]
+) -> None:
+    """An impatient second Ctrl-C while the run stops its steps (here a step that ignores
+    SIGTERM, so stopping it takes the grace period) still leaves an honest record."""
+    write(
+        k.root,
+        "pipes/stubborn.py",
+        """
+        import signal, time
+        from pathlib import Path
+        import mlkernel as mlk
+
+        ROOT = Path(__file__).resolve().parent.parent
+
+        def noted(signum, frame):  # SIGTERM is noted, not obeyed: SIGKILL has to end it
+            (ROOT / "terminated").write_text("")
+
+        @mlk.step
+        def stubborn():
+            signal.signal(signal.SIGTERM, noted)
+            (ROOT / "started").write_text("")
+            for _ in range(1200):
+                time.sleep(0.1)
+
+        @mlk.step
+        def after(v):
+            return v
+
+        @mlk.pipeline
+        def pipe():
+            after(stubborn())
+        """,
+    )
+    declare(k.root, '[pipelines]\nml_mode = false\nstubborn = "pipes/stubborn.py:pipe"\n')
+    mlk = Path(sys.executable).with_name("mlk")
+    proc = subprocess.Popen(
+        [str(mlk), "-C", str(k.root), "run", "stubborn"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while not (k.root / "started").exists():
+        assert time.monotonic() < deadline, "the step did not start"
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    while not (k.root / "terminated").exists():
+        assert time.monotonic() < deadline, "the step was not asked to stop"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # while the step process is given its grace period
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("mlk hung after a second Ctrl-C: " + proc.communicate()[0])
+    assert proc.returncode == 130, out
+    run = k.pipelines.runs()[0]
+    assert run["state"] == "cancelled"
+    assert {s["name"]: s["state"] for s in run["steps"]} == {
+        "stubborn": "cancelled", "after": "skipped"
+    }  # fmt: skip

@@ -741,10 +741,16 @@ class Runner:
             error = (
                 "cancelled by the user" if state == "cancelled" else f"{type(exc).__name__}: {exc}"
             )
+            held = self._hold_signals()  # a second Ctrl-C must not cut the cleanup short
+            if state == "cancelled":
+                self._say(f"run {self.run_id}: stopping its steps (Ctrl-C again is ignored)")
             try:
                 self._cancel()
             finally:  # the run's record ends even if stopping its steps went wrong
-                self._end(state, error, started, git_thread, git)
+                try:
+                    self._end(state, error, started, git_thread, git)
+                finally:
+                    self._release_signals(held)
             self._say(f"run {self.run_id} {state}")
             raise
         finally:
@@ -797,10 +803,12 @@ class Runner:
         )
 
     def _close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        # The executor first: it ends any step process still alive, so the pool's threads
+        # (which wait for their process) can finish and the shutdown cannot hang.
         if self._executor is not None:
             self._executor.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         if self._mlmode is not None:
             self._mlmode.close()
 
@@ -813,6 +821,19 @@ class Runner:
             raise KeyboardInterrupt
 
         return signal.signal(signal.SIGTERM, stop)
+
+    @staticmethod
+    def _hold_signals() -> dict[int, Any]:
+        """Ignore Ctrl-C and SIGTERM while a stopped run ends its steps and its record
+        (bounded: each step process gets SIGKILL after its grace period)."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    @staticmethod
+    def _release_signals(held: dict[int, Any]) -> None:
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
 
     @staticmethod
     def _restore_sigterm(previous: Any) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -265,3 +267,50 @@ def test_step_metrics_are_shown_by_run_and_runs_show(project: Kernel, write: Wri
     assert steps["fit"]["metrics"] == {"auc": 0.75, "loss": 0.25}
     assert steps["fit"]["params"] == {"n": 3}
     assert steps["quiet"]["metrics"] == {}
+
+
+def test_a_run_cancelled_mid_search_keeps_the_trials_that_ran(
+    k: Kernel, write: Writer, declare: Callable[[Path, str], None]
+) -> None:
+    write(
+        k.root,
+        "flows/slowsearch.py",
+        """
+        import time
+        from pathlib import Path
+        import mlkernel as mlk
+
+        ROOT = Path(__file__).resolve().parent.parent
+
+        @mlk.step
+        def fit(lr: float = 0.1):
+            done = len(list(ROOT.glob("trial-*")))
+            (ROOT / f"trial-{done}").write_text("")
+            if done == 2:  # the third trial waits to be cancelled
+                (ROOT / "started").write_text("")
+                time.sleep(120)
+            return {"lr": lr}, mlk.Metrics(loss=abs(lr - 0.3))
+
+        @mlk.pipeline
+        def slowsearch():
+            mlk.tune(fit, {"lr": {"low": 0.01, "high": 1.0}}, n_trials=5)
+        """,
+    )
+    declare(k.root, '[pipelines]\nml_mode = false\nslow = "flows/slowsearch.py:slowsearch"\n')
+    mlk = Path(sys.executable).with_name("mlk")
+    proc = subprocess.Popen([str(mlk), "-C", str(k.root), "run", "slow"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (k.root / "started").exists():
+        assert time.monotonic() < deadline, "the third trial did not start"
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    run = k.pipelines.runs()[0]
+    assert run["state"] == "cancelled"
+    steps = k.pipelines.steps(run["id"])
+    trials = [(s["trial"], s["state"]) for s in steps if s["tune"] == "fit.tune"]
+    assert trials == [(0, "ran"), (1, "ran"), (2, "cancelled")]
+    assert all(s["metrics"] for s in steps if s["tune"] and s["state"] == "ran")

@@ -486,8 +486,12 @@ class Runner:
             "max_rss_kb": result.get("max_rss_kb"),
             "executor": self.executor_name,
         }
-        if "trials" in result:
-            resources["trials"] = self._record_trials(node, result["trials"])
+        # A tuning node reports its trials; stopped mid-search, those run so far.
+        trials = result.get("trials")
+        if trials is None and not result["ok"]:
+            trials = getattr(node.step, "done_trials", None)
+        if trials:
+            resources["trials"] = self._record_trials(node, trials)
             resources["best"] = result.get("best")
         if not result["ok"]:
             cancelled = result.get("error") == "cancelled"
@@ -522,10 +526,11 @@ class Runner:
         ids = []
         for trial in trials:
             ok = bool(trial.get("ok"))
+            failed = "cancelled" if trial.get("error") == "cancelled" else "failed"
             ids.append(
                 self.k.meta.record_step(
                     f"{node.name}.trial-{trial['number']}",
-                    state="completed" if ok else "failed",
+                    state="completed" if ok else failed,
                     context_id=self.context_id,
                     params={**prepared.params, **trial["params"]},
                     inputs=prepared.inputs,

@@ -140,6 +140,7 @@ class TuneNode:
         self.fn = objective.fn
         self.space = space
         self.fixed: list[str] = []  # tuned parameters an override set to one value
+        self.done_trials: list[dict[str, Any]] = []  # the trials run so far
         self.n_trials = n_trials
         self.executor = executor
         self.metric = metric
@@ -256,6 +257,7 @@ class TuneNode:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         executor = runner._executor_for_run()
         trials: list[dict[str, Any]] = []
+        self.done_trials = trials  # read by the runner if the run is cancelled mid-search
 
         def objective(trial: Any) -> float:
             params = _suggest(trial, self.space)

@@ -2,7 +2,10 @@
 ``-p key=value`` on the command line (later sources win).
 
 A key is ``param`` (the pipeline function's parameter, else that parameter of every step
-that has it) or ``step.param`` (one step's parameter).
+that has it) or ``step.param`` (one step's parameter). A tuning node also takes its
+settings (``n_trials``, ``seed``), and a tuned parameter set to one value leaves its
+search. Every value is checked against the annotation of the function that takes it
+(annotations.py) when the pipeline is built, before any step runs.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """Caching: a change re-runs the step it touches and everything downstream, nothing else."""
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+import mlkernel
 from mlkernel.kernel import Kernel
 
 Writer = Callable[[Path, str, str], Path]
@@ -117,3 +119,92 @@ def test_a_missing_object_is_a_cache_miss(pipe_project: Kernel, tmp_path: Path) 
     path.unlink()
     assert _states(k)["c"] == "ran"
     assert k.objects.exists(digest)
+
+
+NAMED_TWICE = """
+import mlkernel as mlk
+
+from twonames import helpers
+from twonames.helpers import Scaler
+
+@mlk.step
+def load(n: int = 4):
+    return list(range(n))
+
+@mlk.step(output="model:twice")
+def train(values, factor: float = 2.0):
+    return {"total": helpers.total(values) * Scaler(factor).factor}
+
+@mlk.pipeline
+def bc():
+    train(load())
+"""
+
+HELPERS = """
+def total(values):
+    return sum(values)
+
+class Scaler:
+    def __init__(self, factor):
+        self.factor = factor
+"""
+
+
+@pytest.fixture
+def forget_twonames() -> Iterator[None]:
+    """Each project has its own ``twonames`` package: drop the one imported before."""
+
+    def forget() -> None:
+        for name in [m for m in sys.modules if m == "twonames" or m.startswith("twonames.")]:
+            del sys.modules[name]
+
+    forget()
+    yield
+    forget()
+
+
+@pytest.mark.usefixtures("forget_twonames")
+def test_one_pipeline_named_two_ways_shares_one_cache(project: Kernel, write: Writer) -> None:
+    """The cache key depends on what runs, not on how the pipeline was named: a file
+    path (loaded under a private module name) and a module path give the same keys."""
+    write(project.root, "twonames/bc.py", NAMED_TWICE)
+    write(project.root, "twonames/helpers.py", HELPERS)
+    first = project.pipelines.run("twonames/bc.py:bc", executor="inline", ml_mode=False)
+    assert {s.state for s in first.steps.values()} == {"ran"}
+    for spelling in ("twonames.bc:bc", "twonames/bc.py:bc"):
+        again = project.pipelines.run(spelling, executor="inline", ml_mode=False)
+        assert {n: s.state for n, s in again.steps.items()} == {"load": "cached", "train": "cached"}
+    assert project.resolve("model:twice").version == 1
+    keys = {
+        tuple(sorted((s["name"], s["cache_key"]) for s in project.pipelines.steps(r.id)))
+        for r in (first, again)
+    }
+    assert len(keys) == 1
+
+
+@pytest.mark.usefixtures("forget_twonames")
+def test_a_declared_pipeline_named_by_its_target_is_the_declared_one(
+    project: Kernel, write: Writer, declare: Callable[[Path, str], None]
+) -> None:
+    """Named by its target, a pipeline declared in mlkernel.toml gets its declared name
+    and `[pipelines.params]`, so `mlk run scores` and `mlk run twonames.bc:bc` share runs,
+    parameters and cache."""
+    write(project.root, "twonames/bc.py", NAMED_TWICE)
+    write(project.root, "twonames/helpers.py", HELPERS)
+    declare(
+        project.root,
+        '[pipelines]\nscores = "twonames/bc.py:bc"\n'
+        "[pipelines.params.scores]\ntrain.factor = 3.0\n",
+    )
+    k = mlkernel.open(project.root)
+    try:
+        first = k.pipelines.run("scores", executor="inline", ml_mode=False)
+        assert k.load("model:twice") == {"total": 18.0}
+        for spelling in ("twonames.bc:bc", "twonames/bc.py:bc"):
+            again = k.pipelines.run(spelling, executor="inline", ml_mode=False)
+            assert again.pipeline == "scores"
+            assert {s.state for s in again.steps.values()} == {"cached"}
+        assert [r["name"] for r in k.pipelines.runs()] == ["scores"] * 3
+        assert first.steps["train"].output == again.steps["train"].output
+    finally:
+        k.close()

@@ -266,3 +266,239 @@ def test_ctrl_c_cancels_the_run_and_ends_its_steps(k: Kernel, write: Writer, dec
     assert {s["name"]: s["state"] for s in run["steps"]} == {
         "hang": "cancelled", "hang-2": "cancelled", "later": "skipped",
     }  # fmt: skip
+
+
+CHATTY = """
+import time
+from pathlib import Path
+import mlkernel as mlk
+
+def _wait_for(name):
+    path = Path(__file__).resolve().parent.parent / name  # the project folder (any cwd)
+    deadline = time.monotonic() + 60
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+@mlk.step
+def first():
+    print("first says hello")
+    return 1
+
+@mlk.step
+def chatty(v, fail: bool = False):
+    _wait_for("reader-gone")  # the reader has closed the pipe: every line below hits EPIPE
+    for i in range(2000):
+        print("line", i)
+    if fail:
+        raise ValueError("asked to fail")
+    return v + 1, mlk.Metrics(score=0.5)
+
+@mlk.step(output="model:chatty")
+def last(v):
+    print("last one")
+    return {"v": v}
+
+@mlk.pipeline
+def pipe():
+    last(chatty(first()))
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "executor", "fail"),
+    [("run", "process", False), ("run", "inline", False), ("run", "process", True),
+     ("triggers", "process", True)],
+)  # fmt: skip
+def test_a_closed_stdout_does_not_break_the_run(
+    k: Kernel,
+    write: Writer,
+    declare: Callable[[Path, str], None],
+    command: str,
+    executor: str,
+    fail: bool,
+) -> None:
+    """`mlk run PIPE | head -3` (or `mlk triggers fire T | head -3`): the run goes on with
+    its output dropped, its record is honest and the exit status is the run's."""
+    write(k.root, "pipes/chatty.py", CHATTY)
+    flag = "true" if fail else "false"
+    declare(
+        k.root,
+        f"""
+        [pipelines]
+        ml_mode = false
+        chatty = "pipes/chatty.py:pipe"
+
+        [triggers.by-hand]
+        pipeline = "chatty"
+        executor = "{executor}"
+        params = {{ fail = {flag} }}
+        """,
+    )
+    mlk = Path(sys.executable).with_name("mlk")
+    args = (
+        ["run", "chatty", "--executor", executor, "-p", f"fail={flag}"]
+        if command == "run"
+        else ["triggers", "fire", "by-hand"]
+    )
+    proc = subprocess.Popen(
+        [str(mlk), "-C", str(k.root), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    head = [proc.stdout.readline() for _ in range(3)]
+    assert head[0].startswith("trigger " if command == "triggers" else "run ")
+    proc.stdout.close()  # like `head -3` exiting
+    (k.root / "reader-gone").write_text("")
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == (1 if fail else 0), err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    listed = json.loads(
+        subprocess.run(
+            [str(mlk), "-C", str(k.root), "runs", "ls", "--json"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    )  # fmt: skip
+    run = listed[0]
+    assert run["state"] == ("failed" if fail else "completed"), run
+    steps = {s["name"]: s["state"] for s in run["steps"]}
+    if fail:
+        assert steps == {"first": "ran", "chatty": "failed", "last": "skipped"}
+        assert "asked to fail" in run["error"]
+    else:
+        assert steps == {"first": "ran", "chatty": "ran", "last": "ran"}
+        assert k.load("model:chatty") == {"v": 2}
+    log = k.pipelines.logs(run["id"], "chatty")[0][1]
+    assert "line 1999" in log  # the step's log keeps what the terminal lost
+    if command == "triggers":
+        (trigger,) = json.loads(
+            subprocess.run([str(mlk), "-C", str(k.root), "triggers", "ls", "--json"],
+                           capture_output=True, text=True, check=True).stdout
+        )  # fmt: skip
+        assert (trigger["last_run"], trigger["last_state"]) == (run["id"], run["state"])
+
+
+def test_ctrl_c_during_an_inline_step_cancels_the_run(
+    k: Kernel, write: Writer, declare: Callable[[Path, str], None]
+) -> None:
+    write(
+        k.root,
+        "pipes/slow.py",
+        """
+        import time
+        from pathlib import Path
+        import mlkernel as mlk
+
+        @mlk.step
+        def slow():
+            (Path(__file__).resolve().parent.parent / "started").write_text("")
+            time.sleep(120)
+
+        @mlk.step
+        def after(v):
+            return v
+
+        @mlk.pipeline
+        def pipe():
+            after(slow())
+        """,
+    )
+    declare(k.root, '[pipelines]\nml_mode = false\nslow = "pipes/slow.py:pipe"\n')
+    mlk = Path(sys.executable).with_name("mlk")
+    proc = subprocess.Popen(
+        [str(mlk), "-C", str(k.root), "run", "slow", "--executor", "inline"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (k.root / "started").exists():
+        assert time.monotonic() < deadline, "the step did not start"
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out
+    run = k.pipelines.runs()[0]
+    assert run["state"] == "cancelled"
+    assert {s["name"]: s["state"] for s in run["steps"]} == {
+        "slow": "cancelled", "after": "skipped"
+    }  # fmt: skip
+    after = k.pipelines.steps(run["id"])[1]
+    assert after["error"] == "the run was cancelled"
+
+
+def test_an_echo_that_fails_does_not_stop_the_run(k: Kernel, write: Writer) -> None:
+    write(k.root, "pipes/chatty.py", CHATTY)
+    (k.root / "reader-gone").write_text("")
+    seen: list[str] = []
+
+    def echo(line: str) -> None:
+        seen.append(line)
+        raise BrokenPipeError(32, "Broken pipe")
+
+    result = k.pipelines.run("pipes/chatty.py:pipe", executor="inline", ml_mode=False, echo=echo)
+    assert result.state == "completed", result.error
+    assert len(seen) == 1  # dropped after its first failure
+    assert k.meta.get_execution(result.id).state == "completed"
+
+
+def test_a_second_ctrl_c_does_not_cut_the_cleanup_short(
+    k: Kernel, write: Writer, declare: Callable[[Path, str], None]
+) -> None:
+    """An impatient second Ctrl-C while the run stops its steps (here a step that ignores
+    SIGTERM, so stopping it takes the grace period) still leaves an honest record."""
+    write(
+        k.root,
+        "pipes/stubborn.py",
+        """
+        import signal, time
+        from pathlib import Path
+        import mlkernel as mlk
+
+        ROOT = Path(__file__).resolve().parent.parent
+
+        def noted(signum, frame):  # SIGTERM is noted, not obeyed: SIGKILL has to end it
+            (ROOT / "terminated").write_text("")
+
+        @mlk.step
+        def stubborn():
+            signal.signal(signal.SIGTERM, noted)
+            (ROOT / "started").write_text("")
+            for _ in range(1200):
+                time.sleep(0.1)
+
+        @mlk.step
+        def after(v):
+            return v
+
+        @mlk.pipeline
+        def pipe():
+            after(stubborn())
+        """,
+    )
+    declare(k.root, '[pipelines]\nml_mode = false\nstubborn = "pipes/stubborn.py:pipe"\n')
+    mlk = Path(sys.executable).with_name("mlk")
+    proc = subprocess.Popen(
+        [str(mlk), "-C", str(k.root), "run", "stubborn"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while not (k.root / "started").exists():
+        assert time.monotonic() < deadline, "the step did not start"
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    while not (k.root / "terminated").exists():
+        assert time.monotonic() < deadline, "the step was not asked to stop"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # while the step process is given its grace period
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("mlk hung after a second Ctrl-C: " + proc.communicate()[0])
+    assert proc.returncode == 130, out
+    run = k.pipelines.runs()[0]
+    assert run["state"] == "cancelled"
+    assert {s["name"]: s["state"] for s in run["steps"]} == {
+        "stubborn": "cancelled", "after": "skipped"
+    }  # fmt: skip

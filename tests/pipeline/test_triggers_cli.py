@@ -162,6 +162,10 @@ def test_the_commands(proj: Kernel) -> None:
     bad = _mlk(root, "run", "nope", check=False)
     assert bad.returncode == 4
     assert "no pipeline named 'nope'" in bad.stderr
+    assert "did you mean" not in bad.stderr
+    bad = _mlk(root, "run", "trian", check=False)
+    assert (bad.returncode, bad.stderr.count("\n")) == (4, 1)
+    assert "no pipeline named 'trian' in mlkernel.toml (train); did you mean 'train'?" in bad.stderr
     bad = _mlk(root, "run", "train", "-p", "depth=3", check=False)
     assert (bad.returncode, bad.stderr.count("\n")) == (2, 1)
     assert "no parameter 'depth'" in bad.stderr

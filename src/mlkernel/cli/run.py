@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import threading
+from typing import TextIO
 
 from mlkernel.cli._args import add_json, open_kernel
 
@@ -39,9 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     params = parse_assignments(args.param)
 
     stream = sys.stderr if args.json else sys.stdout  # bound now: inline steps redirect stdout
-
-    def echo(line: str) -> None:
-        print(line, file=stream, flush=True)
+    echo = Terminal(stream)
 
     with open_kernel(args) as k:
         try:
@@ -60,9 +61,43 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         from mlkernel.cli.render import emit_json
 
-        emit_json(result.to_dict())
+        try:
+            emit_json(result.to_dict())
+        except BrokenPipeError:  # the reader went away; the exit status still tells
+            drop_output(sys.stdout)
     elif result.state != "completed":
         print(f"mlk: run {result.id} {result.state}: {result.error}", file=sys.stderr)
         print(f"mlk: see `mlk runs logs {result.id}`; continue with `mlk run --resume {result.id}`",
               file=sys.stderr)  # fmt: skip
     return 0 if result.state == "completed" else 1
+
+
+def drop_output(stream: TextIO) -> None:
+    """Point ``stream``'s file at /dev/null: what is still written (and flushed at exit)
+    goes nowhere instead of failing with EPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)
+
+
+class Terminal:
+    """The live output of ``mlk run`` (and of the triggers' runs). When its reader goes
+    away (``mlk run P | head``), the rest is dropped quietly: the run goes on, is recorded
+    as it ends, and the exit status is the run's."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()  # step output comes from several threads
+        self._gone = False
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            if self._gone:
+                return
+            try:
+                print(line, file=self._stream, flush=True)
+            except BrokenPipeError:
+                self._gone = True
+                drop_output(self._stream)

@@ -164,7 +164,51 @@ def _show(args: argparse.Namespace) -> int:
             ],
             title="Steps",
         )
+        _show_step_results(info["steps"])
     return 0
+
+
+def _show_step_results(steps: list[dict[str, Any]]) -> None:
+    """A pipeline run's step metrics, then each tuning step's trials: the parameters the
+    search chose, the metric it optimised, when and how long each ran."""
+    from rich.markup import escape
+
+    from mlkernel.cli.render import human_duration, human_time, table
+
+    def text(values: dict[str, Any]) -> str:
+        shown = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v!r}"
+                          for k, v in sorted(values.items()))  # fmt: skip
+        return escape(shown)
+
+    metrics = [
+        (s["name"], text(s["metrics"])) for s in steps if s.get("tune") is None and s.get("metrics")
+    ]
+    if metrics:
+        table(["step", "metrics"], metrics, title="Step metrics")
+    for tuner in steps:
+        trials = [t for t in steps if t.get("tune") == tuner["name"]]
+        if not trials:
+            continue
+        best = tuner.get("best") or {}
+        metric = best.get("metric") or "score"
+        table(
+            ["trial", "params", metric, "state", "started", "duration"],
+            [
+                (
+                    f"{t['trial']}" + (" best" if t["trial"] == best.get("trial") else ""),
+                    text(t.get("searched") or t["params"]),
+                    f"{t['score']:.6g}"
+                    if t.get("score") is not None
+                    else escape((t["error"] or "")[:60]),
+                    t["state"],
+                    human_time(t["started_at"]),
+                    human_duration(t["duration"]),
+                )
+                for t in trials
+            ],
+            title=f"Trials of {tuner['name']}"
+            + (f" ({best.get('direction')} {metric})" if best else ""),
+        )
 
 
 def _logs(args: argparse.Namespace) -> int:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from mlkernel.cli._args import add_json, open_kernel
+
+if TYPE_CHECKING:
+    from mlkernel.cli.run import Terminal
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,15 +69,31 @@ def _ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _echo(args: argparse.Namespace) -> object:
+def _echo(args: argparse.Namespace) -> Terminal:
+    """Live output that survives its reader going away (``mlk triggers run-pending | head``):
+    the runs and the triggers' state are recorded, the exit status is theirs."""
     import sys
 
+    from mlkernel.cli.run import Terminal
+
     stream = sys.stderr if args.json else sys.stdout  # bound now: inline steps redirect stdout
-    return lambda line: print(line, file=stream, flush=True)
+    return Terminal(stream)
+
+
+def _emit(data: object) -> int:
+    import sys
+
+    from mlkernel.cli.render import emit_json
+    from mlkernel.cli.run import drop_output
+
+    try:
+        return emit_json(data)
+    except BrokenPipeError:
+        drop_output(sys.stdout)
+        return 0
 
 
 def _run_pending(args: argparse.Namespace) -> int:
-    from mlkernel.cli.render import emit_json
     from mlkernel.errors import UsageError
 
     now = None
@@ -86,23 +106,22 @@ def _run_pending(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--now {args.now!r} is not ISO 8601; write e.g. 2024-05-01T02:00"
             ) from None
+    echo = _echo(args)
     with open_kernel(args) as k:
-        fired = k.pipelines.run_pending(now=now, echo=_echo(args))  # type: ignore[arg-type]
-    if args.json:
-        return emit_json(fired)
-    if not fired:
-        print("no trigger is due")
+        fired = k.pipelines.run_pending(now=now, echo=echo)
     failed = [f for f in fired if f["state"] != "completed"]
+    if args.json:
+        return _emit(fired)
+    if not fired:
+        echo("no trigger is due")
     for f in failed:
-        print(f"trigger {f['trigger']}: run {f['run']} {f['state']}: {f['error']}")
+        echo(f"trigger {f['trigger']}: run {f['run']} {f['state']}: {f['error']}")
     return 1 if failed else 0
 
 
 def _fire(args: argparse.Namespace) -> int:
-    from mlkernel.cli.render import emit_json
-
     with open_kernel(args) as k:
-        outcome = k.pipelines.fire(args.name, echo=_echo(args))  # type: ignore[arg-type]
+        outcome = k.pipelines.fire(args.name, echo=_echo(args))
     if args.json:
-        return emit_json(outcome)
+        return _emit(outcome)
     return 0 if outcome["state"] == "completed" else 1

@@ -116,9 +116,12 @@ class PipelineQueries:
         ended: bool = False,
         metrics: dict[str, float] | None = None,
         started_at: float | None = None,
+        ended_at: float | None = None,
     ) -> int:
-        """A step execution with its params, input and output events, in one commit."""
+        """A step execution with its params, input and output events, in one commit
+        (``started_at``/``ended_at``: when it really ran, if not now; a tuning trial)."""
         now = time.time()
+        end = ended_at if ended_at is not None else now
         with self.write() as tx:
             execution_id = self._insert_execution(
                 tx,
@@ -133,7 +136,7 @@ class PipelineQueries:
                     "pid": pid,
                     "user": user,
                     "started": started_at if started_at is not None else now,
-                    "ended": now if ended else None,
+                    "ended": end if ended else None,
                     "error": error,
                     "resources": resources,
                     "env": env_artifact_id,
@@ -149,7 +152,7 @@ class PipelineQueries:
                 tx.insert_rows(
                     "metric",
                     "execution_id, key, step, value, ts",
-                    [(execution_id, k, 0, float(v), now) for k, v in metrics.items()],
+                    [(execution_id, k, 0, float(v), end) for k, v in metrics.items()],
                 )
         return execution_id
 
@@ -172,6 +175,37 @@ class PipelineQueries:
             f"SELECT {EXECUTION_COLUMNS} FROM execution WHERE context_id IN ({marks}) ORDER BY id"
         )
         return [execution_record(row) for row in rows]
+
+    def params_of(self, execution_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The parameters of several executions (a pipeline run's steps) in one query."""
+        wanted = sorted({int(i) for i in execution_ids})
+        if not wanted:
+            return {}
+        marks = ", ".join(str(i) for i in wanted)  # integers only: safe to inline
+        found: dict[int, dict[str, Any]] = {}
+        for execution_id, key, value in self._rows(
+            f"SELECT execution_id, key, value FROM param WHERE execution_id IN ({marks}) "
+            "ORDER BY execution_id, key"
+        ):
+            found.setdefault(int(execution_id), {})[key] = from_json(value)
+        return found
+
+    def metrics_of(self, execution_ids: Iterable[int]) -> dict[int, dict[str, float]]:
+        """The last value of each metric of several executions, in one query (a value
+        stored as NULL, which is how NaN is stored, reads as NaN)."""
+        wanted = sorted({int(i) for i in execution_ids})
+        if not wanted:
+            return {}
+        marks = ", ".join(str(i) for i in wanted)  # integers only: safe to inline
+        found: dict[int, dict[str, float]] = {}
+        for execution_id, key, value in self._rows(
+            f"SELECT execution_id, key, value FROM metric WHERE execution_id IN ({marks}) "
+            "ORDER BY execution_id, key, step, ts"
+        ):
+            found.setdefault(int(execution_id), {})[key] = (
+                float("nan") if value is None else float(value)
+            )
+        return found
 
     def get_context(self, context_id: int) -> dict[str, Any]:
         rows = self._rows(

@@ -6,6 +6,11 @@ for functions, what *they* use); a project module used as a module adds its whol
 a plain constant (number, string, tuple of them) adds its value. Code outside the project
 folder (the standard library, installed packages, mlkernel) is covered by the
 environment digest instead.
+
+Project code is labelled by its file's path in the project and its qualified name, never
+by the name its module was imported under: the same function reached as
+``pipelines/bc.py:bc`` (loaded from the file under a private module name) or as
+``pipelines.bc:bc`` (imported as a module) has one digest, so one cache.
 """
 
 from __future__ import annotations
@@ -53,6 +58,17 @@ class _Digest:
             self._files[filename] = known
         return known
 
+    def where(self, filename: str | None) -> str:
+        """A project file's path relative to the project folder (how it was imported
+        does not matter); other files as they are."""
+        if not filename:
+            return "?"
+        path = Path(filename).resolve()
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
     def add_source(self, label: str, obj: Any) -> None:
         import inspect
 
@@ -69,7 +85,7 @@ class _Digest:
         if id(fn) in self.seen:
             return
         self.seen.add(id(fn))
-        self.add_source(f"{fn.__module__}.{fn.__qualname__}", fn)
+        self.add_source(f"{self.where(fn.__code__.co_filename)}:{fn.__qualname__}", fn)
         for name in sorted(_names(fn.__code__)):
             if name in fn.__globals__:
                 self.add_object(name, fn.__globals__[name])
@@ -91,7 +107,7 @@ class _Digest:
             if self.in_project(filename) and id(obj) not in self.seen:
                 self.seen.add(id(obj))
                 assert filename is not None
-                self.hash.update(f"\0module {obj.__name__}\0".encode())
+                self.hash.update(f"\0module {self.where(filename)}\0".encode())
                 self.hash.update(Path(filename).read_bytes())
         elif isinstance(obj, type):
             module = sys.modules.get(obj.__module__)
@@ -101,7 +117,8 @@ class _Digest:
                 and id(obj) not in self.seen
             ):
                 self.seen.add(id(obj))
-                self.add_source(f"{obj.__module__}.{obj.__qualname__}", obj)
+                file = getattr(module, "__file__", None)
+                self.add_source(f"{self.where(file)}:{obj.__qualname__}", obj)
         elif isinstance(obj, _CONSTANTS) or (
             isinstance(obj, tuple) and all(isinstance(v, _CONSTANTS) for v in obj)
         ):

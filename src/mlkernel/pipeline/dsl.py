@@ -312,13 +312,14 @@ class Pipeline:
 
     def build(self, overrides: Mapping[str, Any] | None = None) -> Graph:
         """Trace the pipeline with its parameters set from ``overrides`` (see params.py)."""
+        from mlkernel.pipeline.annotations import check_value
         from mlkernel.pipeline.params import apply_overrides
 
         own = self.defaults()
         overrides = dict(overrides or {})
         for key in list(overrides):
             if key in own:
-                own[key] = overrides.pop(key)
+                own[key] = check_value(self.fn, key, overrides.pop(key), f"pipeline {self.name}")
         if _Tracer.current is not None:
             raise UsageError("pipelines cannot be built inside another pipeline; call its steps")
         tracer = _Tracer()

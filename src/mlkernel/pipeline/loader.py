@@ -81,9 +81,13 @@ def load_pipeline(spec: str, root: Path, section: Mapping[str, Any]) -> tuple[Pi
     names = declared(section)
     target = names.get(spec, spec)
     if ":" not in target:
+        import difflib
+
         known = ", ".join(sorted(names)) or "none declared"
+        close = difflib.get_close_matches(spec, list(names), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise NotFoundError(
-            f"no pipeline named {spec!r} in mlkernel.toml ({known}); declare it under "
+            f"no pipeline named {spec!r} in mlkernel.toml ({known}); {hint}declare it under "
             "[pipelines] or write path/to/file.py:function or module:function"
         )
     where, _, attr = target.rpartition(":")

@@ -2,7 +2,10 @@
 ``-p key=value`` on the command line (later sources win).
 
 A key is ``param`` (the pipeline function's parameter, else that parameter of every step
-that has it) or ``step.param`` (one step's parameter).
+that has it) or ``step.param`` (one step's parameter). A tuning node also takes its
+settings (``n_trials``, ``seed``), and a tuned parameter set to one value leaves its
+search. Every value is checked against the annotation of the function that takes it
+(annotations.py) when the pipeline is built, before any step runs.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mlkernel.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
-    from mlkernel.pipeline.graph import Graph
+    from mlkernel.pipeline.graph import Graph, Node
 
 __all__ = ["apply_overrides", "config_params", "parse_assignments"]
 
@@ -61,43 +64,81 @@ def config_params(section: Mapping[str, Any], pipeline: str) -> dict[str, Any]:
     return _flatten(table)
 
 
-def _settable(node_args: dict[str, Any], node_params: dict[str, Any], key: str) -> bool:
+def _settings(node: Node) -> tuple[str, ...]:
+    """Settings of a tuning node (``n_trials``, ``seed``) that overrides may set."""
+    settings: tuple[str, ...] = getattr(node.step, "SETTINGS", ())
+    return settings
+
+
+def _settable(node: Node, key: str) -> bool:
     from mlkernel.pipeline.dsl import Output, Ref
 
-    if key in node_params:
+    if key in node.params or key in _settings(node):
         return True
-    return key in node_args and not isinstance(node_args[key], Output | Ref)
+    return key in node.args and not isinstance(node.args[key], Output | Ref)
+
+
+def _settable_names(node: Node) -> set[str]:
+    return {k for k in {**node.args, **node.params} if _settable(node, k)} | set(_settings(node))
+
+
+def _close(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when one of ``choices`` is close to ``word``."""
+    import difflib
+
+    by_lower = {c.lower(): c for c in sorted(choices)}
+    found = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[found[0]]!r}?)" if found else ""
+
+
+def _targets(graph: Graph, key: str) -> tuple[list[Node], str]:
+    """The nodes ``key`` sets (``param`` or ``step.param``) and the parameter's name."""
+    step_name, dot, param = key.rpartition(".")
+    if not dot:
+        targets = [n for n in graph.nodes.values() if _settable(n, key)]
+        if not targets:
+            known = {p for n in graph.nodes.values() for p in _settable_names(n)}
+            known |= set(graph.params)
+            qualified = {f"{n.name}.{p}" for n in graph.nodes.values() for p in _settable_names(n)}
+            raise UsageError(
+                f"pipeline {graph.name} has no parameter {key!r}"
+                f"{_close(key, known | qualified)}; parameters: "
+                f"{', '.join(sorted(known)) or 'none'}"
+            )
+        return targets, key
+    node = graph.nodes.get(step_name)
+    if node is None:
+        raise UsageError(
+            f"parameter {key!r}: pipeline {graph.name} has no step {step_name!r}"
+            f"{_close(step_name, graph.nodes)}; steps: {', '.join(graph.nodes)}"
+        )
+    if not _settable(node, param):
+        names = _settable_names(node)
+        raise UsageError(
+            f"parameter {key!r}: step {step_name} has no parameter {param!r}"
+            f"{_close(param, names)}; it has: {', '.join(sorted(names)) or 'none'}"
+        )
+    return [node], param
 
 
 def apply_overrides(graph: Graph, overrides: Mapping[str, Any]) -> None:
+    """Set each override on the nodes it names, checked against the step functions'
+    annotations (see annotations.py) before anything runs. On a tuning node, a tuned
+    parameter set to one value is taken out of the search, and ``n_trials`` / ``seed``
+    set the search's settings."""
+    from mlkernel.pipeline.annotations import check_value
+
     for key, value in overrides.items():
-        step_name, dot, param = key.rpartition(".")
-        if dot:
-            node = graph.nodes.get(step_name)
-            if node is None:
-                raise UsageError(
-                    f"parameter {key!r}: pipeline {graph.name} has no step {step_name!r}; "
-                    f"steps: {', '.join(graph.nodes)}"
-                )
-            targets = [node] if _settable(node.args, node.params, param) else []
-            if not targets:
-                raise UsageError(
-                    f"parameter {key!r}: step {step_name} has no parameter {param!r}; "
-                    f"it has: {', '.join(sorted(node.params)) or 'none'}"
-                )
-        else:
-            targets = [n for n in graph.nodes.values() if _settable(n.args, n.params, key)]
-            if not targets:
-                known = sorted(
-                    {p for n in graph.nodes.values() for p in n.params} | set(graph.params)
-                )
-                raise UsageError(
-                    f"pipeline {graph.name} has no parameter {key!r}; "
-                    f"parameters: {', '.join(known) or 'none'}"
-                )
-        name = param if dot else key
+        targets, name = _targets(graph, key)
         for node in targets:
+            if name in _settings(node) and name not in node.params:
+                node.step.set_setting(name, value)
+                continue
+            fitted = check_value(node.step.fn, name, value, f"step {node.name}")
             if name in node.params:
-                node.params[name] = value
+                node.params[name] = fitted
             else:
-                node.args[name] = value
+                node.args[name] = fitted
+            fix = getattr(node.step, "fix", None)
+            if fix is not None:  # a tuned parameter set to one value is not searched
+                fix(name)

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from mlkernel.pipeline.graph import Graph, Node
     from mlkernel.tracking.provenance import Environment
 
-__all__ = ["RunOptions", "RunResult", "Runner", "StepResult"]
+__all__ = ["RunOptions", "RunResult", "Runner", "SafeEcho", "StepResult"]
 
 CACHE_VERSION = 1
 EXECUTORS = ("inline", "process", "ray")  # not imported from executors: a no-op run needs none
@@ -131,6 +131,24 @@ def _wants_handle(fn: Any, param: str) -> bool:
     return str(text).split(".")[-1].split("[")[0] == "Artifact"
 
 
+class SafeEcho:
+    """The caller's echo, made harmless to the run: an echo that fails (a terminal that
+    went away, a closed stream) is dropped after its first failure, and the run, its
+    record and its result go on as if nobody watched."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self._echo: Callable[[str], None] | None = echo
+
+    def __call__(self, line: str) -> None:
+        echo = self._echo
+        if echo is None:
+            return
+        try:
+            echo(line)
+        except (OSError, ValueError):  # EPIPE, or "I/O operation on closed file"
+            self._echo = None
+
+
 class _MLMode:
     """Claims ML mode for each step process; a missing controller costs one warning."""
 
@@ -202,12 +220,13 @@ class Runner:
         self.workers = workers
         ml = options.ml_mode if options.ml_mode is not None else self.settings.get("ml_mode", True)
         self.ml_mode = bool(ml) and self.executor_name == "process"
-        self.echo = options.echo
+        self.echo = SafeEcho(options.echo) if options.echo is not None else None
         self.results: dict[str, StepResult] = {}
         self.outputs: dict[str, ArtifactRecord | None] = {}
         self._prepared: dict[str, _Prepared] = {}
         self._active: dict[str, _Active] = {}
         self._codes: dict[int, str] = {}
+        self._cached_from: dict[str, int] = {}  # cached step -> the execution it reused
         self._executor: Executor | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._mlmode: _MLMode | None = None
@@ -388,6 +407,7 @@ class Runner:
         self.results[node.name] = StepResult(
             node.name, "cached", execution_id, output.ref if output else None, duration=0.0
         )
+        self._cached_from[node.name] = source
         self._say(f"  cached   {node.name}" + (f" -> {output.ref}" if output else ""))
 
     def _record_skipped(self, node: Node, why: str) -> None:
@@ -466,8 +486,12 @@ class Runner:
             "max_rss_kb": result.get("max_rss_kb"),
             "executor": self.executor_name,
         }
-        if "trials" in result:
-            resources["trials"] = self._record_trials(node, result["trials"])
+        # A tuning node reports its trials; stopped mid-search, those run so far.
+        trials = result.get("trials")
+        if trials is None and not result["ok"]:
+            trials = getattr(node.step, "done_trials", None)
+        if trials:
+            resources["trials"] = self._record_trials(node, trials)
             resources["best"] = result.get("best")
         if not result["ok"]:
             cancelled = result.get("error") == "cancelled"
@@ -502,10 +526,11 @@ class Runner:
         ids = []
         for trial in trials:
             ok = bool(trial.get("ok"))
+            failed = "cancelled" if trial.get("error") == "cancelled" else "failed"
             ids.append(
                 self.k.meta.record_step(
                     f"{node.name}.trial-{trial['number']}",
-                    state="completed" if ok else "failed",
+                    state="completed" if ok else failed,
                     context_id=self.context_id,
                     params={**prepared.params, **trial["params"]},
                     inputs=prepared.inputs,
@@ -513,6 +538,8 @@ class Runner:
                     resources={
                         "trial": trial["number"],
                         "tune": node.name,
+                        "score": trial.get("score"),
+                        "searched": trial["params"],  # the values the search chose
                         "output_digest": (trial.get("output") or {}).get("digest"),
                         "wall_s": trial.get("wall_s"),
                         "max_rss_kb": trial.get("max_rss_kb"),
@@ -520,6 +547,8 @@ class Runner:
                     metrics=trial.get("metrics") if ok else None,
                     env_artifact_id=self.env_id,
                     ended=True,
+                    started_at=trial.get("started"),
+                    ended_at=trial.get("ended"),
                     **self._who(),
                 )
             )
@@ -617,7 +646,8 @@ class Runner:
         return self._executor
 
     def _warn(self, line: str) -> None:
-        print(line, file=sys.stderr)
+        with contextlib.suppress(OSError, ValueError):  # a closed stderr loses the warning only
+            print(line, file=sys.stderr)
 
     def _loop(self) -> None:
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -713,12 +743,20 @@ class Runner:
         try:
             self._loop()
         except BaseException as exc:
-            self._cancel()
             state = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
             error = (
                 "cancelled by the user" if state == "cancelled" else f"{type(exc).__name__}: {exc}"
             )
-            self._end(state, error, started, git_thread, git)
+            held = self._hold_signals()  # a second Ctrl-C must not cut the cleanup short
+            if state == "cancelled":
+                self._say(f"run {self.run_id}: stopping its steps (Ctrl-C again is ignored)")
+            try:
+                self._cancel()
+            finally:  # the run's record ends even if stopping its steps went wrong
+                try:
+                    self._end(state, error, started, git_thread, git)
+                finally:
+                    self._release_signals(held)
             self._say(f"run {self.run_id} {state}")
             raise
         finally:
@@ -734,7 +772,21 @@ class Runner:
             counts[result.state] = counts.get(result.state, 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in counts.items())
         self._say(f"run {self.run_id} {state} in {time.time() - started:.2f} s ({summary})")
+        self._cached_metrics()
+        for result in self.results.values():
+            if result.metrics:
+                shown = ", ".join(f"{k}={v:.6g}" for k, v in sorted(result.metrics.items()))
+                self._say(f"  metrics  {result.name}: {shown}")
         return RunResult(self.run_id, self.graph.name, state, dict(self.results), error)
+
+    def _cached_metrics(self) -> None:
+        """A cached step's metrics are those of the execution whose output it reused."""
+        if not self._cached_from:
+            return
+        found = self.k.meta.metrics_of(self._cached_from.values())
+        for name, source in self._cached_from.items():
+            if found.get(source):
+                self.results[name].metrics = found[source]
 
     def _end(
         self,
@@ -757,10 +809,12 @@ class Runner:
         )
 
     def _close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        # The executor first: it ends any step process still alive, so the pool's threads
+        # (which wait for their process) can finish and the shutdown cannot hang.
         if self._executor is not None:
             self._executor.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         if self._mlmode is not None:
             self._mlmode.close()
 
@@ -773,6 +827,19 @@ class Runner:
             raise KeyboardInterrupt
 
         return signal.signal(signal.SIGTERM, stop)
+
+    @staticmethod
+    def _hold_signals() -> dict[int, Any]:
+        """Ignore Ctrl-C and SIGTERM while a stopped run ends its steps and its record
+        (bounded: each step process gets SIGKILL after its grace period)."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    @staticmethod
+    def _release_signals(held: dict[int, Any]) -> None:
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
 
     @staticmethod
     def _restore_sigterm(previous: Any) -> None:

@@ -57,8 +57,34 @@ class PipelineService:
         if isinstance(pipeline, Pipeline):
             return pipeline, None, pipeline.name
         found, target = load_pipeline(pipeline, self._k.root, self.settings)
-        name = pipeline if pipeline in self.declared() else found.name
-        return found, target, name
+        declared = self.declared()
+        if pipeline in declared:
+            return found, target, pipeline
+        return found, target, self._declared_name(found) or found.name
+
+    def _declared_name(self, found: Pipeline) -> str | None:
+        """The name a pipeline named by its target (``pipelines.bc:bc`` or
+        ``pipelines/bc.py:bc``) is declared under, so that it gets that name's
+        ``[pipelines.params]``, runs and cache whichever way it is spelled."""
+        from pathlib import Path
+
+        fn = getattr(found.fn, "__code__", None)
+        if fn is None:
+            return None
+        source = Path(fn.co_filename).resolve()
+        root = self._k.root.resolve()
+        for name, target in self.declared().items():
+            where, _, attr = target.rpartition(":")
+            if attr != found.fn.__name__:
+                continue
+            if where.endswith(".py") or "/" in where:
+                candidates = [Path(where) if Path(where).is_absolute() else root / where]
+            else:
+                base = root.joinpath(*where.split("."))
+                candidates = [base.with_suffix(".py"), base / "__init__.py"]
+            if any(c.resolve() == source for c in candidates):
+                return name
+        return None
 
     def params(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """Overrides for pipeline ``name``: mlkernel.toml's, then ``overrides`` on top."""
@@ -151,10 +177,18 @@ class PipelineService:
         """The steps of a pipeline run, in the order they were recorded."""
         record = self._pipeline_run(run_id)
         assert record.context_id is not None
-        return [
-            self._step_info(e)
-            for e in self._steps_of([record.context_id]).get(record.context_id, [])
-        ]
+        executions = self._steps_of([record.context_id]).get(record.context_id, [])
+        # A cached step shows the metrics of the execution whose output it reused.
+        sources = {e.id: int((e.resources or {}).get("cached_from") or e.id) for e in executions}
+        params = self._k.meta.params_of(e.id for e in executions)
+        metrics = self._k.meta.metrics_of({*sources, *sources.values()})
+        infos = []
+        for e in executions:
+            info = self._step_info(e)
+            info["params"] = params.get(e.id, {})
+            info["metrics"] = metrics.get(e.id) or metrics.get(sources[e.id], {})
+            infos.append(info)
+        return infos
 
     def _steps_of(self, context_ids: list[int]) -> dict[int, list[ExecutionRecord]]:
         found: dict[int, list[ExecutionRecord]] = {}
@@ -177,6 +211,13 @@ class PipelineService:
             "max_rss_kb": resources.get("max_rss_kb"),
             "attempts": resources.get("attempts"),
             "cached_from": resources.get("cached_from"),
+            "started_at": e.started_at,
+            "ended_at": e.ended_at,
+            "tune": resources.get("tune"),  # a tuning trial: the tuning step it belongs to
+            "trial": resources.get("trial"),
+            "searched": resources.get("searched"),
+            "score": resources.get("score"),
+            "best": resources.get("best"),  # a tuning step: its best trial and params
         }
 
     def runs(

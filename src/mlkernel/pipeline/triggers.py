@@ -211,6 +211,9 @@ def _run(
     fired = {"name": trigger.name, "type": trigger.type, "reason": reason, "at": now}
     outcome: dict[str, Any] = {"trigger": trigger.name, "type": trigger.type, "reason": reason}
     if echo is not None:
+        from mlkernel.pipeline.runner import SafeEcho
+
+        echo = SafeEcho(echo)  # a failing echo must not lose the trigger's state
         echo(f"trigger {trigger.name} fired: {reason}")
     try:
         result = k.pipelines.run(

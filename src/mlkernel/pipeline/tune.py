@@ -16,6 +16,7 @@ left out when there is one).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -138,6 +139,8 @@ class TuneNode:
         self.objective = objective
         self.fn = objective.fn
         self.space = space
+        self.fixed: list[str] = []  # tuned parameters an override set to one value
+        self.done_trials: list[dict[str, Any]] = []  # the trials run so far
         self.n_trials = n_trials
         self.executor = executor
         self.metric = metric
@@ -157,10 +160,40 @@ class TuneNode:
     def output(self) -> str:
         return f"{self.options.output_kind}:{self.options.output_name}"
 
+    # -- overrides (see params.py) -------------------------------------------------
+
+    #: settings of the search that ``-p`` / mlkernel.toml may set, like parameters.
+    SETTINGS = ("n_trials", "seed")
+
+    def set_setting(self, name: str, value: Any) -> None:
+        """``-p n_trials=4`` (or ``STEP.tune.n_trials``): the number of trials; ``seed``."""
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or (name == "n_trials" and value < 1)
+        ):
+            wanted = "an int of 1 or more" if name == "n_trials" else "an int"
+            raise UsageError(
+                f"{name} must be {wanted}, got {value!r} (a setting of tuning step {self.name})"
+            )
+        setattr(self, name, value)
+
+    def fix(self, name: str) -> None:
+        """An override set the tuned parameter ``name`` to one value: it is no longer
+        searched; every trial takes that value (see :meth:`trials_to_run`)."""
+        if name in self.space:
+            self.space = {k: v for k, v in self.space.items() if k != name}
+            self.fixed.append(name)
+
+    @property
+    def trials_to_run(self) -> int:
+        """``n_trials``, or 1 when overrides fixed every tuned parameter (nothing to search)."""
+        return self.n_trials if self.space else 1
+
     def cache_extra(self) -> dict[str, Any]:
         return {
             "space": self.space,
-            "n_trials": self.n_trials,
+            "n_trials": self.trials_to_run,
             "metric": self.metric,
             "direction": self.direction,
             "seed": self.seed,
@@ -176,6 +209,11 @@ class TuneNode:
     def execute(
         self, runner: Runner, node: Node, spec: dict[str, Any], sink: LogSink
     ) -> dict[str, Any]:
+        for name in self.fixed:
+            sink.write(f"mlk: {name} is fixed by an override at {spec['args'][name]['value']!r}; "
+                       "it is not searched\n")  # fmt: skip
+        if not self.space:
+            sink.write("mlk: every tuned parameter is fixed; one trial runs\n")
         if self._uses_ray(runner):
             trials = self._ray_trials(runner, node, spec)
         else:
@@ -193,7 +231,13 @@ class TuneNode:
             "output": best["output"],
             "metrics": best["metrics"],
             "trials": trials,
-            "best": {"trial": best["number"], "params": best["params"]},
+            "best": {
+                "trial": best["number"],
+                "params": best["params"],
+                "metric": self.metric or next(iter(best["metrics"])),
+                "value": best["score"],
+                "direction": self.direction,
+            },
             "wall_s": sum(t.get("wall_s") or 0 for t in trials),
             "max_rss_kb": max((t.get("max_rss_kb") or 0) for t in trials),
         }
@@ -213,14 +257,17 @@ class TuneNode:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         executor = runner._executor_for_run()
         trials: list[dict[str, Any]] = []
+        self.done_trials = trials  # read by the runner if the run is cancelled mid-search
 
         def objective(trial: Any) -> float:
             params = _suggest(trial, self.space)
             sink.write(f"mlk: trial {trial.number}: {params}\n")
+            started = time.time()
             result = executor.run(
                 self._trial_spec(spec, params, trial.number), self.objective, sink
             )
-            record = {"number": trial.number, "params": params, **result}
+            record = {"number": trial.number, "params": params, **result,
+                      "started": started, "ended": time.time()}  # fmt: skip
             trials.append(record)
             if result.get("error") == "cancelled":
                 raise KeyboardInterrupt
@@ -236,7 +283,7 @@ class TuneNode:
 
         sampler = optuna.samplers.TPESampler(seed=self.seed)
         study = optuna.create_study(direction=self.direction, sampler=sampler)  # type: ignore[arg-type]
-        study.optimize(objective, n_trials=self.n_trials, catch=(_TrialFailed,))
+        study.optimize(objective, n_trials=self.trials_to_run, catch=(_TrialFailed,))
         return trials
 
     def _ray_trials(self, runner: Runner, node: Node, spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -252,9 +299,11 @@ class TuneNode:
         def trainable(config: dict[str, Any]) -> dict[str, Any]:
             from mlkernel.pipeline.task import run_spec
 
+            started = time.time()
             result = run_spec(trial_spec(base, dict(config), 0))
             if not result["ok"]:
                 raise RuntimeError(result["error"])
+            result.update(started=started, ended=time.time())
             metrics = result.get("metrics") or {}
             return {
                 **metrics,
@@ -266,7 +315,7 @@ class TuneNode:
             trainable,
             param_space=_ray_space(self.space),
             tune_config=rtune.TuneConfig(
-                num_samples=self.n_trials,
+                num_samples=self.trials_to_run,
                 metric="mlk_score",
                 mode="min" if self.direction == "minimize" else "max",
             ),

@@ -1,4 +1,4 @@
-"""``mlk runs ls | show | logs | cancel``."""
+"""``mlk runs ls | show | logs | cancel | fail``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Any
 
 from mlkernel.cli._args import add_json, open_kernel
 
-STATES = ["running", "completed", "failed", "cancelled", "cached", "skipped"]
+STATES = ["running", "lost", "completed", "failed", "cancelled", "cached", "skipped"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("runs", help="tracked and pipeline runs: list, show, logs, cancel")
+    p = sub.add_parser("runs", help="tracked and pipeline runs: list, show, logs, cancel, fail")
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     ls = verbs.add_parser("ls", help="the newest runs first (pipeline runs with their steps)")
     ls.add_argument("--state", choices=STATES)
@@ -29,9 +29,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     logs.add_argument("--step", help="only this step")
     add_json(logs)
     logs.set_defaults(func=_logs)
-    cancel = verbs.add_parser("cancel", help="stop a running pipeline run (its steps end)")
-    cancel.add_argument("id", type=int)
-    cancel.set_defaults(func=_cancel)
+    cancel = verbs.add_parser(
+        "cancel",
+        help="end a running or lost run as cancelled (a running pipeline run is stopped)",
+    )
+    cancel.add_argument("id", type=int, help="the run's id (see `mlk runs ls`)")
+    cancel.add_argument("--reason", help="why, kept with the run")
+    cancel.set_defaults(func=_end, state="cancelled")
+    fail = verbs.add_parser("fail", help="end a running or lost run as failed")
+    fail.add_argument("id", type=int, help="the run's id (see `mlk runs ls`)")
+    fail.add_argument("--reason", help="why, kept with the run")
+    fail.set_defaults(func=_end, state="failed")
 
 
 def _step_summary(steps: list[dict[str, Any]]) -> str:
@@ -161,11 +169,11 @@ def _logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cancel(args: argparse.Namespace) -> int:
+def _end(args: argparse.Namespace) -> int:
     with open_kernel(args) as k:
-        outcome = k.pipelines.cancel(args.id)
-    if outcome == "cancelled":
-        print(f"run {args.id} cancelled")
-    else:
+        outcome = k.end_run(args.id, args.state, args.reason)
+    if outcome == "signalled":
         print(f"run {args.id} was asked to stop; it has not finished yet")
+    else:
+        print(f"run {args.id} {outcome}")
     return 0

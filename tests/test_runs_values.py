@@ -271,19 +271,25 @@ def test_an_error_text_the_database_refuses_still_ends_the_run(project: Kernel) 
 
 @contextmanager
 def broken_database(k: Kernel) -> Iterator[None]:
-    """Every write fails while the block runs, as on a full disk or a lost server."""
-    original = k.meta.write
-
-    @contextmanager
-    def failing() -> Iterator[Any]:
-        raise StorageError("disk I/O error (simulated)")
-        yield  # pragma: no cover
-
-    k.meta.write = failing  # type: ignore[method-assign]
+    """Every write fails while the block runs, as on a full disk or a server that turned
+    read-only: the writer connection itself is made read-only, so the driver raises."""
+    db: Any = k.meta.db
+    if db.is_sqlite:
+        db._writer.execute("PRAGMA query_only = ON")
+    else:
+        with db._writer.cursor() as cur:
+            cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        db._writer.commit()
     try:
         yield
     finally:
-        k.meta.write = original  # type: ignore[method-assign]
+        if db.is_sqlite:
+            db._writer.execute("PRAGMA query_only = OFF")
+        else:
+            db._writer.rollback()
+            with db._writer.cursor() as cur:
+                cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE")
+            db._writer.commit()
 
 
 def test_a_failed_flush_keeps_its_rows_for_the_next(project: Kernel) -> None:
@@ -340,3 +346,35 @@ def test_an_end_can_be_retried_by_the_run_itself(project: Kernel) -> None:
     assert project.meta.get_execution(run.id).state == "completed"
     assert [v for _k, _s, v, _t in project.metrics(run.id)] == [3.0]
     assert not unsaved_path(project.config.state_dir, run.id).exists()
+
+
+def test_a_dropped_postgres_connection_loses_nothing(tmp_path: Path, pg_url: str) -> None:
+    """The server drops the writer's connection (a restart, say): the flush that meets it
+    fails in one line and keeps its rows; the next write opens a new connection."""
+    import uuid
+
+    import psycopg2
+
+    import mlkernel
+
+    k = mlkernel.init(tmp_path / "p", name=f"p{uuid.uuid4().hex[:8]}", metadata_url=pg_url)
+    try:
+        run = k.start_run("train")
+        run.log_metric("loss", 0.5)
+        run.flush()
+        run.log_metric("loss", math.nan)
+        writer: Any = k.meta.db
+        admin = psycopg2.connect(pg_url)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (writer._writer.get_backend_pid(),))
+        admin.close()
+        with pytest.raises(StorageError, match="cannot be used"):
+            run.flush()
+        run.log_metric("loss", 0.25)
+        run.end()
+        assert k.meta.get_execution(run.id).state == "completed"
+        values = [v for _k, _s, v, _t in k.metrics(run.id)]
+        assert values[0] == 0.5 and math.isnan(values[1]) and values[2:] == [0.25]
+    finally:
+        k.close()

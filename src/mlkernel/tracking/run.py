@@ -272,7 +272,9 @@ class Run:
             path.parent.mkdir(parents=True, exist_ok=True)
             doc = {"run": self.id, "state": state, "metrics": [list(r[1:]) for r in rows]}
             write_atomic(path, json.dumps(doc).encode())
-            kept += f" and in {path}, which `mlk runs fail {self.id}` writes in"
+            kept += (
+                f" and in {path}; once the database works, `mlk runs fail {self.id}` writes them in"
+            )
         except OSError as err:
             kept += f"; saving them to {path} failed too ({err.strerror or err})"
         return StorageError(

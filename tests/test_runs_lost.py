@@ -87,6 +87,7 @@ def test_a_killed_run_is_lost_and_can_be_cancelled_or_failed(project: Kernel) ->
     assert sorted(r["id"] for r in only) == sorted([first, second])
     shown = mlk(project.root, "runs", "show", str(first))
     assert shown.returncode == 0 and f"run #{first} train  lost" in shown.stdout
+    assert f"`mlk runs fail {first}`" in shown.stdout
     status = json.loads(mlk(project.root, "status", "--json").stdout)
     assert status["runs"] == {"lost": 2}
 

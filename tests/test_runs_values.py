@@ -334,6 +334,10 @@ def test_an_end_that_cannot_be_written_is_reported_and_recoverable(project: Kern
     assert got[1][:2] == ("late", 0) and math.isnan(got[1][2])
     assert got[2] == ("late", 1, 2.0)
     assert not spilled.exists()
+    # the run object, tried again, neither writes those metrics twice nor changes the state
+    run.end()
+    assert run.state == "failed"
+    assert len(project.metrics(run.id)) == 3
 
 
 def test_an_end_can_be_retried_by_the_run_itself(project: Kernel) -> None:

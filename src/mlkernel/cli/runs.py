@@ -117,6 +117,12 @@ def _show(args: argparse.Namespace) -> int:
         ("inputs", ", ".join(info["inputs"]) or "-"),
         ("outputs", ", ".join(info["outputs"]) or "-"),
         ("error", info["error"]),
+        (
+            "lost",
+            info["state"] == "lost"
+            and f"its process ended without ending it; `mlk runs fail {info['id']}` "
+            f"or `mlk runs cancel {info['id']}` ends it",
+        ),
     ]
     for key, value in lines:
         if value:

@@ -67,6 +67,7 @@ class Run:
         self._oldest = 0.0  # time.monotonic() of the oldest buffered row
         self._retry_at = 0.0  # after a failed flush, automatic flushes wait until then
         self._warned = False
+        self._spilled = 0  # the first rows of the buffer saved to unsaved_path() by a failed end
         self._steps: dict[str, int] = {}
         self._keys: set[str] = set()
         self._count = 0
@@ -154,6 +155,7 @@ class Run:
     def flush(self) -> None:
         """Write the buffered metrics now; on failure they stay buffered and this raises."""
         with self._lock:
+            self._drop_imported()
             rows, self._buffer = self._buffer, []
             if rows:
                 try:
@@ -161,6 +163,7 @@ class Run:
                 except BaseException:
                     self._buffer = rows + self._buffer  # keep them for the next attempt
                     raise
+                self._unspill()
             self._retry_at = 0.0
 
     def _flush_quietly(self) -> None:
@@ -236,6 +239,7 @@ class Run:
             "metrics": self._count,
         }
         with self._lock:
+            self._drop_imported()
             rows, self._buffer = self._buffer, []
             try:
                 ended = self._kernel.meta.finish_execution(
@@ -251,16 +255,19 @@ class Run:
             except BaseException as exc:
                 self._buffer = rows
                 self.state = "running"
+                kept = self._spill(state)
                 if isinstance(exc, Exception):
-                    raise self._unsaved(state, exc) from None
-                raise
-        with contextlib.suppress(OSError):  # an earlier end's copy: the rows are in now
-            unsaved_path(self._kernel.config.state_dir, self.id).unlink(missing_ok=True)
+                    raise StorageError(
+                        f"run {self.id} could not be recorded as {state} "
+                        f"({_first_line(exc)}); {kept}"
+                    ) from None
+                raise  # Ctrl-C while ending: the metrics are saved all the same
+        self._unspill()
         if not ended:  # ended meanwhile by `mlk runs cancel/fail`: that outcome stands
             self.state = self._kernel.meta.get_execution(self.id).state
 
-    def _unsaved(self, state: str, exc: Exception) -> StorageError:
-        """The error for an end that could not be written, after saving the buffer."""
+    def _spill(self, state: str) -> str:
+        """Save the unsaved buffer for `mlk runs fail/cancel`; where it is, in words."""
         import json
 
         from mlkernel.fsutil import write_atomic
@@ -272,14 +279,27 @@ class Run:
             path.parent.mkdir(parents=True, exist_ok=True)
             doc = {"run": self.id, "state": state, "metrics": [list(r[1:]) for r in rows]}
             write_atomic(path, json.dumps(doc).encode())
+            self._spilled = len(rows)
             kept += (
                 f" and in {path}; once the database works, `mlk runs fail {self.id}` writes them in"
             )
         except OSError as err:
             kept += f"; saving them to {path} failed too ({err.strerror or err})"
-        return StorageError(
-            f"run {self.id} could not be recorded as {state} ({_first_line(exc)}); {kept}"
-        )
+        return kept
+
+    def _unspill(self) -> None:
+        """The saved copy goes once its rows are in the database (no duplicates later)."""
+        if self._spilled:
+            with contextlib.suppress(OSError):
+                unsaved_path(self._kernel.config.state_dir, self.id).unlink(missing_ok=True)
+            self._spilled = 0
+
+    def _drop_imported(self) -> None:
+        """Rows saved by a failed end that `mlk runs fail/cancel` has since written in
+        (it removes the file) are not written a second time."""
+        if self._spilled and not unsaved_path(self._kernel.config.state_dir, self.id).exists():
+            del self._buffer[: self._spilled]
+            self._spilled = 0
 
     def __enter__(self) -> Run:
         return self

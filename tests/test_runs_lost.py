@@ -152,3 +152,15 @@ def test_a_lost_pipeline_run_ends_with_its_running_steps(project: Kernel) -> Non
     assert result.returncode == 0, result.stderr
     states = {i: project.meta.get_execution(i).state for i in (run_id, done, hung)}
     assert states == {run_id: "cancelled", done: "completed", hung: "cancelled"}
+
+
+def test_a_pipeline_run_on_another_host_is_failed_not_cancelled(project: Kernel) -> None:
+    who = {"host": "another-host", "pid": 4242, "user": "u"}
+    run_id, context = project.meta.start_pipeline("pipe", params={}, properties={}, **who)
+    step = project.meta.record_step("train", state="running", context_id=context, **who)
+    assert project.meta.get_execution(run_id).state == "running"  # cannot be judged here
+    one_line_error(mlk(project.root, "runs", "cancel", str(run_id)), 5, "mlk runs fail")
+    result = mlk(project.root, "runs", "fail", str(run_id), "--reason", "machine is gone")
+    assert result.returncode == 0, result.stderr
+    assert project.meta.get_execution(run_id).state == "failed"
+    assert project.meta.get_execution(step).state == "failed"

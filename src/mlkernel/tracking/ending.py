@@ -42,7 +42,13 @@ def end_run(k: Kernel, run_id: int, state: str, reason: str | None = None) -> st
             "can be cancelled or marked failed"
         )
     if record.type == "pipeline" and state == "cancelled" and record.state == "running":
-        return k.pipelines.cancel(run_id)  # signals it (on this host), as before
+        if record.host != k.host:
+            raise ConflictError(
+                f"run {run_id} runs on host {record.host}; cancel it there with "
+                f"`mlk runs cancel {run_id}`, or mark it failed from here with "
+                f"`mlk runs fail {run_id}`"
+            )
+        return k.pipelines.cancel(run_id)  # signals its process, as before
     who = f"by {k.user} with `mlk runs {'cancel' if state == 'cancelled' else 'fail'}`"
     if record.state == LOST:
         who += f" (its process {record.pid} on {record.host} had ended)"

@@ -382,3 +382,14 @@ def test_a_dropped_postgres_connection_loses_nothing(tmp_path: Path, pg_url: str
         assert values[0] == 0.5 and math.isnan(values[1]) and values[2:] == [0.25]
     finally:
         k.close()
+
+
+def test_an_ended_run_refuses_what_it_could_not_keep(project: Kernel) -> None:
+    with project.start_run("train") as run:
+        run.log_metric("m", 1.0)
+        with pytest.raises(UsageError, match="a run ends as completed, failed, cancelled"):
+            run.end("done")
+    with pytest.raises(UsageError, match=f"run {run.id} has ended"):
+        run.log_metric("m", 2.0)  # once silently buffered and never written
+    assert [v for _k, _s, v, _t in project.metrics(run.id)] == [1.0]
+    assert project.meta.get_execution(run.id).state == "completed"

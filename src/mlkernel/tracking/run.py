@@ -41,7 +41,9 @@ if TYPE_CHECKING:
     from mlkernel.kernel import Kernel
     from mlkernel.meta.records import ArtifactRecord
 
-__all__ = ["Run", "unsaved_path"]
+__all__ = ["ENDED_STATES", "Run", "unsaved_path"]
+
+ENDED_STATES = ("completed", "failed", "cancelled")
 
 
 def _check_key(key: Any) -> str:
@@ -112,6 +114,11 @@ class Run:
     def _row(
         self, key: Any, value: Any, step: Any, timestamp: Any
     ) -> tuple[int, str, int, float, float]:
+        if self.state != "running":  # an ended run writes no more: the value would be lost
+            raise UsageError(
+                f"run {self.id} has ended ({self.state}); log metrics before it ends, "
+                "or start a new run"
+            )
         if type(key) is not str or key not in self._keys:
             self._keys.add(check_key(key))
         number = metric_value(key, value)
@@ -218,6 +225,10 @@ class Run:
         """Write the buffered metrics and the run's outcome in one transaction."""
         if self.state != "running":
             return
+        if state not in ENDED_STATES:
+            raise UsageError(
+                f"a run ends as {', '.join(ENDED_STATES)}, not {state!r}; say why in error=..."
+            )
         self.state = state
         env_id = None
         try:

@@ -503,21 +503,15 @@ class Kernel:
         return [r for r in runs if r.type != "register"]
 
     def run_info(self, run_id: int) -> dict[str, Any]:
+        from mlkernel.tracking.values import metric_summary
+
         record = self.meta.get_execution(run_id)
         info = record.to_dict()
         info["params"] = self.meta.params(run_id)
-        series: dict[str, list[tuple[int, float]]] = {}
-        for key, step, value, _ts in self.meta.metrics(run_id):
-            series.setdefault(key, []).append((step, value))
-        info["metrics"] = {
-            k: {
-                "last": v[-1][1],
-                "steps": len(v),
-                "min": min(x for _, x in v),
-                "max": max(x for _, x in v),
-            }
-            for k, v in series.items()
-        }
+        series: dict[str, list[float]] = {}
+        for key, _step, value, _ts in self.meta.metrics(run_id):
+            series.setdefault(key, []).append(value)
+        info["metrics"] = {k: metric_summary(v) for k, v in series.items()}
         events = self.meta.events(run_id)
         info["inputs"] = [self.table.get(a).ref for a, d in events if d == "in"]
         info["outputs"] = [self.table.get(a).ref for a, d in events if d == "out"]
@@ -528,6 +522,13 @@ class Kernel:
     def metrics(self, run_id: int, key: str | None = None) -> list[tuple[str, int, float, float]]:
         self.meta.get_execution(run_id)
         return self.meta.metrics(run_id, key)
+
+    def end_run(self, run_id: int, state: str, reason: str | None = None) -> str:
+        """End a running or lost run as ``cancelled`` or ``failed`` (see
+        :mod:`mlkernel.tracking.ending`); the outcome in words."""
+        from mlkernel.tracking.ending import end_run
+
+        return end_run(self, run_id, state, reason)
 
     # -- scheduling ------------------------------------------------------------------
 

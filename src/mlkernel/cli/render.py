@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -25,8 +26,25 @@ def console() -> Console:
 
 
 def emit_json(data: Any) -> int:
-    sys.stdout.write(json.dumps(data, indent=2, default=str, sort_keys=False) + "\n")
+    """Standard JSON: JSON has no NaN or infinity, so those floats are written as the
+    strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (which ``float()`` reads back)."""
+    text = json.dumps(_finite(data), indent=2, default=str, sort_keys=False, allow_nan=False)
+    sys.stdout.write(text + "\n")
     return 0
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        if math.isnan(data):
+            return "NaN"
+        if math.isinf(data):
+            return "Infinity" if data > 0 else "-Infinity"
+        return data
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
 
 
 def human_bytes(size: float) -> str:

@@ -1,4 +1,4 @@
-"""``mlk runs ls | show | logs | cancel``."""
+"""``mlk runs ls | show | logs | cancel | fail``."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from typing import Any
 
 from mlkernel.cli._args import add_json, open_kernel
 
-STATES = ["running", "completed", "failed", "cancelled", "cached", "skipped"]
+STATES = ["running", "lost", "completed", "failed", "cancelled", "cached", "skipped"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "runs",
-        help="tracked and pipeline runs: list, show, logs, cancel",
+        help="tracked and pipeline runs: list, show, logs, cancel, fail",
         epilog="example: mlk runs ls --state failed",
     )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
@@ -49,11 +49,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     logs.set_defaults(func=_logs)
     cancel = verbs.add_parser(
         "cancel",
-        help="stop a running pipeline run (its steps end)",
-        epilog="example: mlk runs cancel 3",
+        help="end a running or lost run as cancelled (a running pipeline run is stopped)",
+        epilog="example: mlk runs cancel 3 --reason 'wrong data'",
     )
-    cancel.add_argument("id", type=int, metavar="ID", help="the run's id")
-    cancel.set_defaults(func=_cancel)
+    cancel.add_argument("id", type=int, metavar="ID", help="the run's id (see `mlk runs ls`)")
+    cancel.add_argument("--reason", metavar="TEXT", help="why, kept with the run")
+    cancel.set_defaults(func=_end, state="cancelled")
+    fail = verbs.add_parser(
+        "fail",
+        help="end a running or lost run as failed",
+        epilog="example: mlk runs fail 3 --reason 'the machine rebooted'",
+    )
+    fail.add_argument("id", type=int, metavar="ID", help="the run's id (see `mlk runs ls`)")
+    fail.add_argument("--reason", metavar="TEXT", help="why, kept with the run")
+    fail.set_defaults(func=_end, state="failed")
 
 
 def _step_summary(steps: list[dict[str, Any]]) -> str:
@@ -131,6 +140,12 @@ def _show(args: argparse.Namespace) -> int:
         ("inputs", ", ".join(info["inputs"]) or "-"),
         ("outputs", ", ".join(info["outputs"]) or "-"),
         ("error", info["error"]),
+        (
+            "lost",
+            info["state"] == "lost"
+            and f"its process ended without ending it; `mlk runs fail {info['id']}` "
+            f"or `mlk runs cancel {info['id']}` ends it",
+        ),
     ]
     for key, value in lines:
         if value:
@@ -227,11 +242,11 @@ def _logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cancel(args: argparse.Namespace) -> int:
+def _end(args: argparse.Namespace) -> int:
     with open_kernel(args) as k:
-        outcome = k.pipelines.cancel(args.id)
-    if outcome == "cancelled":
-        print(f"run {args.id} cancelled")
-    else:
+        outcome = k.end_run(args.id, args.state, args.reason)
+    if outcome == "signalled":
         print(f"run {args.id} was asked to stop; it has not finished yet")
+    else:
+        print(f"run {args.id} {outcome}")
     return 0

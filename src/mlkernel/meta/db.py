@@ -13,6 +13,7 @@ process serialises its writer threads (datasette's single-writer idea).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import threading
@@ -154,26 +155,38 @@ class PostgresDatabase:
         self.url = url
         self._dsn = re.sub(r"^postgresql\+\w+://", "postgresql://", url)
         self._psycopg2 = psycopg2
-        self._writer = psycopg2.connect(self._dsn, connect_timeout=10)
-        self._reader = psycopg2.connect(self._dsn, connect_timeout=10)
-        self._reader.autocommit = True
+        self._writer = self._connect(autocommit=False)
+        self._reader = self._connect(autocommit=True)
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
+
+    def _connect(self, *, autocommit: bool) -> Any:
+        conn = self._psycopg2.connect(self._dsn, connect_timeout=10)
+        conn.autocommit = autocommit
+        return conn
 
     @contextmanager
     def write(self) -> Iterator[_PostgresTx]:
         with self._write_lock:
+            # A connection the server dropped (a restart, an idle timeout) is replaced at
+            # the next transaction, so one failure does not fail every later write.
+            if self._writer.closed:
+                self._writer = self._connect(autocommit=False)
             conn = self._writer
             try:
                 yield _PostgresTx(conn)
             except BaseException:
-                conn.rollback()
+                if not conn.closed:  # else it broke: the original error says more
+                    with contextlib.suppress(self._psycopg2.Error):
+                        conn.rollback()
                 raise
             conn.commit()
 
     @contextmanager
     def read(self) -> Iterator[_PostgresTx]:
         with self._read_lock:
+            if self._reader.closed:
+                self._reader = self._connect(autocommit=True)
             yield _PostgresTx(self._reader)
 
     def integrity_errors(self) -> tuple[type[BaseException], ...]:

@@ -12,8 +12,9 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from mlkernel.errors import NotFoundError
+from mlkernel.meta.liveness import process_start
 from mlkernel.meta.records import ExecutionRecord
-from mlkernel.meta.rows import EXECUTION_COLUMNS, dump, execution_record, from_json
+from mlkernel.meta.rows import EXECUTION_COLUMNS, dump, execution_record, from_json, state_filter
 
 if TYPE_CHECKING:
     from mlkernel.meta.db import Tx
@@ -44,13 +45,15 @@ class PipelineQueries:
             "env": None,
             **values,
         }
+        row["proc_start"] = process_start(int(row["pid"]))
         if row["resources"] is not None:
             row["resources"] = dump(row["resources"])
         return tx.insert(
             "INSERT INTO execution (project_id, context_id, name, type, state, cache_key, "
             'code_digest, host, pid, "user", started_at, ended_at, error, resources, '
-            "env_artifact_id) VALUES (:project, :context, :name, :type, :state, :cache_key, "
-            ":code_digest, :host, :pid, :user, :started, :ended, :error, :resources, :env)",
+            "env_artifact_id, proc_start) VALUES (:project, :context, :name, :type, :state, "
+            ":cache_key, :code_digest, :host, :pid, :user, :started, :ended, :error, "
+            ":resources, :env, :proc_start)",
             row,
         )
 
@@ -268,8 +271,9 @@ class PipelineQueries:
         exclude_types: Sequence[str] = ("register", "step"),
     ) -> list[ExecutionRecord]:
         where = ["project_id = :project"]
+        stored, derived = state_filter(state)  # running and lost: one state when stored
         params: dict[str, Any] = {"project": self.project_id, "limit": int(limit)}
-        for column, value in (("state", state), ("name", name)):
+        for column, value in (("state", stored), ("name", name)):
             if value is not None:
                 where.append(f"{column} = :{column}")
                 params[column] = value
@@ -278,10 +282,11 @@ class PipelineQueries:
             params[f"x{i}"] = type_
         rows = self._rows(
             f"SELECT {EXECUTION_COLUMNS} FROM execution WHERE {' AND '.join(where)} "
-            "ORDER BY id DESC LIMIT :limit",
+            "ORDER BY id DESC" + ("" if derived else " LIMIT :limit"),
             params,
         )
-        return [execution_record(row) for row in rows]
+        records = [execution_record(row) for row in rows]
+        return [r for r in records if r.state == state][:limit] if derived else records
 
     def end_executions(self, ids: Iterable[int], state: str, error: str | None) -> None:
         """Mark still-running executions ended (a run cancelled after its process died)."""

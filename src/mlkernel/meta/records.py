@@ -55,6 +55,10 @@ class ArtifactRecord(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class ExecutionRecord:
+    """One execution. ``state`` is ``running``, ``completed``, ``failed``, ``cancelled``,
+    ``cached``, ``skipped``, or ``lost``: running by the database, but its process is gone
+    from this host (derived when read; see :mod:`mlkernel.meta.liveness`)."""
+
     id: int
     name: str
     type: str
@@ -72,6 +76,7 @@ class ExecutionRecord:
     code_digest: str | None
     context_id: int | None
     resources: dict[str, Any] | None
+    proc_start: float | None = None  # when the process running it started (tells ``lost``)
 
     @property
     def duration(self) -> float | None:
@@ -97,6 +102,7 @@ class ExecutionRecord:
             "code_digest": self.code_digest,
             "context_id": self.context_id,
             "resources": self.resources,
+            "proc_start": self.proc_start,
         }
 
 

@@ -17,18 +17,26 @@ from typing import Any, TypeVar
 
 from mlkernel.errors import ConflictError, NotFoundError, StorageError
 from mlkernel.meta.db import PostgresDatabase, SQLiteDatabase, Tx, connect
+from mlkernel.meta.liveness import process_start
 from mlkernel.meta.pipelines import PipelineQueries
 from mlkernel.meta.records import ArtifactRecord, ExecutionRecord, LineageEdge
 from mlkernel.meta.rows import (
     ARTIFACT_COLUMNS,
     EXECUTION_COLUMNS,
     dump,
+    dump_param,
     execution_record,
     from_json,
+    metric_rows,
+    read_metric,
+    safe_text,
+    state_filter,
 )
 from mlkernel.meta.watch import WatchQueries
 
 __all__ = ["MetaStore"]
+
+METRIC_COLUMNS = "execution_id, key, step, value, ts"
 
 T = TypeVar("T")
 
@@ -216,12 +224,14 @@ class MetaStore(PipelineQueries, WatchQueries):
             "pid": pid,
             "user": user,
             "at": time.time(),
+            "proc_start": process_start(pid),
         }
         with self.write() as tx:
             exec_id = tx.insert(
                 "INSERT INTO execution (project_id, context_id, name, type, state, cache_key, "
-                'code_digest, host, pid, "user", started_at) VALUES (:project, :context, :name, '
-                ":type, :state, :cache_key, :code_digest, :host, :pid, :user, :at)",
+                'code_digest, host, pid, "user", started_at, proc_start) VALUES (:project, '
+                ":context, :name, :type, :state, :cache_key, :code_digest, :host, :pid, :user, "
+                ":at, :proc_start)",
                 row,
             )
             if params:
@@ -232,7 +242,7 @@ class MetaStore(PipelineQueries, WatchQueries):
         tx.insert_rows(
             "param",
             "execution_id, key, value",
-            [(execution_id, key, dump(value)) for key, value in params.items()],
+            [(execution_id, key, dump_param(key, value)) for key, value in params.items()],
         )
 
     def add_params(self, execution_id: int, params: dict[str, Any]) -> None:
@@ -258,12 +268,14 @@ class MetaStore(PipelineQueries, WatchQueries):
         git_commit: str | None = None,
         git_dirty: bool | None = None,
         metrics: Sequence[tuple[int, str, int, float, float]] = (),
-    ) -> None:
-        """Mark an execution ended, writing its last buffered ``metrics`` in the same commit."""
+    ) -> bool:
+        """Mark a running execution ended, writing its last buffered ``metrics`` in the
+        same commit. The metrics are written either way; False if the execution had been
+        ended already (by `mlk runs cancel`, say), whose state then stays as it is."""
         values = {
             "state": state,
             "ended": time.time(),
-            "error": error,
+            "error": safe_text(error),
             "resources": None if resources is None else dump(resources),
             "env": env_artifact_id,
             "commit": git_commit,
@@ -272,19 +284,49 @@ class MetaStore(PipelineQueries, WatchQueries):
         }
         with self.write() as tx:
             if metrics:
-                tx.insert_rows("metric", "execution_id, key, step, value, ts", metrics)
-            tx.execute(
+                tx.insert_rows("metric", METRIC_COLUMNS, metric_rows(metrics))
+            cursor = tx.execute(
                 "UPDATE execution SET state = :state, ended_at = :ended, error = :error, "
                 "resources = :resources, env_artifact_id = :env, git_commit = :commit, "
-                "git_dirty = :dirty WHERE id = :id",
+                "git_dirty = :dirty WHERE id = :id AND state = 'running'",
                 values,
             )
+            return bool(cursor.rowcount)
 
     def insert_metrics(self, rows: Sequence[tuple[int, str, int, float, float]]) -> None:
         """Rows of (execution_id, key, step, value, ts), written in one transaction."""
         if rows:
             with self.write() as tx:
-                tx.insert_rows("metric", "execution_id, key, step, value, ts", rows)
+                tx.insert_rows("metric", METRIC_COLUMNS, metric_rows(rows))
+
+    def end_runs(
+        self,
+        ids: Sequence[int],
+        state: str,
+        error: str | None,
+        metrics: Sequence[tuple[int, str, int, float, float]] = (),
+    ) -> list[int]:
+        """End the executions among ``ids`` that are still running (or lost), with
+        ``metrics`` saved in the same commit; the ids that were ended."""
+        ended = []
+        with self.write() as tx:
+            if metrics:
+                tx.insert_rows("metric", METRIC_COLUMNS, metric_rows(metrics))
+            for execution_id in ids:
+                cursor = tx.execute(
+                    "UPDATE execution SET state = :state, ended_at = :at, error = :error "
+                    "WHERE id = :id AND project_id = :project AND state = 'running'",
+                    {
+                        "state": state,
+                        "at": time.time(),
+                        "error": safe_text(error),
+                        "id": execution_id,
+                        "project": self.project_id,
+                    },
+                )
+                if cursor.rowcount:
+                    ended.append(execution_id)
+        return ended
 
     def get_execution(self, execution_id: int) -> ExecutionRecord:
         rows = self._rows(
@@ -312,17 +354,21 @@ class MetaStore(PipelineQueries, WatchQueries):
         type_: str | None = None,
     ) -> list[ExecutionRecord]:
         where = ["project_id = :project"]
-        params: dict[str, Any] = {"project": self.project_id, "limit": int(limit)}
-        for column, value in (("state", state), ("name", name), ("type", type_)):
+        stored, derived = state_filter(state)
+        params: dict[str, Any] = {"project": self.project_id}
+        for column, value in (("state", stored), ("name", name), ("type", type_)):
             if value is not None:
                 where.append(f"{column} = :{column}")
                 params[column] = value
-        rows = self._rows(
-            f"SELECT {EXECUTION_COLUMNS} FROM execution WHERE {' AND '.join(where)} "
-            "ORDER BY id DESC LIMIT :limit",
-            params,
-        )
-        return [execution_record(row) for row in rows]
+        sql = f"SELECT {EXECUTION_COLUMNS} FROM execution WHERE {' AND '.join(where)} "
+        sql += "ORDER BY id DESC"
+        if not derived:  # running and lost rows are told apart once read, then counted
+            sql += " LIMIT :limit"
+            params["limit"] = int(limit)
+        records = [execution_record(row) for row in self._rows(sql, params)]
+        if derived:
+            records = [r for r in records if r.state == state][: int(limit)]
+        return records
 
     def params(self, execution_id: int) -> dict[str, Any]:
         rows = self._rows(
@@ -341,7 +387,7 @@ class MetaStore(PipelineQueries, WatchQueries):
             sql += " AND key = :key"
             params["key"] = key
         rows = self._rows(sql + " ORDER BY key, step, ts", params)
-        return [(r[0], int(r[1]), float(r[2]), float(r[3])) for r in rows]
+        return [(r[0], int(r[1]), read_metric(r[2]), float(r[3])) for r in rows]
 
     def events(self, execution_id: int) -> list[tuple[int, str]]:
         """(artifact_id, direction) of one execution."""
@@ -593,9 +639,16 @@ class MetaStore(PipelineQueries, WatchQueries):
         )
         states = self._rows(
             "SELECT state, COUNT(*) FROM execution WHERE project_id = :project "
-            "AND type != 'register' GROUP BY state",
+            "AND type != 'register' AND state != 'running' GROUP BY state",
             project,
         )
+        running = self._rows(
+            f"SELECT {EXECUTION_COLUMNS} FROM execution WHERE project_id = :project "
+            "AND type != 'register' AND state = 'running'",
+            project,
+        )
+        for record in map(execution_record, running):  # running or lost (derived)
+            states.append((record.state, 1))
         metrics = self._rows(
             "SELECT COUNT(*) FROM metric JOIN execution ON metric.execution_id = execution.id "
             "WHERE execution.project_id = :project",
@@ -606,6 +659,13 @@ class MetaStore(PipelineQueries, WatchQueries):
                 k: {"versions": n, "names": names, "bytes": int(size)}
                 for k, n, names, size in kinds
             },
-            "runs": {s: n for s, n in states},
+            "runs": _add_up(states),
             "metrics": int(metrics[0][0]),
         }
+
+
+def _add_up(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for state, n in pairs:
+        counts[state] = counts.get(state, 0) + int(n)
+    return counts

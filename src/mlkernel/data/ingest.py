@@ -17,6 +17,7 @@ is made on first need unless asked for.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -35,7 +36,7 @@ from mlkernel.data.sources import Hasher, Source, expand, sniff
 from mlkernel.data.storage import Written, commit, sweep, uncommit, write_ipc, write_parquet
 from mlkernel.digest import of_bytes, of_file
 from mlkernel.errors import UsageError
-from mlkernel.refs import validate_name
+from mlkernel.refs import MAX_NAME, validate_name
 
 if TYPE_CHECKING:
     from mlkernel.kernel import Kernel
@@ -56,6 +57,7 @@ class AddOptions:
     format: str | None = None
     progress: bool | Callable[[int, int], None] = True
     parquet: bool = False  # also store a Parquet copy now (else made on first need)
+    null_values: tuple[str, ...] | None = None  # the fields that are missing; None: the default
 
 
 @dataclass(slots=True)
@@ -70,6 +72,22 @@ class IngestResult:
     @property
     def ref(self) -> str:
         return self.record.ref
+
+
+def derived_name(name: str, suffix: str, *, prefix: str = "") -> str:
+    """``prefix + name + suffix``, shortened when that is longer than a name may be.
+
+    A short result is under :data:`MAX_NAME` characters; a shortened one is exactly
+    :data:`MAX_NAME`: the start of ``name``, ``-`` and 16 hex digits of its hash, then the
+    suffix. So two names never share a derived name (short and shortened ones differ in
+    length; shortened ones differ in their hash).
+    """
+    whole = f"{prefix}{name}{suffix}"
+    if len(whole) < MAX_NAME:
+        return whole
+    tag = "-" + of_bytes(name.encode())[-16:]
+    keep = MAX_NAME - len(prefix) - len(suffix) - len(tag)
+    return f"{prefix}{name[:keep]}{tag}{suffix}"
 
 
 def default_name(target: str | Path, first: Path) -> str:
@@ -92,10 +110,12 @@ def add(k: Kernel, target: str | Path, options: AddOptions) -> IngestResult:
     started = time.monotonic()
     files = expand(target)
     sources = [sniff(p, options.format) for p in files]
-    name = options.name or default_name(target, files[0])
-    validate_name(name, "dataset name")
+    name = options.name if options.name is not None else default_name(target, files[0])
+    validate_name(name, "dataset name")  # an empty --name is refused, not replaced
     column_types = schemas.load_schema_file(options.schema) if options.schema else {}
     read_opts = ReadOptions(options.on_bad_rows, column_types, options.encoding)
+    if options.null_values is not None:
+        read_opts = dataclasses.replace(read_opts, null_values=tuple(options.null_values))
     latest = _latest(k, name)
     unchanged = _unchanged(latest, sources, read_opts)
     if unchanged is not None:
@@ -318,7 +338,7 @@ def _register(
             if commit(k.objects, each):
                 created.append(each.digest)
         execution = k.meta.insert_execution(
-            f"data add {name}",
+            derived_name(name, "", prefix="data add "),
             "register",
             host=k.host,
             pid=os.getpid(),
@@ -330,7 +350,7 @@ def _register(
             quarantine = k.log_artifact(
                 quarantine_blob,
                 kind="file",
-                name=f"{name}.quarantine",
+                name=derived_name(name, ".quarantine"),
                 properties={"format": "ndjson"},
                 execution_id=execution,
                 dedupe=False,

@@ -39,16 +39,24 @@ class DataService:
         format: str | None = None,
         progress: bool | Callable[[int, int], None] = True,
         parquet: bool = False,
+        null_values: Sequence[str] | None = None,
     ) -> IngestResult:
         """Ingest a file, directory or glob as a new version of dataset ``name``.
 
         ``progress``: True draws a bar on stderr for ingests over a second; a callable
         gets ``(bytes_read, total_bytes)`` as reading proceeds. ``parquet``: store a
         Parquet copy now too (otherwise :meth:`parquet_path` makes it on first need).
+        ``null_values``: the field values read as missing, in every column and format
+        (default: ``readers.DEFAULT_NULL_VALUES``, pandas' list; ``[]``: none).
         """
         from mlkernel.data.ingest import AddOptions, add
 
-        options = AddOptions(name, schema, on_bad_rows, encoding, format, progress, parquet)
+        if isinstance(null_values, str):
+            raise UsageError("null_values is a string; pass a list of strings, e.g. ['NA', '']")
+        nulls = tuple(null_values) if null_values is not None else None
+        options = AddOptions(
+            name, schema, on_bad_rows, encoding, format, progress, parquet, null_values=nulls
+        )
         return add(self._kernel, path, options)
 
     # -- finding ---------------------------------------------------------------------

@@ -28,7 +28,6 @@ CHUNK = 1 << 20
 
 def raw_chunks(source: Source, offset: int = 0) -> Iterator[bytes]:
     """The decompressed bytes of ``source`` from byte ``offset`` on, in chunks."""
-    import pyarrow as pa
 
     with source.stream() as stream:
         if stream.seekable():
@@ -113,7 +112,6 @@ class Without(io.RawIOBase):
 
 def _stream(source: Source, without: Sequence[OpenQuote] = ()) -> Any:
     """``source`` decompressed, as Arrow's readers take it, less the lines ``without``."""
-    import pyarrow as pa
 
     stream = source.stream()
     return Without(stream, without) if without else stream
@@ -481,7 +479,8 @@ def split_ndjson(
     good: list[bytes] = []
     bad: list[BadRow] = []
     names: dict[str, None] = {}
-    for number, raw in enumerate(lines(source), 1):
+    for number, read in enumerate(lines(source), 1):
+        raw = read
         if not raw.strip():
             continue
         problem: str | None = None

@@ -70,8 +70,9 @@ def missing_text(table: Any, tokens: Sequence[str]) -> Any:
                     indices = pc.if_else(
                         hit_rows, pa.scalar(None, chunk.indices.type), chunk.indices
                     )
-                    chunk = pa.DictionaryArray.from_arrays(indices, chunk.dictionary)
-                chunks.append(chunk)
+                    chunks.append(pa.DictionaryArray.from_arrays(indices, chunk.dictionary))
+                else:
+                    chunks.append(chunk)
             column = pa.chunked_array(chunks, dtype)
         elif pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
             hit = pc.is_in(table.column(i), value_set=value_set.cast(dtype))

@@ -67,7 +67,10 @@ def read_ndjson(
 
 
 def _typed_after(
-    source: Source, table: Any, parse: Callable[[dict[str, Any]], Any], types: dict[str, Any],
+    source: Source,
+    table: Any,
+    parse: Callable[[dict[str, Any]], Any],
+    types: dict[str, Any],
     declared: frozenset[str],
 ) -> Any:
     """The parsed ``table`` with Arrow's own timestamp inference undone and big integers
@@ -119,10 +122,10 @@ def _no_long_integer(source: Source, table: Any, name: str) -> None:
         return
     for raw in diagnose.lines(source):
         with contextlib.suppress(ValueError, RecursionError):
-            value = json.loads(raw).get(name) if raw.strip() else None
-            if isinstance(value, int) and not isinstance(value, bool):
-                if len(str(abs(value))) > infer.MAX_DIGITS:
-                    raise infer.too_many_digits(source.path, name, value)
+            record = json.loads(raw) if raw.strip() else None
+            value = record.get(name) if isinstance(record, dict) else None
+            if type(value) is int and len(str(abs(value))) > infer.MAX_DIGITS:
+                raise infer.too_many_digits(source.path, name, value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -269,19 +269,36 @@ def test_a_truncated_file_exits_2_from_the_real_command(tmp_path: Path) -> None:
     ]
 
 
-def test_names(sqlite_project: Kernel, write: Write, tmp_path: Path) -> None:
+def test_a_long_name_gets_its_own_quarantine(sqlite_project: Kernel, write: Write) -> None:
     path = write("r.csv", "a,b\n1,2\n3\n4,5\n")
     long = "n" * 190
     result = sqlite_project.data.add(path, name=long, on_bad_rows="quarantine", progress=False)
     assert result.quarantine is not None and len(result.quarantine.name) == 200
+    assert result.record.properties["quarantine"] == result.quarantine.ref
     other = sqlite_project.data.add(path, name=long + "x", on_bad_rows="quarantine", progress=False)
     assert other.quarantine is not None and other.quarantine.name != result.quarantine.name
     short = sqlite_project.data.add(path, name="r", on_bad_rows="quarantine", progress=False)
     assert short.quarantine is not None and short.quarantine.name == "r.quarantine"
+
+
+def test_an_empty_name_is_refused(sqlite_project: Kernel, write: Write) -> None:
+    path = write("r.csv", "a\n1\n")
     with pytest.raises(MLKernelError, match="dataset name is empty"):
         sqlite_project.data.add(path, name="", progress=False)
+    assert sqlite_project.data.ls() == []
+
+
+def test_a_symlink_loop_is_named(sqlite_project: Kernel, tmp_path: Path) -> None:
     loop = tmp_path / "loop"
     loop.symlink_to(tmp_path / "loop2")
     (tmp_path / "loop2").symlink_to(loop)
     with pytest.raises(UsageError, match="is a symlink loop"):
         sqlite_project.data.add(loop, progress=False)
+
+
+def test_a_200_character_name_is_ingested_on_both_backends(project: Kernel, write: Write) -> None:
+    path = write("r.csv", "a,b\n1,2\n3\n")
+    name = "n" * 200  # its ingest's execution ("data add …") and quarantine names fit too
+    result = project.data.add(path, name=name, on_bad_rows="quarantine", progress=False)
+    assert result.record.name == name and result.quarantine is not None
+    assert project.data.open(result.ref).num_rows == 1

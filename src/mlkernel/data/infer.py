@@ -18,6 +18,7 @@ that is not a candidate: one value of each text column is looked at in Python.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -201,7 +202,7 @@ def _magnitude(chunk: Any) -> float:
     if np.isnan(high) or np.isnan(low):  # NaN wins max and min: look again without it
         high, low = np.fmax.reduce(values), np.fmin.reduce(values)
     biggest = max(float(-low), float(high))
-    return 0.0 if biggest != biggest else biggest
+    return 0.0 if math.isnan(biggest) else biggest
 
 
 def exact_integers(path: object, name: str, text: Any) -> Any | None:

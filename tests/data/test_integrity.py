@@ -196,6 +196,13 @@ def test_json_forms_agree_on_nan_and_repeated_keys(sqlite_project: Kernel, write
         result = sqlite_project.data.add(path, name="dup", on_bad_rows="skip", progress=False)
         assert [b.line for b in result.bad_rows] == [2]
         assert sqlite_project.data.open(result.ref).column("a").to_pylist() == [1, 3]
+    nd = write("m.ndjson", '{"a": 1}\n{"a": "x"}\n')
+    arr = write("m.json", '[{"a": 1}, {"a": "x"}]')
+    for path, unit in ((nd, "line"), (arr, "record")):
+        with pytest.raises(
+            UsageError, match=rf"'a' is a number on {unit} 1 but a string on {unit} 2"
+        ):
+            sqlite_project.data.add(path, name="mixed", progress=False)
 
 
 def _refusals(tmp: Path) -> dict[str, Path]:

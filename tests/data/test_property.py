@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import io
 import json
 from decimal import Decimal
@@ -72,8 +73,10 @@ def _expected(kind: str, texts: list[Any]) -> list[Any]:
     return values
 
 
-def _check(k: Any, path: Path, kinds: list[str], rows: list[list[Any]], read: Any) -> None:
-    table = k.data.open(k.data.add(path, name="p", progress=False).ref)
+def _check(
+    k: Any, path: Path, kinds: list[str], rows: list[list[Any]], read: Any, encoding: str = "utf8"
+) -> None:
+    table = k.data.open(k.data.add(path, name="p", encoding=encoding, progress=False).ref)
     got = table.to_pydict()
     for i, kind in enumerate(kinds):
         column = got[f"c{i}"]
@@ -84,22 +87,42 @@ def _check(k: Any, path: Path, kinds: list[str], rows: list[list[Any]], read: An
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
-@given(tables(), st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
+@given(
+    tables(),
+    st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
+    st.sampled_from(["", "NA", "null"]),  # how a missing value is written
+    st.sampled_from(["utf-8", "latin-1"]),
+    st.booleans(),  # gzip
+)
 def test_random_csv_reads_as_pythons_csv_module(
-    tmp_path_factory: Any, table: tuple[list[str], list[list[Any]]], quoting: int
+    tmp_path_factory: Any,
+    table: tuple[list[str], list[list[Any]]],
+    quoting: int,
+    missing: str,
+    encoding: str,
+    packed: bool,
 ) -> None:
     kinds, rows = table
+    if encoding == "latin-1":  # what latin-1 cannot write, it writes as ?
+        rows = [
+            [
+                v.encode("latin-1", "replace").decode("latin-1") if isinstance(v, str) else v
+                for v in r
+            ]
+            for r in rows
+        ]
     folder = tmp_path_factory.mktemp("prop")
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=quoting, lineterminator="\n")
     writer.writerow([f"c{i}" for i in range(len(kinds))])
-    writer.writerows([[_text(v) for v in row] for row in rows])
-    path = folder / "t.csv"
-    path.write_text(buffer.getvalue(), encoding="utf-8")
-    parsed = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))[1:]
+    writer.writerows([[missing if v is None else _text(v) for v in row] for row in rows])
+    data = buffer.getvalue().encode(encoding)
+    path = folder / ("t.csv.gz" if packed else "t.csv")
+    path.write_bytes(gzip.compress(data) if packed else data)
+    parsed = list(csv.reader(io.StringIO(data.decode(encoding))))[1:]
     k = mlkernel.init(folder / "proj", name="p")
     try:
-        _check(k, path, kinds, rows, lambda i: [r[i] for r in parsed])
+        _check(k, path, kinds, rows, lambda i: [r[i] for r in parsed], encoding=encoding)
     finally:
         k.close()
 
@@ -117,6 +140,9 @@ def test_random_ndjson_reads_as_pythons_json_module(
             record = {
                 f"c{i}": v.isoformat() if isinstance(v, dt.date) else v for i, v in enumerate(row)
             }
+            for i, v in enumerate(row):  # missing text or dates also written as a token
+                if v is None and kinds[i] in ("text", "date") and len(record) % 2:
+                    record[f"c{i}"] = "NA"
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     parsed = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     k = mlkernel.init(folder / "proj", name="p")

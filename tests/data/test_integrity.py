@@ -214,6 +214,10 @@ def _refusals(tmp: Path) -> dict[str, Path]:
         for codec in ("gz", "bz2", "zst"):
             name, data = _as(f"{base}.{codec}", rows)
             cases[name] = data[: len(data) // 2]
+    corrupt = bytearray(gzip.compress(b"a,b\n" + b"1,2\n" * 1000))
+    corrupt[20:40] = b"x" * 20
+    cases["corrupt.csv.gz"] = bytes(corrupt)
+    cases["noname.gz"] = gzip.compress(b"a,b\n1,2\n" * 1000)[:30]  # sniffed, not named
     cases["header.csv"] = b"a,b\xff\n1,2\n"
     cases["wide.csv"] = "a,b\n1,2\n3,4\n".encode("utf-16")
     cases["wide.ndjson"] = '{"a": 1}\n'.encode("utf-16-le")

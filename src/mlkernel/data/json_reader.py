@@ -1,5 +1,6 @@
 """NDJSON (Arrow's multi-threaded reader, with types from the first lines) and JSON arrays
-(polars); a field whose JSON type changes is read as text when its type is declared."""
+(their records written one per line, then read as NDJSON); a field whose JSON type changes
+is read as text when its type is declared."""
 
 from __future__ import annotations
 

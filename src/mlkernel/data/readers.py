@@ -170,7 +170,11 @@ def _unreadable(source: Source, options: ReadOptions, exc: BaseException) -> Bas
     import pyarrow as pa
 
     text = first_line(str(exc))
-    if source.compression is not None and isinstance(exc, OSError | pa.ArrowInvalid):
+    # The decompressor's errors carry no errno; the system's (a disk error) do, and stand.
+    from_codec = isinstance(exc, pa.ArrowInvalid) or (
+        isinstance(exc, OSError) and exc.errno is None
+    )
+    if source.compression is not None and from_codec:
         return UsageError(
             f"{source.path}: the {source.compression} data is cut short or corrupt ({text}); "
             "fetch or compress the file again"

@@ -167,8 +167,16 @@ def sniff(path: Path, fmt: str | None = None) -> Source:
 def _decompressed_head(path: Path, compression: str) -> bytes:
     import pyarrow as pa
 
-    with pa.input_stream(str(path), compression=compression) as stream:
-        data: bytes = stream.read(4096)
+    try:
+        with pa.input_stream(str(path), compression=compression) as stream:
+            data: bytes = stream.read(4096)
+    except (pa.ArrowInvalid, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise  # the system's error (a disk error), not the file's
+        raise UsageError(
+            f"{path}: the {compression} data is cut short or corrupt ({exc}); fetch or "
+            "compress the file again"
+        ) from None
     return data
 
 

@@ -313,3 +313,14 @@ def test_a_200_character_name_is_ingested_on_both_backends(project: Kernel, writ
     result = project.data.add(path, name=name, on_bad_rows="quarantine", progress=False)
     assert result.record.name == name and result.quarantine is not None
     assert project.data.open(result.ref).num_rows == 1
+
+
+def test_files_of_one_dataset_widen_integers_to_the_first_files_decimal(
+    sqlite_project: Kernel, write: Write
+) -> None:
+    write("many/a.csv", f"id\n{2**70}\n")
+    write("many/b.csv", "id\n5\n")
+    folder = write("many/c.csv", "id\n-7\n").parent
+    table = sqlite_project.data.open(sqlite_project.data.add(folder, progress=False).ref)
+    assert str(table.schema.field("id").type) == "decimal128(38, 0)"
+    assert [int(v) for v in table.column("id").to_pylist()] == [2**70, 5, -7]

@@ -276,8 +276,8 @@ def _widen(want: Any, have: Any) -> Any:
 
     if want == have or pa.types.is_null(have):
         return want
-    if pa.types.is_floating(want) and pa.types.is_integer(have):
-        return want
+    if (pa.types.is_floating(want) or pa.types.is_decimal(want)) and pa.types.is_integer(have):
+        return want  # an integer column widens to float, or to the decimal of big integers
     if pa.types.is_dictionary(want) and (pa.types.is_dictionary(have) or pa.types.is_string(have)):
         return want
     raise TypeError

@@ -324,3 +324,14 @@ def test_files_of_one_dataset_widen_integers_to_the_first_files_decimal(
     table = sqlite_project.data.open(sqlite_project.data.add(folder, progress=False).ref)
     assert str(table.schema.field("id").type) == "decimal128(38, 0)"
     assert [int(v) for v in table.column("id").to_pylist()] == [2**70, 5, -7]
+
+
+def test_a_wrong_or_unknown_encoding_is_refused_in_one_line(
+    sqlite_project: Kernel, write: Write
+) -> None:
+    path = write("l1.csv", "a\nété\n".encode("latin-1"))
+    with pytest.raises(UsageError, match="unknown encoding 'foo'"):
+        sqlite_project.data.add(path, encoding="foo", progress=False)
+    with pytest.raises(UsageError, match=r"l1.csv: not utf-16 .*pass --encoding"):
+        sqlite_project.data.add(path, encoding="utf-16", progress=False)
+    assert sqlite_project.data.ls() == []

@@ -74,6 +74,20 @@ class IngestResult:
         return self.record.ref
 
 
+def _check_encoding_name(encoding: str) -> None:
+    import codecs
+
+    from mlkernel.data.diagnose import codec
+
+    try:
+        codecs.lookup(codec(encoding))
+    except LookupError:
+        raise UsageError(
+            f"unknown encoding {encoding!r}; pass a name Python knows, e.g. utf-8, latin-1, "
+            "cp1252 or utf-16"
+        ) from None
+
+
 def derived_name(name: str, suffix: str, *, prefix: str = "") -> str:
     """``prefix + name + suffix``, shortened when that is longer than a name may be.
 
@@ -107,6 +121,7 @@ def add(k: Kernel, target: str | Path, options: AddOptions) -> IngestResult:
         raise UsageError(
             f"on_bad_rows is {options.on_bad_rows!r}; use one of: {', '.join(BAD_ROW_MODES)}"
         )
+    _check_encoding_name(options.encoding)
     started = time.monotonic()
     files = expand(target)
     sources = [sniff(p, options.format) for p in files]

@@ -184,7 +184,7 @@ def _unreadable(source: Source, options: ReadOptions, exc: BaseException) -> Bas
             f"{source.path}: a value is nested more than {MAX_DEPTH} levels deep, more than a "
             "dataset can hold; flatten it first"
         )
-    if isinstance(exc, UnicodeDecodeError):
+    if isinstance(exc, UnicodeError):
         where = (
             diagnose.not_utf8(source)
             if diagnose.codec(options.encoding) == "utf-8"

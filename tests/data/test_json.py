@@ -64,6 +64,7 @@ CASES = {
 def test_the_table_is_what_arrow_inference_reads(
     tmp_path: Path, head_bytes: int, case: str
 ) -> None:
+    import pyarrow as pa
     import pyarrow.json as pajson
 
     path = tmp_path / "t.ndjson"
@@ -71,6 +72,13 @@ def test_the_table_is_what_arrow_inference_reads(
     # No categories, so that text stays text as in Arrow's own reading.
     result = read_source(sniff(path), ReadOptions(block_size=BLOCK, max_categories=0))
     expected = pajson.read_json(path, read_options=pajson.ReadOptions(block_size=BLOCK))
+    if case == "an int field gets a huge int":  # Arrow rounds it to a float; we keep it exact
+        ids = [json.loads(line).get("id") for line in CASES[case].splitlines()]
+        exact = pa.array(ids, pa.decimal128(38, 0))
+        expected = expected.set_column(0, pa.field("id", exact.type), exact)
+    if case == "a timestamp gets fractions":  # Arrow leaves it text; every format reads it
+        at = expected.column("at").cast(pa.timestamp("ns"))
+        expected = expected.set_column(3, pa.field("at", at.type), at)
     assert result.table.schema == expected.schema
     assert result.table.equals(expected)
 

@@ -39,6 +39,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--encoding", default="utf8", metavar="NAME", help="text encoding (default utf8)"
     )
     add.add_argument(
+        "--null-values",
+        metavar="LIST",
+        help="comma-separated field values read as missing, '' for an empty field "
+        "(default: '', NA, N/A, NULL, null, NaN, nan, None and pandas' other tokens)",
+    )
+    add.add_argument(
         "--format", choices=["csv", "tsv", "ndjson", "json", "parquet"], help="override sniffing"
     )
     add.add_argument(
@@ -121,6 +127,7 @@ def _add(args: argparse.Namespace) -> int:
             format=args.format,
             progress=not (args.quiet or args.json),
             parquet=args.parquet,
+            null_values=args.null_values.split(",") if args.null_values is not None else None,
         )
     props = result.record.properties
     if args.json:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mlkernel.data import diagnose, readers
+from mlkernel.data import diagnose, infer, readers
 from mlkernel.data.readers import (
     BadRow,
     ParseError,
@@ -153,8 +153,29 @@ def _csv_table(source: Source, options: ReadOptions, how: _Pass) -> tuple[Any, l
             pass  # a value later on needs another type (or the file is bad): infer
         else:
             if _categories_fit(table, types, options.max_categories):
-                return table, bad
-    return _parse_csv(source, options, options.column_types, how)
+                return _exact_integers(source, options, how, table), bad
+    table, bad = _parse_csv(source, options, options.column_types, how)
+    return _exact_integers(source, options, how, table), bad
+
+
+def _exact_integers(source: Source, options: ReadOptions, how: _Pass, table: Any) -> Any:
+    """``table`` with the float columns that hold only integers, one of them too large for
+    a double to keep exactly, read again as text and made exact integers
+    (:func:`infer.exact_integers`). A file without a value at or beyond 2**53 in a
+    float column is not read again."""
+    import pyarrow as pa
+
+    suspects = infer.inexact_floats(table, options.column_types)
+    if not suspects:
+        return table
+    as_text = {**options.column_types, **{name: pa.string() for name in suspects}}
+    text, _bad = _parse_csv(source, options, as_text, how)
+    for name in suspects:
+        exact = infer.exact_integers(source.path, name, text.column(name))
+        if exact is not None:
+            index = table.column_names.index(name)
+            table = table.set_column(index, pa.field(name, exact.type), exact)
+    return table
 
 
 def _blocks_whole(source: Source, how: _Pass) -> bool:
@@ -369,9 +390,11 @@ def _csv_options(
     )
     convert_opts = pacsv.ConvertOptions(
         column_types=types,
+        null_values=list(options.null_values),
+        strings_can_be_null=True,  # the same null tokens in every column
+        quoted_strings_can_be_null=True,  # "" and "NA" quoted too, as pandas reads them
         auto_dict_encode=True,
         auto_dict_max_cardinality=options.max_categories,
-        strings_can_be_null=False,
     )
     return read_opts, parse_opts, convert_opts
 

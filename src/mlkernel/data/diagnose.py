@@ -28,9 +28,8 @@ CHUNK = 1 << 20
 
 def raw_chunks(source: Source, offset: int = 0) -> Iterator[bytes]:
     """The decompressed bytes of ``source`` from byte ``offset`` on, in chunks."""
-    import pyarrow as pa
 
-    with pa.input_stream(str(source.path), compression=source.compression) as stream:
+    with source.stream() as stream:
         if stream.seekable():
             stream.seek(offset)
         else:  # compressed: decompress up to the offset
@@ -113,9 +112,8 @@ class Without(io.RawIOBase):
 
 def _stream(source: Source, without: Sequence[OpenQuote] = ()) -> Any:
     """``source`` decompressed, as Arrow's readers take it, less the lines ``without``."""
-    import pyarrow as pa
 
-    stream = pa.input_stream(str(source.path), compression=source.compression)
+    stream = source.stream()
     return Without(stream, without) if without else stream
 
 
@@ -389,6 +387,14 @@ def check_utf8(source: Source, table: Any, options: ReadOptions) -> None:
     ]
     if not binary:
         return
+    raise UsageError(
+        f"{source.path}: {not_utf8(source)} (column {binary[0]!r}); pass --encoding with the "
+        "file's encoding (e.g. latin-1), or re-encode it as UTF-8"
+    )
+
+
+def not_utf8(source: Source) -> str:
+    """Where the file's first byte that is not UTF-8 is, in words."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     line = 1
     for chunk in raw_chunks(source):
@@ -396,16 +402,9 @@ def check_utf8(source: Source, table: Any, options: ReadOptions) -> None:
             decoder.decode(chunk)
         except UnicodeDecodeError as exc:
             line += chunk[: exc.start].count(b"\n")
-            byte = chunk[exc.start]
-            break
+            return f"line {line} holds byte {chunk[exc.start]:#04x}, which is not UTF-8"
         line += chunk.count(b"\n")
-    else:
-        line, byte = 0, 0
-    where = f"line {line} holds byte {byte:#04x}, which is not UTF-8" if line else "not UTF-8"
-    raise UsageError(
-        f"{source.path}: {where} (column {binary[0]!r}); pass --encoding with the file's "
-        "encoding (e.g. latin-1), or re-encode it as UTF-8"
-    )
+    return "not UTF-8"
 
 
 def _json_kind(value: Any) -> str | None:
@@ -457,27 +456,40 @@ class JsonLines:
 
 
 def split_ndjson(
-    source: Source, *, keep_bad: bool, as_text: Collection[str] = frozenset()
+    source: Source,
+    *,
+    keep_bad: bool,
+    as_text: Collection[str] = frozenset(),
+    null_values: Collection[str] = frozenset(),
 ) -> JsonLines:
     """The lines that are JSON objects; the others set aside, or refused unless ``keep_bad``.
 
     Values of the fields in ``as_text`` that are not strings are written as JSON text (1
     becomes "1", a number as the file writes it), so that Arrow reads those fields as text
     whatever their JSON type; a type change in any other field is refused, naming both
-    lines.
+    lines. A string value in ``null_values`` is null (so "NA" in a number field is no
+    type change). An object that gives a key twice is a bad line. For a JSON array
+    (:func:`json_array_records`) a line is a record, and messages say so.
     """
     from mlkernel.data.readers import BadRow
 
-    kinds = _Kinds("line", as_text)
+    unit = "record" if source.format == "json" else "line"
+    kinds = _Kinds(unit, as_text)
+    nulls = frozenset(null_values)
     good: list[bytes] = []
     bad: list[BadRow] = []
     names: dict[str, None] = {}
-    for number, raw in enumerate(lines(source), 1):
+    for number, read in enumerate(lines(source), 1):
+        raw = read
         if not raw.strip():
             continue
         problem: str | None = None
         try:
-            record = json.loads(raw)
+            record = json.loads(raw, object_pairs_hook=_refuse_repeats)
+        except RepeatedKey as exc:
+            problem = str(exc)
+        except RecursionError:
+            raise  # read_source names it
         except ValueError as exc:
             problem = f"is not valid JSON ({exc})"
         else:
@@ -486,11 +498,15 @@ def split_ndjson(
         if problem is not None:
             if not keep_bad:
                 raise UsageError(
-                    f"{source.path}: line {number} {problem}; fix it, or pass --on-bad-rows "
-                    "skip (or quarantine) to set such lines aside"
+                    f"{source.path}: {unit} {number} {problem}; fix it, or pass --on-bad-rows "
+                    f"skip (or quarantine) to set such {unit}s aside"
                 )
             bad.append(BadRow(number, raw.decode("utf-8", "replace").rstrip("\r\n"), problem))
             continue
+        missing = [k for k, v in record.items() if isinstance(v, str) and v in nulls]
+        if missing:
+            record.update(dict.fromkeys(missing))
+            raw = json.dumps(record, ensure_ascii=False).encode() + b"\n"
         changed = kinds.check(record, number)
         if changed is not None:
             raise UsageError(f"{source.path}: {changed}")
@@ -527,14 +543,66 @@ def _text_values(
     return out
 
 
-def json_array_as_text(source: Source, data: bytes, message: str, declared: set[str]) -> bytes:
-    """The JSON array ``data`` with the ``declared`` fields' values written as JSON text.
+class RepeatedKey(ValueError):
+    """A JSON object gives a key twice."""
 
-    Polars could not read it (``message``); raise a one-line :class:`UsageError` naming the
-    record unless the only fields that change type are declared ones.
+    def __init__(self, key: str) -> None:
+        super().__init__(f"has the key {key!r} twice in one object")
+        self.key = key
+
+
+class _Repeats(dict):  # type: ignore[type-arg]
+    """An object that gives a key twice, its pairs kept (to be written out as they were)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.pairs = pairs
+
+
+def _refuse_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        raise RepeatedKey(next(k for k, _ in pairs if k in seen or seen.add(k)))  # type: ignore[func-returns-value]
+    return record
+
+
+def _keep_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(pairs)
+    return record if len(record) == len(pairs) else _Repeats(pairs)
+
+
+def _dump(value: Any) -> str:
+    """``value`` as JSON, an object that gives a key twice written with both."""
+    if isinstance(value, _Repeats):
+        return "{" + ",".join(f"{json.dumps(k)}:{_dump(v)}" for k, v in value.pairs) + "}"
+    if isinstance(value, dict) and any(isinstance(v, dict | list) for v in value.values()):
+        return "{" + ",".join(f"{json.dumps(k)}:{_dump(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        return "[" + ",".join(_dump(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def json_array_records(source: Source, data: bytes) -> bytes:
+    """The records of the JSON array ``data``, one per line (NDJSON); a one-line
+    :class:`UsageError` if it is not valid JSON or not an array.
+
+    An object that gives a key twice is written with both, so that the NDJSON reader
+    refuses it (or sets it aside) as it does such a line; numbers are written as parsed
+    (integers exactly; NaN as NaN).
     """
+    seen_repeat = False
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal seen_repeat
+        record = _keep_repeats(pairs)
+        seen_repeat = seen_repeat or isinstance(record, _Repeats)
+        return record
+
     try:
-        records = json.loads(data)
+        records = json.loads(data, object_pairs_hook=hook)
+    except RecursionError:
+        raise  # read_source names it
     except ValueError as exc:
         line = getattr(exc, "lineno", None)
         raise UsageError(
@@ -544,15 +612,5 @@ def json_array_as_text(source: Source, data: bytes, message: str, declared: set[
         raise UsageError(
             f"{source.path} is not a JSON array of objects; give one object per record"
         )
-    kinds = _Kinds("record", declared)
-    for index, record in enumerate(records, 1):
-        problem = kinds.check(record, index)
-        if problem is not None:
-            raise UsageError(f"{source.path}: {problem}")
-    if not declared:
-        first = message.strip().splitlines()[0] if message.strip() else "cannot be read"
-        raise UsageError(f"{source.path}: {first}; fix the file")
-    written = json.loads(data, parse_int=str, parse_float=str, parse_constant=str)
-    return json.dumps(
-        [_text_values(r, w, declared) for r, w in zip(records, written, strict=True)]
-    ).encode()
+    dump = _dump if seen_repeat else (lambda r: json.dumps(r, ensure_ascii=False))
+    return "".join(dump(r) + "\n" for r in records).encode()

@@ -17,6 +17,7 @@ is made on first need unless asked for.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -36,7 +37,7 @@ from mlkernel.data.storage import Written, commit, sweep, uncommit, write_ipc, w
 from mlkernel.digest import of_bytes, of_file
 from mlkernel.errors import UsageError
 from mlkernel.gclock import registers
-from mlkernel.refs import validate_name
+from mlkernel.refs import MAX_NAME, validate_name
 
 if TYPE_CHECKING:
     from mlkernel.kernel import Kernel
@@ -57,6 +58,7 @@ class AddOptions:
     format: str | None = None
     progress: bool | Callable[[int, int], None] = True
     parquet: bool = False  # also store a Parquet copy now (else made on first need)
+    null_values: tuple[str, ...] | None = None  # the fields that are missing; None: the default
 
 
 @dataclass(slots=True)
@@ -71,6 +73,36 @@ class IngestResult:
     @property
     def ref(self) -> str:
         return self.record.ref
+
+
+def _check_encoding_name(encoding: str) -> None:
+    import codecs
+
+    from mlkernel.data.diagnose import codec
+
+    try:
+        codecs.lookup(codec(encoding))
+    except LookupError:
+        raise UsageError(
+            f"unknown encoding {encoding!r}; pass a name Python knows, e.g. utf-8, latin-1, "
+            "cp1252 or utf-16"
+        ) from None
+
+
+def derived_name(name: str, suffix: str, *, prefix: str = "") -> str:
+    """``prefix + name + suffix``, shortened when that is longer than a name may be.
+
+    A short result is under :data:`MAX_NAME` characters; a shortened one is exactly
+    :data:`MAX_NAME`: the start of ``name``, ``-`` and 16 hex digits of its hash, then the
+    suffix. So two names never share a derived name (short and shortened ones differ in
+    length; shortened ones differ in their hash).
+    """
+    whole = f"{prefix}{name}{suffix}"
+    if len(whole) < MAX_NAME:
+        return whole
+    tag = "-" + of_bytes(name.encode())[-16:]
+    keep = MAX_NAME - len(prefix) - len(suffix) - len(tag)
+    return f"{prefix}{name[:keep]}{tag}{suffix}"
 
 
 def default_name(target: str | Path, first: Path) -> str:
@@ -100,14 +132,16 @@ def add(
         raise UsageError(
             f"on_bad_rows is {options.on_bad_rows!r}; use one of: {', '.join(BAD_ROW_MODES)}"
         )
-    _check_encoding(options.encoding)
+    _check_encoding_name(options.encoding)
     started = time.monotonic()
     files = expand(target)
     sources = [sniff(p, options.format) for p in files]
-    name = options.name or default_name(target, files[0])
-    validate_name(name, "dataset name")
+    name = options.name if options.name is not None else default_name(target, files[0])
+    validate_name(name, "dataset name")  # an empty --name is refused, not replaced
     column_types = schemas.load_schema_file(options.schema) if options.schema else {}
     read_opts = ReadOptions(options.on_bad_rows, column_types, options.encoding)
+    if options.null_values is not None:
+        read_opts = dataclasses.replace(read_opts, null_values=tuple(options.null_values))
     latest = _latest(k, name)
     unchanged = _unchanged(latest, sources, read_opts)
     if unchanged is not None:
@@ -197,18 +231,6 @@ def add_table(
             each.path.unlink(missing_ok=True)
 
 
-def _check_encoding(encoding: str) -> None:
-    import codecs
-
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise UsageError(
-            f"encoding {encoding!r} is unknown; name one Python knows, e.g. utf8, latin-1, "
-            "cp1252 or utf-16"
-        ) from None
-
-
 def _table_options_only(options: AddOptions, what: str) -> None:
     """Refuse the options that only a file's parse uses."""
     given = [
@@ -218,6 +240,7 @@ def _table_options_only(options: AddOptions, what: str) -> None:
             ("format", options.format is not None),
             ("encoding", options.encoding != "utf8"),
             ("on_bad_rows", options.on_bad_rows != "fail"),
+            ("null_values", options.null_values is not None),
         )
         if used
     ]
@@ -365,8 +388,8 @@ def _widen(want: Any, have: Any) -> Any:
 
     if want == have or pa.types.is_null(have):
         return want
-    if pa.types.is_floating(want) and pa.types.is_integer(have):
-        return want
+    if (pa.types.is_floating(want) or pa.types.is_decimal(want)) and pa.types.is_integer(have):
+        return want  # an integer column widens to float, or to the decimal of big integers
     if pa.types.is_dictionary(want) and (pa.types.is_dictionary(have) or pa.types.is_string(have)):
         return want
     raise TypeError
@@ -432,7 +455,7 @@ def _register(
         execution = run_id
         if execution is None:
             execution = k.meta.insert_execution(
-                f"data add {name}",
+                derived_name(name, "", prefix="data add "),
                 "register",
                 host=k.host,
                 pid=os.getpid(),
@@ -444,7 +467,7 @@ def _register(
             quarantine = k.log_artifact(
                 quarantine_blob,
                 kind="file",
-                name=f"{name}.quarantine",
+                name=derived_name(name, ".quarantine"),
                 properties={"format": "ndjson"},
                 execution_id=execution,
                 dedupe=False,

@@ -1,13 +1,17 @@
 """NDJSON (Arrow's multi-threaded reader, with types from the first lines) and JSON arrays
-(polars); a field whose JSON type changes is read as text when its type is declared."""
+(their records written one per line, then read as NDJSON); a field whose JSON type changes
+is read as text when its type is declared."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mlkernel.data import diagnose, readers
+from mlkernel.data import diagnose, infer, readers
 from mlkernel.data.readers import (
     BadRow,
     ParseError,
@@ -42,17 +46,87 @@ def read_ndjson(
     declared = _json_types(options.column_types)
     head = _ndjson_head(source, block)
     table = None
+    types = declared
     if head is not None and head.types:
         with contextlib.suppress(ParseError):  # a later value needs another type: infer
-            table = _parse_ndjson(source, block, head.types | declared, watch)
+            types = head.types | declared
+            table = _parse_ndjson(source, block, types, watch)
     if table is None:
         try:
-            table = _parse_ndjson(source, block, declared, watch)
+            types = declared
+            table = _parse_ndjson(source, block, types, watch)
         except ParseError:
             return _ndjson_fallback(source, options, block)
+
+    def parse(again: dict[str, Any]) -> Any:
+        return _parse_ndjson(source, block, again, None)
+
+    table = _typed_after(source, table, parse, types, frozenset(declared))
     if head is not None:
         table = _in_order(table, head.names)
     return cast_columns(source, table, options.column_types), []
+
+
+def _typed_after(
+    source: Source,
+    table: Any,
+    parse: Callable[[dict[str, Any]], Any],
+    types: dict[str, Any],
+    declared: frozenset[str],
+) -> Any:
+    """The parsed ``table`` with Arrow's own timestamp inference undone and big integers
+    made exact, parsing again (``parse(types)``) only where needed.
+
+    Arrow's JSON reader reads some timestamp forms and not others (and drops a zone);
+    those fields are read again as text, for :func:`infer.text_dates` to read as every
+    format's dates are read. A float field holding a value at or beyond 2**53 is read
+    again as decimal128(38, 0): if every value is whole it is kept exact
+    (:func:`infer.narrow_decimal`), else it stays a float field.
+    """
+    import pyarrow as pa
+
+    stamps = [
+        f.name for f in table.schema if pa.types.is_timestamp(f.type) and f.name not in declared
+    ]
+    if stamps:
+        types = types | {name: pa.string() for name in stamps}
+        table = parse(types)
+    suspects = infer.inexact_floats(table, declared)
+    if not suspects:
+        return table
+    exact: dict[str, Any] = {}
+    decimal = pa.decimal128(infer.MAX_DIGITS, 0)
+    try:
+        again = parse(types | {name: decimal for name in suspects})
+        exact = {name: again.column(name) for name in suspects}
+    except ParseError:  # some field holds a fraction: find which, one at a time
+        for name in suspects:
+            with contextlib.suppress(ParseError):
+                exact[name] = parse(types | {name: decimal}).column(name)
+    for name in suspects:
+        if name not in exact:
+            _no_long_integer(source, table, name)
+            continue
+        column = infer.narrow_decimal(exact[name])
+        table = table.set_column(
+            table.column_names.index(name), pa.field(name, column.type), column
+        )
+    return table
+
+
+def _no_long_integer(source: Source, table: Any, name: str) -> None:
+    """Refuse a float field that holds an integer of more than 38 digits (a double would
+    round it); fields with values below 1e38 cannot, and are not read again."""
+    import pyarrow.compute as pc
+
+    if pc.max(pc.abs(table.column(name))).as_py() < 10**infer.MAX_DIGITS:
+        return
+    for raw in diagnose.lines(source):
+        with contextlib.suppress(ValueError, RecursionError):
+            record = json.loads(raw) if raw.strip() else None
+            value = record.get(name) if isinstance(record, dict) else None
+            if type(value) is int and len(str(abs(value))) > infer.MAX_DIGITS:
+                raise infer.too_many_digits(source.path, name, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +172,11 @@ def _ndjson_head(source: Source, block: int) -> _Head | None:
     scalar = (
         f for f in sample.schema if not (pa.types.is_null(f.type) or pa.types.is_nested(f.type))
     )
-    return _Head(sample.schema.names, {f.name: f.type for f in scalar})
+    # Timestamps are read as text, then as every format's are (:func:`infer.text_dates`).
+    return _Head(
+        sample.schema.names,
+        {f.name: pa.string() if pa.types.is_timestamp(f.type) else f.type for f in scalar},
+    )
 
 
 def _parse_ndjson(source: Source, block: int, types: dict[str, Any], watch: Watch | None) -> Any:
@@ -138,24 +216,35 @@ def _ndjson_fallback(source: Source, options: ReadOptions, block: int) -> tuple[
     import pyarrow.json as pajson
 
     lines = diagnose.split_ndjson(
-        source, keep_bad=options.on_bad_rows != "fail", as_text=frozenset(options.column_types)
+        source,
+        keep_bad=options.on_bad_rows != "fail",
+        as_text=frozenset(options.column_types),
+        null_values=options.null_values,
     )
     if not lines.good:
-        raise UsageError(f"{source.path}: no line is a JSON object; nothing to ingest")
-    text = [(name, pa.string()) for name in options.column_types]
+        unit = "record" if source.format == "json" else "line"
+        raise UsageError(f"{source.path}: no {unit} is a JSON object; nothing to ingest")
+    text = {name: pa.string() for name in options.column_types}
+
+    def parse(types: dict[str, Any]) -> Any:
+        try:
+            return pajson.read_json(
+                io.BytesIO(lines.good),
+                read_options=pajson.ReadOptions(block_size=block),
+                parse_options=pajson.ParseOptions(
+                    explicit_schema=pa.schema(list(types.items())) if types else None,
+                    unexpected_field_behavior="infer",
+                ),
+                memory_pool=memory_pool(),
+            )
+        except pa.ArrowInvalid as exc:
+            if "straddl" in str(exc):
+                raise
+            raise ParseError(str(exc), []) from None
+
     try:
-        table = pajson.read_json(
-            io.BytesIO(lines.good),
-            read_options=pajson.ReadOptions(block_size=block),
-            parse_options=pajson.ParseOptions(
-                explicit_schema=pa.schema(text) if text else None,
-                unexpected_field_behavior="infer",
-            ),
-            memory_pool=memory_pool(),
-        )
-    except pa.ArrowInvalid as exc:
-        if "straddl" in str(exc):
-            raise
+        table = _typed_after(source, parse(text), parse, text, frozenset(text))
+    except ParseError as exc:
         raise UsageError(f"{source.path}: {first_line(str(exc))}; fix the file") from None
     table = _in_order(table, lines.names)
     return cast_columns(source, table, options.column_types), lines.bad
@@ -174,32 +263,15 @@ def _in_order(table: Any, names: list[str]) -> Any:
 def read_json_array(
     source: Source, options: ReadOptions, block: int, watch: Watch | None
 ) -> tuple[Any, list[BadRow]]:
-    """A JSON array of objects, by polars (Arrow reads only one object per line).
+    """A JSON array of objects: its records written one per line, then read as NDJSON.
 
-    Polars reads a field that holds numbers and strings as text; one that it cannot read
-    (numbers and arrays) is refused unless its type is declared: then its values are
-    written as text (1 becomes "1") and converted to the declared type.
+    So both JSON forms are read by one reader, with the same types, null tokens, dates,
+    exact integers, NaN (read as a float NaN, as in NDJSON) and refusals (a key given
+    twice in one object; a field whose type changes). Python's ``json`` splits the array
+    (Arrow reads only one object per line); messages number the records from 1.
     """
-    import io
-
-    import polars as pl
-
     with open_input(source, watch) as stream:
         data = stream.read()
-    try:
-        frame = pl.read_json(io.BytesIO(data), infer_schema_length=None)
-    except Exception as exc:  # polars raises several error types for bad JSON
-        declared = set(options.column_types)
-        text = diagnose.json_array_as_text(source, data, str(exc), declared)
-        try:
-            frame = pl.read_json(
-                io.BytesIO(text),
-                infer_schema_length=None,
-                schema_overrides={name: pl.String for name in declared},
-            )
-        except Exception as again:
-            raise UsageError(f"{source.path}: {first_line(str(again))}; fix the file") from None
-    table = frame.to_arrow()
-    if options.column_types:
-        table = cast_columns(source, table, options.column_types)
-    return table, []
+    records = diagnose.json_array_records(source, data)
+    inner = dataclasses.replace(source, data=records, compression=None)
+    return read_ndjson(inner, options, block, None)

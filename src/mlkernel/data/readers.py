@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlkernel.data import diagnose
+from mlkernel.data import diagnose, infer
 from mlkernel.data.sources import Source, Watch
 from mlkernel.errors import UsageError
 
@@ -36,6 +36,29 @@ BLOCK_SIZE = 4 << 20
 MAX_BLOCK = 1 << 30
 HEAD_BYTES = 1 << 20  # the rows whose types are inferred before the whole file is parsed
 DEFAULT_MAX_CATEGORIES = 1000
+# A field that is exactly one of these is missing, in every column type and format (for
+# JSON: a string value); pandas' read_csv default list. ``null_values=`` replaces it.
+DEFAULT_NULL_VALUES = (
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +68,19 @@ class ReadOptions:
     encoding: str = "utf8"
     max_categories: int = DEFAULT_MAX_CATEGORIES
     block_size: int = BLOCK_SIZE
+    null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
 
     def key(self) -> dict[str, Any]:
         """What, besides the bytes, decides the stored result (for dedupe)."""
-        return {
+        key = {
             "on_bad_rows": self.on_bad_rows,
             "schema": {k: str(v) for k, v in sorted(self.column_types.items())},
             "encoding": self.encoding,
             "max_categories": self.max_categories,
         }
+        if self.null_values != DEFAULT_NULL_VALUES:  # versions made before it stay equal
+            key["null_values"] = list(self.null_values)
+        return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,22 +126,75 @@ def read_source(
     block = options.block_size
     while True:
         try:
+            _check_encoding(source, options)
             table, bad = readers[source.format](source, options, block, watch)
+            table = normalise(source, table, options)
             break
         except pa.ArrowInvalid as exc:
             if "straddl" in str(exc) and block < MAX_BLOCK and block < source.size * 2:
                 block *= 16  # a row longer than the block: read again with bigger blocks
                 continue
-            raise
-        except UnicodeDecodeError:  # Arrow keeps values' bytes, but names must be text
-            raise UsageError(
-                f"{source.path}: its header (the column names) is not UTF-8 text; pass "
-                "--encoding with the file's encoding (e.g. latin-1), or check that it is a "
-                f"{source.format.upper()} file"
-            ) from None
+            raise _unreadable(source, options, exc) from None
+        except (OSError, UnicodeError, RecursionError) as exc:
+            raise _unreadable(source, options, exc) from None
     if watch is not None:
         watch.done()
-    return ReadResult(normalise(source, table, options), bad)
+    return ReadResult(table, bad)
+
+
+MAX_DEPTH = 64  # nested levels an Arrow file holds (its IPC reader's limit)
+
+
+def _check_encoding(source: Source, options: ReadOptions) -> None:
+    """Refuse a UTF-16 (or UTF-32) text file read as UTF-8: its BOM, or a NUL in every
+    other byte of its start. Arrow would read it as one column of garbled values, or
+    miscount its fields."""
+    if source.format == "parquet" or diagnose.codec(options.encoding) != "utf-8":
+        return
+    with open_input(source) as stream:
+        head = stream.read(64)
+    even, odd = head[0::2], head[1::2]
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (
+        len(head) >= 4 and (not even.strip(b"\0") or not odd.strip(b"\0"))
+    ):
+        raise UsageError(
+            f"{source.path}: file is UTF-16 (or UTF-32), not UTF-8; convert it with "
+            f"`iconv -f UTF-16 -t UTF-8 {source.path} > converted.{source.format}`, or pass "
+            "--encoding utf-16"
+        )
+
+
+def _unreadable(source: Source, options: ReadOptions, exc: BaseException) -> BaseException:
+    """The one-line refusal for a failure no reader named; ``exc`` itself if it is not the
+    file's fault (a disk error, or a bug: reported as such)."""
+    import pyarrow as pa
+
+    text = first_line(str(exc))
+    # The decompressor's errors carry no errno; the system's (a disk error) do, and stand.
+    from_codec = isinstance(exc, pa.ArrowInvalid) or (
+        isinstance(exc, OSError) and exc.errno is None
+    )
+    if source.compression is not None and from_codec:
+        return UsageError(
+            f"{source.path}: the {source.compression} data is cut short or corrupt ({text}); "
+            "fetch or compress the file again"
+        )
+    if isinstance(exc, RecursionError) or "recursion" in text.lower():
+        return UsageError(
+            f"{source.path}: a value is nested more than {MAX_DEPTH} levels deep, more than a "
+            "dataset can hold; flatten it first"
+        )
+    if isinstance(exc, UnicodeError):
+        where = (
+            diagnose.not_utf8(source)
+            if diagnose.codec(options.encoding) == "utf-8"
+            else f"not {options.encoding} ({text})"
+        )
+        return UsageError(
+            f"{source.path}: {where}; pass --encoding with the file's encoding "
+            "(e.g. latin-1), or re-encode it as UTF-8"
+        )
+    return exc
 
 
 def memory_pool() -> Any:
@@ -141,9 +221,11 @@ def open_input(
     (the bytes then pass through Python on their way, a block at a time)."""
     import pyarrow as pa
 
-    raw = pa.OSFile(str(source.path))
+    raw = pa.OSFile(str(source.path)) if source.data is None else pa.BufferReader(source.data)
     stream = (
-        raw if source.compression is None else pa.CompressedInputStream(raw, source.compression)
+        raw
+        if source.compression is None or source.data is not None
+        else pa.CompressedInputStream(raw, source.compression)
     )
     readable = diagnose.Without(stream, without) if without else stream
     try:
@@ -222,6 +304,12 @@ def normalise(source: Source, table: Any, options: ReadOptions) -> Any:
         seen[name] = i
     if table.num_columns == 0:
         raise UsageError(f"{source.path} has no columns; nothing to ingest")
+    if max(_depth(f.type) for f in table.schema) > MAX_DEPTH:
+        raise _unreadable(source, options, RecursionError())
+    if source.format in ("ndjson", "json"):  # Arrow's CSV reader applies them itself
+        table = infer.missing_text(table, options.null_values)
+    if source.format != "parquet":
+        table = infer.text_dates(table, options.column_types)
     if table.num_rows == 0:
         raise UsageError(f"{source.path} has a header but no rows; nothing to ingest")
     for i, fld in enumerate(table.schema):
@@ -254,6 +342,11 @@ def normalise(source: Source, table: Any, options: ReadOptions) -> Any:
     if any(pa.types.is_dictionary(f.type) for f in table.schema):
         table = table.unify_dictionaries(memory_pool())
     return table
+
+
+def _depth(dtype: Any) -> int:
+    """How many levels a type nests (1 for a scalar)."""
+    return 1 + max((_depth(dtype.field(i).type) for i in range(dtype.num_fields)), default=0)
 
 
 def _as_category(column: Any, limit: int, rows: int) -> Any | None:

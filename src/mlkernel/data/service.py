@@ -49,22 +49,30 @@ class DataService:
         parquet: bool = False,
         execution_id: int | None = None,
         properties: Mapping[str, Any] | None = None,
+        null_values: Sequence[str] | None = None,
     ) -> IngestResult:
         """Ingest a file, directory, glob or in-memory table as a new version of ``name``.
 
         ``source``: a path (file, folder or glob), or a pandas DataFrame, polars DataFrame
         or pyarrow Table (then ``name`` is required, and the file options ``schema``,
-        ``on_bad_rows``, ``encoding`` and ``format`` do not apply). ``progress``: True draws
-        a bar on stderr for ingests over a second; a callable gets ``(bytes_read,
-        total_bytes)`` as reading proceeds. ``parquet``: store a Parquet copy now too
-        (otherwise :meth:`parquet_path` makes it on first need). ``execution_id``: the run
-        that produces the version (``run.log_artifact(..., kind="dataset")`` passes its
-        own); without it the ingest records an execution ``data add NAME``.
-        ``properties``: more for the version to record.
+        ``on_bad_rows``, ``encoding``, ``format`` and ``null_values`` do not apply).
+        ``progress``: True draws a bar on stderr for ingests over a second; a callable gets
+        ``(bytes_read, total_bytes)`` as reading proceeds. ``parquet``: store a Parquet copy
+        now too (otherwise :meth:`parquet_path` makes it on first need). ``execution_id``:
+        the run that produces the version (``run.log_artifact(..., kind="dataset")`` passes
+        its own); without it the ingest records an execution ``data add NAME``.
+        ``properties``: more for the version to record. ``null_values``: the field values
+        read as missing, in every column and format (default:
+        ``readers.DEFAULT_NULL_VALUES``, pandas' list; ``[]``: none).
         """
         from mlkernel.data.ingest import AddOptions, add, add_table
 
-        options = AddOptions(name, schema, on_bad_rows, encoding, format, progress, parquet)
+        if isinstance(null_values, str):
+            raise UsageError("null_values is a string; pass a list of strings, e.g. ['NA', '']")
+        nulls = tuple(null_values) if null_values is not None else None
+        options = AddOptions(
+            name, schema, on_bad_rows, encoding, format, progress, parquet, null_values=nulls
+        )
         extra = dict(properties or {})
         if isinstance(source, str | PathLike):
             return add(

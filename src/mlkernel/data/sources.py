@@ -48,6 +48,15 @@ class Source:
     size: int
     mtime_ns: int
     inode: int
+    data: bytes | None = None  # the bytes to parse, when not the file's (a JSON array's records)
+
+    def stream(self) -> Any:
+        """The bytes to parse as an Arrow input stream, decompressed."""
+        import pyarrow as pa
+
+        if self.data is not None:
+            return pa.BufferReader(self.data)
+        return pa.input_stream(str(self.path), compression=self.compression)
 
     def changed(self) -> bool:
         try:
@@ -80,7 +89,25 @@ def expand(target: str | Path) -> list[Path]:
         return files
     if path.exists():  # a device, a pipe, a socket
         raise UsageError(f"{path} is not a regular file or a folder; point at a data file")
-    raise NotFoundError(f"{path} does not exist; check the path")
+    raise _missing(path)
+
+
+def _missing(path: Path) -> Exception:
+    """Refuse a path that names no file: a symlink loop, a dangling link, or nothing."""
+    import errno
+
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return UsageError(
+                f"{path} is a symlink loop (it leads back to itself); point at the file itself"
+            )
+        if path.is_symlink():
+            return NotFoundError(
+                f"{path} is a symlink to {os.readlink(path)}, which does not exist; check the link"
+            )
+    return NotFoundError(f"{path} does not exist; check the path")
 
 
 def _format_from_name(name: str) -> tuple[str | None, str | None]:
@@ -142,8 +169,16 @@ def sniff(path: Path, fmt: str | None = None) -> Source:
 def _decompressed_head(path: Path, compression: str) -> bytes:
     import pyarrow as pa
 
-    with pa.input_stream(str(path), compression=compression) as stream:
-        data: bytes = stream.read(4096)
+    try:
+        with pa.input_stream(str(path), compression=compression) as stream:
+            data: bytes = stream.read(4096)
+    except (pa.ArrowInvalid, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise  # the system's error (a disk error), not the file's
+        raise UsageError(
+            f"{path}: the {compression} data is cut short or corrupt ({exc}); fetch or "
+            "compress the file again"
+        ) from None
     return data
 
 

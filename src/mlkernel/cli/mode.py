@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="stop the machine's scheduler controller (restoring everything) if nothing uses it",
         description="Stop the machine's scheduler controller, which restores every value it "
         "changed. It stays when ML-mode jobs, `mlk mode run` jobs, connected clients or an "
-        "applied policy still use it, and the command says which (exit 6). "
+        "applied policy still use it, and the command says which (exit 5). "
         "Example: mlk mode stop",
     )
     stop.add_argument(

@@ -138,3 +138,40 @@ def test_a_failed_start_says_why_after_its_log_is_gone(runtime_dir: Path, cg_par
         assert f"manages the cgroups under {CPU_MOUNT / cg_parent}" in message
         assert "\n" not in message
         first.shutdown()
+
+
+def test_a_controller_that_hangs_up_is_reported_with_its_last_words(tmp_path: Path) -> None:
+    """A controller that dies mid-request: the error quotes its log instead of "see its log"."""
+    import socket
+    import threading
+
+    rd = tmp_path / "rd"
+    rd.mkdir()
+    (rd / "controller.log").write_text("INFO serving\nERROR journal write failed: disk full\n")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(rd / "sched.sock"))
+    server.listen(8)
+
+    def serve() -> None:  # answers pings, hangs up on anything else
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                f = conn.makefile("rwb")
+                for line in f:
+                    if b'"ping"' not in line:
+                        break
+                    f.write(b'{"ok": true, "pid": 1}\n')
+                    f.flush()
+                f.close()  # the file holds the socket open too
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        with Client(rd, autostart=False) as c, pytest.raises(StorageError) as caught:
+            c.status()
+    finally:
+        server.close()
+    assert "closed the connection" in str(caught.value)
+    assert "ERROR journal write failed: disk full" in str(caught.value)

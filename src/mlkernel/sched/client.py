@@ -103,7 +103,7 @@ def log_tail(path: Path, offset: int = 0, lines: int = 3, limit: int = 400) -> s
     """The last ``lines`` non-empty lines written to ``path`` after ``offset``, on one line."""
     try:
         with open(path, "rb") as f:
-            f.seek(offset)
+            f.seek(max(offset, f.seek(0, os.SEEK_END) - 8192))  # the end is enough
             text = f.read().decode(errors="replace")
     except OSError as exc:
         return f"(its log {path} cannot be read: {exc.strerror})"
@@ -208,7 +208,11 @@ class Client:
         self._file.flush()
         line = self._file.readline()
         if not line:
-            raise StorageError("the scheduler controller closed the connection; see its log")
+            log_path = self.runtime_dir / LOG_NAME
+            raise StorageError(
+                f"the scheduler controller closed the connection; it last wrote: "
+                f"{log_tail(log_path)} (log: {log_path})"
+            )
         answer: dict[str, Any] = json.loads(line)
         if not answer.get("ok"):
             raise _error(str(answer.get("kind")), str(answer.get("error")))

@@ -209,7 +209,12 @@ def _on(args: argparse.Namespace, pid: int) -> int:
     if args.json:
         print(json.dumps(answer))
     else:
-        print(f"ML mode on for process {pid} ({answer['claims']} claim(s) active)")
+        pool = answer.get("pool") or "no pool (no cgroup backend)"
+        applied = "; ".join(answer.get("applied") or []) or "nothing to change"
+        print(
+            f"ML mode on for process {pid} ({answer['claims']} claim(s) active): "
+            f"pool {pool}; {applied}"
+        )
     return 0
 
 

@@ -98,7 +98,9 @@ class Controller:
     ) -> None:
         self.started_by: dict[str, Any] = dict(started_by or {"pid": os.getpid()})
         self.started_at = time.time()
-        self._conns: dict[int, tuple[int, int]] = {}  # connection -> (peer pid, peer uid)
+        # connection id -> (its socket, peer pid, peer uid)
+        self._conns: dict[int, tuple[socket.socket, int, int]] = {}
+        self._working: set[int] = set()  # connections that claimed or placed something
         self._labels: dict[int, str] = {}  # claimed or placed pid -> its client's label
         self._policy_by: dict[str, Any] | None = None  # who applied a policy, when
         self._users_lock = threading.Lock()
@@ -311,12 +313,13 @@ class Controller:
             raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
             peer_pid, peer_uid, _gid = struct.unpack("3i", raw)
             with self._users_lock:
-                self._conns[id(conn)] = (peer_pid, peer_uid)
+                self._conns[id(conn)] = (conn, peer_pid, peer_uid)
             try:
                 self._serve_lines(conn, peer_pid, peer_uid)
             finally:
                 with self._users_lock:
                     self._conns.pop(id(conn), None)
+                    self._working.discard(id(conn))
 
     def _serve_lines(self, conn: socket.socket, peer_pid: int, peer_uid: int) -> None:
         f = conn.makefile("rwb")
@@ -346,6 +349,9 @@ class Controller:
         """Answer one request; ``conn`` names the asker's connection (``users`` leaves it out)."""
         assert self.mode is not None and self.report is not None
         op = req.get("op")
+        if conn is not None and op in ("enter", "place"):
+            with self._users_lock:  # from now on this client counts as a user
+                self._working.add(conn)
         if op == "ping":
             return {"pid": os.getpid()}
         if op == "enter":
@@ -468,8 +474,9 @@ class Controller:
         self, exclude_conn: int | None = None, exclude_pid: int | None = None
     ) -> list[dict[str, Any]]:
         """What still needs this controller: live claims, ``mlk mode run`` placements, other
-        connected clients (a pipeline run between steps holds one), and a policy someone
-        applied with windows or rules. Rule placements are the policy's own work, not users."""
+        connected clients that claimed or placed something (a pipeline run holds one between
+        its steps), and a policy someone applied with windows or rules. Rule placements are
+        the policy's own work, not users."""
         assert self.mode is not None
         out: list[dict[str, Any]] = []
         listed: set[int] = set()
@@ -495,10 +502,10 @@ class Controller:
                     }
                 )
                 listed.add(p["pid"])
-        with self._users_lock:
-            conns = [v for k, v in self._conns.items() if k != exclude_conn]
-        for pid, uid in conns:
-            if pid in listed or pid == exclude_pid or pid == os.getpid():
+        with self._users_lock:  # pings and status calls come and go: not users
+            conns = [v for k, v in self._conns.items() if k in self._working and k != exclude_conn]
+        for sock, pid, uid in conns:
+            if pid in listed or pid == exclude_pid or pid == os.getpid() or _hung_up(sock):
                 continue
             out.append({"kind": "client", "pid": pid, "uid": uid, "what": self._what(pid)})
             listed.add(pid)
@@ -585,6 +592,17 @@ class Controller:
     def _check_admin(peer_uid: int) -> None:
         if peer_uid not in (0, os.getuid()):
             raise PermissionDeniedError("only root or the controller's user may do this")
+
+
+def _hung_up(sock: socket.socket) -> bool:
+    """Whether the client closed ``sock`` though its serving thread has not seen it yet."""
+    import select
+
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (OSError, ValueError):
+        return True
 
 
 def _claim_dict(c: Any) -> dict[str, Any]:

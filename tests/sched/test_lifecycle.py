@@ -175,3 +175,34 @@ def test_a_controller_that_hangs_up_is_reported_with_its_last_words(tmp_path: Pa
         server.close()
     assert "closed the connection" in str(caught.value)
     assert "ERROR journal write failed: disk full" in str(caught.value)
+
+
+def test_a_pipeline_run_names_its_project_in_the_controllers_users(
+    tmp_path: Path, cg_parent: str, spawn: Spawn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner's ML-mode claims carry the project, which `mlk mode status` shows."""
+    from mlkernel.pipeline.runner import _MLMode
+
+    xdg = tmp_path / "xdg"
+    xdg.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(xdg))
+    warnings: list[str] = []
+    step = spawn(name="mlstep")
+    mode = _MLMode({"parent": cg_parent}, warnings.append, "project churn, pipeline run")
+    try:
+        mode.enter(step.pid)
+        assert warnings == []
+        with Client(xdg / "mlkernel", autostart=False) as c:
+            users = c.status()["users"]
+        assert {
+            "kind": "claim",
+            "pid": step.pid,
+            "what": "project churn, pipeline run",
+        }.items() <= {k: v for u in users if u["pid"] == step.pid for k, v in u.items()}.items()
+        mode.leave(step.pid)
+    finally:
+        mode.close()
+        with Client(xdg / "mlkernel", autostart=False) as c:
+            pid = c.status()["pid"]
+            c.shutdown()
+        wait_until(lambda: gone(pid), "the controller to exit")

@@ -206,3 +206,29 @@ def test_a_pipeline_run_names_its_project_in_the_controllers_users(
             pid = c.status()["pid"]
             c.shutdown()
         wait_until(lambda: gone(pid), "the controller to exit")
+
+
+def test_kernel_ml_mode_names_the_project(
+    tmp_path: Path, cg_parent: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlkernel
+
+    xdg = tmp_path / "xdg"
+    xdg.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(xdg))
+    root = tmp_path / "proj"
+    mlkernel.init(root, name="churn").close()
+    with (root / "mlkernel.toml").open("a") as f:
+        f.write(f'\n[sched]\nparent = "{cg_parent}"\n')
+    try:
+        with mlkernel.open(root) as k, k.ml_mode():
+            with Client(xdg / "mlkernel", autostart=False) as c:
+                status = c.status()
+            mine = [u for u in status["users"] if u["pid"] == os.getpid()]
+            assert [u["what"] for u in mine] == [f"project churn ({root.resolve()})"]
+            assert status["started_by"]["pid"] == os.getpid()
+    finally:
+        with Client(xdg / "mlkernel", autostart=False) as c:
+            pid = c.status()["pid"]
+            c.shutdown()
+        wait_until(lambda: gone(pid), "the controller to exit")

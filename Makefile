@@ -11,7 +11,8 @@ help:
 	@echo "make demo   - create .venv, install, run the end-to-end example"
 	@echo "make test   - lint (ruff, mypy --strict) and the whole test suite"
 	@echo "make lint   - ruff check, ruff format --check, mypy --strict on src/"
-	@echo "make bench  - benchmarks against the peer tools (MLflow, DVC, pandas, ...)"
+	@echo "make bench  - benchmarks against the peer tools (MLflow, DVC, pandas, ...);"
+	@echo "              make bench BENCH_ARGS=--quick for small counts (a smoke test)"
 
 venv: $(STAMP)
 
@@ -39,7 +40,7 @@ test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .bench

@@ -11,7 +11,8 @@ environment, ``.venv-evidently`` (created on first use:
 'pandas<3' pyarrow``), in a subprocess. If that environment cannot be built, the script
 says why and reports mlkernel alone.
 
-Usage: ``python benchmarks/drift.py [--rows N] [--no-evidently] [--json FILE]``
+Usage: ``python benchmarks/drift.py [--rows N | --quick] [--no-evidently] [--json FILE]``
+(``--quick``: 100,000 rows, as ``make bench BENCH_ARGS=--quick`` passes it to every script)
 """
 
 from __future__ import annotations
@@ -195,9 +196,12 @@ def run_mlkernel(ref: Any, cur: Any) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help="= --rows 100000")
     parser.add_argument("--no-evidently", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.quick:
+        args.rows = 100_000
     sys.path.insert(0, str(ROOT / "src"))
 
     import pyarrow.parquet as pq

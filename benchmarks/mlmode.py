@@ -149,6 +149,7 @@ def main() -> int:
         f"{args.runs} runs x {args.seconds:g} s (warm-up {args.warmup:g} s)"
     )
     parent = f"mlkernel-bench-{uuid.uuid4().hex[:8]}"
+    restore_parent = f"{parent}-restore"
     rd = Path(tempfile.mkdtemp(prefix="mlk-bench-"))
     # "solo, ML mode" is the reference that also shuts out background load on a shared VM.
     results: dict[str, list[float]] = {
@@ -162,7 +163,7 @@ def main() -> int:
         "batch load, no policy": [],
         "batch load, policy": [],
     }
-    client = Client(rd, config={"parent": parent})
+    client = Client(rd, config={"parent": parent}, announce=None)
     groups = (
         PoolGroups(Path(report.cgroup_mount), report.cgroup_version or 1, "cpu", parent)
         if report.cgroup_mount
@@ -192,7 +193,9 @@ def main() -> int:
                     client.policy_apply({"parent": parent})
             finally:
                 stop(hogs)
-        restore = restore_check(parent) if groups is not None else None
+        # The restore check starts and kills controllers of its own; the one above still
+        # holds `parent` (one controller per pool parent), so they manage a parent of their own.
+        restore = restore_check(restore_parent) if groups is not None else None
     finally:
         controller = int(client.status()["pid"])
         client.shutdown()
@@ -200,6 +203,7 @@ def main() -> int:
         wait_gone(controller)  # it compacts its journal on the way out
         if groups is not None:
             groups.remove()
+            PoolGroups(groups.mount, groups.version, "cpu", restore_parent).remove()
         for f in rd.iterdir():
             f.unlink()
         rd.rmdir()
@@ -308,7 +312,7 @@ def restore_check(parent: str) -> list[str]:
     before = {p.pid: snapshot(p.pid, knob) for p in (hog, *jobs)}
     cfg = {"parent": parent, "hold": [{"name": name}]}
     try:
-        with Client(rd, config=cfg) as c:
+        with Client(rd, config=cfg, announce=None) as c:
             c.enter(jobs[0].pid)
             jobs[0].kill()
             jobs[0].wait()
@@ -319,7 +323,7 @@ def restore_check(parent: str) -> list[str]:
             first = c.status()["pid"]
         os.kill(first, signal.SIGKILL)
         wait_gone(first)
-        with Client(rd, config={"parent": parent}) as c:
+        with Client(rd, config={"parent": parent}, announce=None) as c:
             second = c.status()["pid"]
             c.shutdown()
         wait_gone(second)

@@ -74,6 +74,19 @@ def timed(args: list[str]) -> float:
 
 
 def run_demo(root: Path, *, with_ml_mode: bool = True) -> None:
+    from demo_mlmode import controller_running, stop_controller_if_unused
+
+    # Pipeline steps run in ML mode, which starts the machine's scheduler controller if
+    # none runs; it is the machine's, so it outlives the demo unless the demo stops it.
+    started_here = not controller_running(None)
+    try:
+        _run_demo(root, with_ml_mode=with_ml_mode)
+    finally:
+        if started_here:
+            stop_controller_if_unused(None)
+
+
+def _run_demo(root: Path, *, with_ml_mode: bool) -> None:
     section(f"mlk init {root}")
     timed(["init", str(root), "--name", "churn-demo"])
     config = root / "mlkernel.toml"

@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,26 +76,57 @@ def _stop_hog(hog: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(hog.pid, signal.SIGKILL)  # its own session: the group is both processes
     hog.wait()
+    # The forked half is not our child: wait until the kill has reached it too, so that
+    # nothing of the demo still runs when it returns.
+    deadline = time.monotonic() + 5
+    while _group_running(hog.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
-def _controller_running(runtime_dir: Path | None) -> bool:
+def _group_running(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies do not count)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def controller_running(runtime_dir: Path | None) -> bool:
     from mlkernel.sched.client import SOCKET_NAME, ping
     from mlkernel.sched.journal import default_runtime_dir
 
     return ping((runtime_dir or default_runtime_dir()) / SOCKET_NAME)
 
 
-def _shut_down_if_idle(runtime_dir: Path | None) -> None:
-    """Stop the controller this demo started, unless someone else has claims on it."""
+def stop_controller_if_unused(runtime_dir: Path | None) -> None:
+    """Stop the controller this demo started, unless something else uses it (claims,
+    placed jobs, connected clients, an applied policy); say which it is."""
     from mlkernel.errors import MLKernelError
-    from mlkernel.sched.client import Client
+    from mlkernel.sched.client import describe_user, stop_if_unused
 
     try:
-        with Client(runtime_dir, autostart=False) as c:
-            if not c.status()["claims"]:
-                c.shutdown()
-    except MLKernelError:
-        pass  # it is gone already
+        result = stop_if_unused(runtime_dir)
+    except MLKernelError as exc:
+        print(f"\nthe scheduler controller this demo started could not be stopped: {exc}")
+        return
+    if result.stopped:
+        print(
+            f"\nstopped the scheduler controller this demo started (pid {result.pid}); "
+            "every value it changed is restored"
+        )
+    elif result.pid is not None:
+        users = "; ".join(describe_user(u) for u in result.users)
+        print(
+            f"\nleft the scheduler controller (pid {result.pid}) running: it is used by "
+            f"{users}; `mlk mode stop` stops it once they end"
+        )
 
 
 def show_ml_mode(kernel: Any, seconds: float = 3.0, runtime_dir: Path | None = None) -> None:
@@ -110,7 +142,7 @@ def show_ml_mode(kernel: Any, seconds: float = 3.0, runtime_dir: Path | None = N
         return
     from mlkernel.errors import MLKernelError
 
-    started_here = not _controller_running(runtime_dir)
+    started_here = not controller_running(runtime_dir)
     hog: subprocess.Popen[bytes] | None = None
     rows: list[tuple[str, float]] = []
     skipped = ""
@@ -126,8 +158,8 @@ def show_ml_mode(kernel: Any, seconds: float = 3.0, runtime_dir: Path | None = N
     finally:
         if hog is not None:
             _stop_hog(hog)
-        if started_here and _controller_running(runtime_dir):
-            _shut_down_if_idle(runtime_dir)
+        if started_here and controller_running(runtime_dir):
+            stop_controller_if_unused(runtime_dir)
     solo = rows[0][1]
     for label, rate in rows:
         print(f"  {label:24s} {rate:8.1f} steps/s   {rate / solo:5.2f} x solo")

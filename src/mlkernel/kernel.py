@@ -541,7 +541,8 @@ class Kernel:
         """
         from mlkernel.sched.client import ml_mode
 
-        return ml_mode(pid, config=self.config.sections.get("sched"))
+        label = f"project {self.config.name} ({self.root})"
+        return ml_mode(pid, config=self.config.sections.get("sched"), label=label)
 
     # -- lineage ---------------------------------------------------------------------
 

@@ -92,3 +92,35 @@ def test_mode_status_json_without_controller(
 def test_mode_ml_needs_a_command() -> None:
     with pytest.raises(UsageError, match="mode ml -- COMMAND"):
         run(["mode", "ml"])
+
+
+def test_policy_plan_collapses_identical_hours(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "mlkernel.toml"
+    cfg.write_text(TOML)
+    # Monday 2025-03-03 from 05:00, 48 hours: otherwise, weekdays 08-20, otherwise (overnight),
+    # weekdays 08-20 on Tuesday, otherwise until the end.
+    argv = ["policy", "plan", "--config", str(cfg), "--start", "2025-03-03T05:00"]
+    assert run([*argv, "--hours", "48"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    labels = [line.split("│")[1].strip() for line in rows]
+    assert labels == ["Mon 05-08", "Mon 08-20", "Mon 20 - Tue 08", "Tue 08-20", "Tue 20 - Wed 05"]
+    assert [line.split("│")[2].strip() for line in rows].count("otherwise") == 3
+
+
+def test_collapse_keeps_different_weights_apart() -> None:
+    from datetime import datetime
+
+    from mlkernel.sched.policy import PlanRow, collapse
+
+    t = datetime(2025, 3, 3, 22)
+    rows = [
+        PlanRow(t.replace(hour=22), "w", {"ml": 100.0}),
+        PlanRow(t.replace(hour=23), "w", {"ml": 100.0}),
+        PlanRow(datetime(2025, 3, 4, 0), "w", {"ml": 50.0}),
+    ]
+    spans = collapse(rows)
+    assert [s.label for s in spans] == ["Mon 22-24", "Tue 00-01"]
+    assert [s.weights["ml"] for s in spans] == [100.0, 50.0]

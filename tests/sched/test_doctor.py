@@ -90,6 +90,9 @@ def test_open_journal_without_controller_warns_and_a_live_one_is_found(
     try:
         found = {c.name: c for c in diagnose({"parent": cg_parent}, tmp_path).checks}
         assert found["controller"].detail.startswith(f"pid {os.getpid()} answers")
+        # An idle controller is the machine's and keeps running: the doctor says how to stop it.
+        assert "; running since " in found["controller"].detail
+        assert "nothing uses it (`mlk mode stop` stops it)" in found["controller"].detail
         assert found["journal"].status == "ok" and "0 open" in found["journal"].detail
         assert found["pools"].status == "ok" and cg_parent in found["pools"].detail
         assert (knob / "value").read_text() == "1"

@@ -138,7 +138,22 @@ def _show(args: argparse.Namespace) -> int:
         rows.append((key, value))
     for key, value in rows:
         out.print(f"  {key:<12} {value}")
+    history = info.get("alias_history") or []
+    if history:
+        out.print("  alias history (oldest first)")
+        for move in history:
+            out.print(f"    {alias_move(move)}", markup=False)
     return 0
+
+
+def alias_move(move: dict[str, Any]) -> str:
+    """One alias move in words: ``2026-12-04 16:35:10  production  1 -> 2  by ana``."""
+    from mlkernel.cli.render import human_time
+
+    at = human_time(move["at"]) if isinstance(move.get("at"), int | float) else str(move.get("at"))
+    was = "-" if move.get("from") is None else move["from"]
+    now = "(removed)" if move.get("to") is None else move["to"]
+    return f"{at}  {move['alias']}  {was} -> {now}  by {move.get('by') or '?'}"
 
 
 def lineage_tree(lineage: Lineage) -> Tree:

@@ -76,6 +76,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     head.add_argument("ref", metavar="REF", help="dataset reference: name[@version|@alias]")
     head.add_argument("-n", type=int, default=10, metavar="N", help="how many rows (default 10)")
+    head.add_argument(
+        "--columns",
+        default=None,
+        metavar="A,B,C",
+        help="only these columns, in this order (default: as many as fit the terminal)",
+    )
     add_json(head)
     head.set_defaults(func=_head)
 
@@ -245,22 +251,51 @@ def _sizes(props: dict[str, Any], human_bytes: Callable[[float], str]) -> str:
 
 
 def _head(args: argparse.Namespace) -> int:
-    from rich.markup import escape
-
-    from mlkernel.cli.render import emit_json, table
+    from mlkernel.cli.render import console, emit_json, fit_table
 
     with open_kernel(args) as k:
         rows = k.data.head(args.ref, args.n)
         names = rows.column_names
+        if args.columns is not None:
+            wanted = _column_list(args.columns, names, args.ref)
+            rows, names = rows.select(wanted), wanted
         records = rows.to_pylist()
     if args.json:
         return emit_json(records)
-    table(
-        [escape(n) for n in names],
-        [["-" if r[n] is None else escape(str(r[n])) for n in names] for r in records],
+    left_out = fit_table(
+        names,
+        [["-" if r[n] is None else str(r[n]) for n in names] for r in records],
         title="Rows",
     )
+    if left_out:
+        more = ", ".join(left_out[:3]) + (", ..." if len(left_out) > 3 else "")
+        console().print(
+            f"({len(left_out)} more column(s): {more}; choose with --columns A,B,C)",
+            markup=False,
+            soft_wrap=False,  # wrapped at the terminal's width like the table
+        )
     return 0
+
+
+def _column_list(spec: str, names: list[str], ref: str) -> list[str]:
+    """``--columns a,b,c`` checked against the dataset's columns (one-line error if not)."""
+    from mlkernel.errors import UsageError
+
+    wanted = [c.strip() for c in spec.split(",") if c.strip()]
+    if not wanted:
+        raise UsageError("--columns names no column; give them as --columns a,b,c")
+    unknown = [c for c in wanted if c not in names]
+    if unknown:
+        import difflib
+
+        hint = difflib.get_close_matches(unknown[0], names, n=1)
+        known = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        raise UsageError(
+            f"{ref} has no column {unknown[0]!r}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            + f"; its columns are {known}"
+        )
+    return wanted
 
 
 def _diff(args: argparse.Namespace) -> int:

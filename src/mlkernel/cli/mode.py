@@ -5,6 +5,7 @@ mlk mode ml -- COMMAND ...        run COMMAND in ML mode (like gamemoderun)
 mlk mode ml on --pid PID          claim ML mode for a running process
 mlk mode ml off [--pid PID]       end your claims (or one)
 mlk mode run --pool POOL -- CMD   run COMMAND in the prod, dev or batch pool
+mlk mode stop [--force]           stop the machine's controller when nothing uses it
 """
 
 from __future__ import annotations
@@ -70,6 +71,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     run.set_defaults(func=run_cmd)
 
+    stop = msub.add_parser(
+        "stop",
+        help="stop the machine's scheduler controller (restoring everything) if nothing uses it",
+        description="Stop the machine's scheduler controller, which restores every value it "
+        "changed. It stays when ML-mode jobs, `mlk mode run` jobs, connected clients or an "
+        "applied policy still use it, and the command says which (exit 5). "
+        "Example: mlk mode stop",
+    )
+    stop.add_argument(
+        "--force", action="store_true", help="stop it even while something still uses it"
+    )
+    stop.add_argument("--runtime-dir", default=None, help="the controller's runtime directory")
+    stop.add_argument("--json", action="store_true", help="print JSON for scripts")
+    stop.set_defaults(func=stop_cmd)
+
 
 def _runtime(args: argparse.Namespace) -> Any:
     from pathlib import Path
@@ -117,12 +133,12 @@ def status_cmd(args: argparse.Namespace) -> int:
     if data["pid"] is None:
         con.print("controller: not running (it starts with the first `mlk mode ml`)")
     else:
+        for line in controller_lines(data):
+            con.print(line, markup=False)  # commands may hold [brackets]
         con.print(
-            f"controller: pid {data['pid']}; ML mode {'ON' if data['ml_mode'] else 'off'}; "
+            f"ML mode {'ON' if data['ml_mode'] else 'off'}; "
             f"{len(data['claims'])} claim(s); window {data.get('window')}"
         )
-        for c in data["claims"]:
-            con.print(f"  claim pid {c['pid']} (uid {c['uid']})")
         pol = data.get("policy") or {}
         learned = pol.get("learned")
         con.print(
@@ -135,6 +151,63 @@ def status_cmd(args: argparse.Namespace) -> int:
         hist = data.get("history")
         if hist:
             con.print(f"load history: {hist['path']} ({hist['hourly']} hourly rows)")
+    return 0
+
+
+def controller_lines(data: dict[str, Any]) -> list[str]:
+    """The controller in words: pid, since when, who started it, what uses it."""
+    from mlkernel.cli.render import human_time
+    from mlkernel.sched.client import describe_user
+
+    head = f"controller: pid {data['pid']}"
+    if data.get("uid") is not None:
+        head += f" (uid {data['uid']})"
+    if data.get("started_at"):
+        head += f", running since {human_time(float(data['started_at']))}"
+    lines = [head]
+    by = data.get("started_by") or {}
+    if by:
+        who = f"  started by pid {by.get('pid')}"
+        if by.get("user"):
+            who += f" ({by['user']})"
+        if by.get("command"):
+            who += f": {by['command']}"
+        if by.get("label"):
+            who += f" [{by['label']}]"
+        lines.append(who)
+    users = data.get("users")
+    if users is not None:
+        if users:
+            lines.append("  used by:")
+            lines += [f"    {describe_user(u)}" for u in users]
+        else:
+            lines.append("  used by: nothing; `mlk mode stop` stops it (restoring everything)")
+    return lines
+
+
+def stop_cmd(args: argparse.Namespace) -> int:
+    import json
+
+    from mlkernel.errors import ConflictError
+    from mlkernel.sched.client import describe_user, stop_if_unused
+
+    result = stop_if_unused(_runtime(args), force=args.force)
+    if args.json:
+        print(json.dumps({"pid": result.pid, "stopped": result.stopped, "users": result.users}))
+    if result.pid is None:
+        if not args.json:
+            print("no scheduler controller runs; nothing to stop")
+        return 0
+    if not result.stopped:
+        users = "; ".join(describe_user(u) for u in result.users)
+        raise ConflictError(
+            f"the scheduler controller (pid {result.pid}) is still used by {users}; "
+            "left running (end those first, or `mlk mode stop --force`)"
+        )
+    if not args.json:
+        print(
+            f"stopped the scheduler controller (pid {result.pid}); every value it changed is restored"
+        )
     return 0
 
 
@@ -169,7 +242,12 @@ def _on(args: argparse.Namespace, pid: int) -> int:
     if args.json:
         print(json.dumps(answer))
     else:
-        print(f"ML mode on for process {pid} ({answer['claims']} claim(s) active)")
+        pool = answer.get("pool") or "no pool (no cgroup backend)"
+        applied = "; ".join(answer.get("applied") or []) or "nothing to change"
+        print(
+            f"ML mode on for process {pid} ({answer['claims']} claim(s) active): "
+            f"pool {pool}; {applied}"
+        )
     return 0
 
 
@@ -186,15 +264,39 @@ def _run(args: argparse.Namespace, cmd: list[str]) -> int:
     """Claim this process, then start COMMAND: it is born in the ml pool, with every child.
     The claim ends when this process exits, however it exits (the controller's pidfd)."""
     import os
+    import sys
 
     from mlkernel.sched.client import Client
 
     with Client(_runtime(args)) as c:
-        c.enter(os.getpid())
+        entered = c.enter(os.getpid())
+        code: int | None = None
         try:
-            return _spawn(cmd)
+            code = _spawn(cmd)
+            return code
         finally:
-            c.leave(os.getpid())
+            left = c.call("leave", pid=os.getpid())
+            if code is not None:
+                print(f"mlk: {ml_summary(cmd, code, entered, left)}", file=sys.stderr, flush=True)
+
+
+def ml_summary(cmd: list[str], code: int, entered: dict[str, Any], left: dict[str, Any]) -> str:
+    """What `mlk mode ml -- CMD` did, in one line: pool, mechanisms, whether all came back."""
+    import shlex
+
+    command = shlex.join(cmd)
+    if len(command) > 60:
+        command = command[:57] + "..."
+    pool = entered.get("pool") or "no pool (no cgroup backend)"
+    applied = "; ".join(entered.get("applied") or []) or "nothing to change"
+    restored = int(left.get("restored", 0))
+    if left.get("open"):
+        back = f"{restored} change(s) undone, {left['open']} still open (see `mlk mode status`)"
+    else:
+        back = f"restored ({restored} change(s) undone)"
+    if left.get("ml_mode"):
+        back += f"; ML mode stays on for {left.get('claims')} other claim(s)"
+    return f"ML mode for `{command}` (exit {code}): pool {pool}; {applied}; {back}"
 
 
 def _spawn(cmd: list[str]) -> int:

@@ -178,7 +178,7 @@ def plan_cmd(args: argparse.Namespace) -> int:
 
     from mlkernel.errors import UsageError
     from mlkernel.sched.cgroups import POOLS
-    from mlkernel.sched.policy import plan
+    from mlkernel.sched.policy import collapse, plan
 
     try:
         start = datetime.fromisoformat(args.start) if args.start else datetime.now()
@@ -195,22 +195,23 @@ def plan_cmd(args: argparse.Namespace) -> int:
         ]
         print(json.dumps(out, indent=2))
         return 0
-    from rich.console import Console
     from rich.table import Table
 
+    from mlkernel.cli.render import console
+
     t = Table(title=f"policy plan, next {args.hours} h (weights; share of CPU under contention)")
-    t.add_column("hour")
-    t.add_column("window")
+    t.add_column("hours", no_wrap=True)
+    t.add_column("window", no_wrap=True)
     for p in POOLS:
         t.add_column(p, justify="right")
-    for r in rows:
-        total = sum(r.weights.values())
+    for span in collapse(rows):  # identical consecutive hours are one row
+        total = sum(span.weights.values())
         t.add_row(
-            f"{r.start:%a %H:00}",
-            r.window,
-            *(f"{r.weights[p]:.0f} ({100 * r.weights[p] / total:.0f}%)" for p in POOLS),
+            span.label,
+            span.window,
+            *(f"{span.weights[p]:.0f} ({100 * span.weights[p] / total:.0f}%)" for p in POOLS),
         )
-    Console(highlight=False).print(t)
+    console().print(t)
     return 0
 
 

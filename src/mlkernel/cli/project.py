@@ -70,7 +70,7 @@ def _init(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from mlkernel.cli._args import open_kernel
-    from mlkernel.cli.render import console, emit_json, human_bytes, table
+    from mlkernel.cli.render import console, emit_json, human_bytes, human_time, table
 
     with open_kernel(args) as k:
         info = k.status()
@@ -96,9 +96,15 @@ def _status(args: argparse.Namespace) -> int:
         title="Artifacts",
     )
     table(
-        ["artifact", "latest", "size", "created"],
+        ["artifact", "latest", "size", "created", "by"],
         [
-            (f"{a['kind']}:{a['name']}", a["version"], human_bytes(a["size"]), a["created_by"])
+            (
+                f"{a['kind']}:{a['name']}",
+                a["version"],
+                human_bytes(a["size"]),
+                human_time(a["created_at"]),  # local time, as `mlk ls` shows it
+                a["created_by"],
+            )
             for a in info["latest"]
         ],
         title="Latest versions",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["console", "emit_json", "human_bytes", "human_time", "table"]
+__all__ = ["console", "emit_json", "fit_table", "human_bytes", "human_time", "table"]
 
 
 def console() -> Console:
@@ -88,3 +88,46 @@ def table(
         out.print(f"(no {title.lower() if title else 'rows'})")
         return
     out.print(grid)
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` shortened to ``limit`` characters, ending in an ellipsis when cut."""
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def fit_table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str | None = None,
+    max_cell: int = 24,
+) -> list[str]:
+    """Print a table of possibly many columns within the terminal's width, one line per
+    row: values (and headers) longer than ``max_cell`` are cut, and the columns that still
+    do not fit are left out (the first always stays). Returns the names left out."""
+    from rich.table import Table
+    from rich.text import Text
+
+    out = console()
+    widths = [
+        max([len(cut(name, max_cell))] + [len(cut(row[i], max_cell)) for row in rows])
+        for i, name in enumerate(columns)
+    ]
+    shown: list[int] = []
+    used = 0
+    for i, w in enumerate(widths):
+        need = w + 2 + (1 if shown else 0)  # padding each side, a separator between
+        if shown and used + need > out.width:
+            break
+        shown.append(i)
+        used += need
+    grid = Table(title=title, show_edge=False, header_style="bold")
+    for i in shown:
+        grid.add_column(Text(cut(columns[i], max_cell)), no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        grid.add_row(*(Text(cut(row[i], max_cell)) for i in shown))
+    if not rows:
+        out.print(f"(no {title.lower() if title else 'rows'})")
+    else:
+        out.print(grid)
+    return [columns[i] for i in range(len(columns)) if i not in shown]

@@ -152,8 +152,9 @@ class SafeEcho:
 class _MLMode:
     """Claims ML mode for each step process; a missing controller costs one warning."""
 
-    def __init__(self, config: Any, warn: Callable[[str], None]) -> None:
+    def __init__(self, config: Any, warn: Callable[[str], None], label: str | None = None) -> None:
         self._config = config
+        self._label = label  # who the claims are for, in `mlk mode status`
         self._warn = warn
         self._client: Any = None
         self._failed = False
@@ -167,7 +168,7 @@ class _MLMode:
                 if self._client is None:
                     from mlkernel.sched.client import Client
 
-                    self._client = Client(config=self._config)
+                    self._client = Client(config=self._config, label=self._label)
                 self._client.enter(pid)
             except (MLKernelError, OSError) as exc:
                 self._failed = True
@@ -633,7 +634,8 @@ class Runner:
 
             on_start = on_end = None
             if self.ml_mode:
-                self._mlmode = _MLMode(self.k.config.sections.get("sched"), self._warn)
+                label = f"project {self.k.config.name}, pipeline run"
+                self._mlmode = _MLMode(self.k.config.sections.get("sched"), self._warn, label)
                 on_start, on_end = self._mlmode.enter, self._mlmode.leave
             self._executor = make_executor(
                 self.executor_name,

@@ -42,6 +42,19 @@ def start_time(pid: int) -> str | None:
     return rest[19]
 
 
+def command_line(pid: int, limit: int = 160) -> str | None:
+    """``pid``'s command line, arguments joined by spaces (cut to ``limit``), or None."""
+    try:
+        raw = (PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return None
+    words = [w.decode(errors="replace") for w in raw.split(b"\0") if w]
+    if not words:
+        return None
+    text = " ".join([Path(words[0]).name, *words[1:]])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def alive(pid: int) -> bool:
     return start_time(pid) is not None
 

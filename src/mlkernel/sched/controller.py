@@ -17,7 +17,14 @@ request                                    answer
 ``{"op": "status"}``                       backends, claims, open journal entries, policy
 ``{"op": "policy-apply", "config": {}}``   (re)loads ``[sched]``, writes the policy for now
 ``{"op": "shutdown"}``                     restores everything and exits
+``{"op": "shutdown", "if_unused": true}``  the same, unless something still uses it:
+                                           ``{"stopping": false, "users": [...]}``
 =========================================  ==============================================
+
+``enter`` and ``place`` may carry a ``label`` (the project, say): ``status`` lists who uses
+the controller (``users``: claims, ``mlk mode run`` placements, other connected clients, a
+policy applied with ``mlk policy apply``) and who started it, when (``started_by``,
+``started_at``; the client passes ``--started-by``).
 
 On every tick (``tick_seconds``, default 60 s) the controller re-applies the policy (unless
 ML mode is on), applies the placement rules, samples the pools' CPU, memory and PSI into
@@ -87,7 +94,16 @@ class Controller:
         config: PolicyConfig | None = None,
         cgroup_root: Path = CGROUP_ROOT,
         state_dir: Path | None = None,
+        started_by: Mapping[str, Any] | None = None,
     ) -> None:
+        self.started_by: dict[str, Any] = dict(started_by or {"pid": os.getpid()})
+        self.started_at = time.time()
+        # connection id -> (its socket, peer pid, peer uid)
+        self._conns: dict[int, tuple[socket.socket, int, int]] = {}
+        self._working: set[int] = set()  # connections that claimed or placed something
+        self._labels: dict[int, str] = {}  # claimed or placed pid -> its client's label
+        self._policy_by: dict[str, Any] | None = None  # who applied a policy, when
+        self._users_lock = threading.Lock()
         self.runtime_dir = runtime_dir if runtime_dir is not None else default_runtime_dir()
         self.state_dir = state_dir if state_dir is not None else state_dir_for(runtime_dir)
         self.config = config or PolicyConfig()
@@ -112,6 +128,7 @@ class Controller:
 
     # -- life cycle --------------------------------------------------------------------
     def start(self) -> None:
+        self.started_at = time.time()
         self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         fd = try_flock(self.runtime_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT)
         if fd is None:
@@ -220,6 +237,7 @@ class Controller:
 
     # -- loops -------------------------------------------------------------------------
     def _job_exited(self, pid: int) -> None:
+        self._labels.pop(pid, None)
         if self.mode is not None:
             self.mode.leave(pid)
         if self.placer is not None:
@@ -294,49 +312,81 @@ class Controller:
         with conn:
             raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
             peer_pid, peer_uid, _gid = struct.unpack("3i", raw)
-            f = conn.makefile("rwb")
-            for line in f:
-                try:
-                    req = json.loads(line)
-                    if not isinstance(req, dict):
-                        raise UsageError("a request is a JSON object with an 'op'")
-                    answer = {"ok": True, **self.handle(req, peer_pid, peer_uid)}
-                except MLKernelError as exc:
-                    answer = {"ok": False, "kind": type(exc).__name__, "error": str(exc)}
-                except json.JSONDecodeError as exc:
-                    answer = {"ok": False, "kind": "UsageError", "error": f"bad JSON: {exc}"}
-                except Exception as exc:
-                    log.exception("request failed")
-                    answer = {"ok": False, "kind": "MLKernelError", "error": str(exc)}
-                f.write((json.dumps(answer) + "\n").encode())
-                f.flush()
-                if answer.get("stopping"):
-                    self._stop.set()  # the serving thread (main) restores and exits
-                    return
+            with self._users_lock:
+                self._conns[id(conn)] = (conn, peer_pid, peer_uid)
+            try:
+                self._serve_lines(conn, peer_pid, peer_uid)
+            finally:
+                with self._users_lock:
+                    self._conns.pop(id(conn), None)
+                    self._working.discard(id(conn))
+
+    def _serve_lines(self, conn: socket.socket, peer_pid: int, peer_uid: int) -> None:
+        f = conn.makefile("rwb")
+        for line in f:
+            try:
+                req = json.loads(line)
+                if not isinstance(req, dict):
+                    raise UsageError("a request is a JSON object with an 'op'")
+                answer = {"ok": True, **self.handle(req, peer_pid, peer_uid, id(conn))}
+            except MLKernelError as exc:
+                answer = {"ok": False, "kind": type(exc).__name__, "error": str(exc)}
+            except json.JSONDecodeError as exc:
+                answer = {"ok": False, "kind": "UsageError", "error": f"bad JSON: {exc}"}
+            except Exception as exc:
+                log.exception("request failed")
+                answer = {"ok": False, "kind": "MLKernelError", "error": str(exc)}
+            f.write((json.dumps(answer) + "\n").encode())
+            f.flush()
+            if answer.get("stopping"):
+                self._stop.set()  # the serving thread (main) restores and exits
+                return
 
     # -- requests ----------------------------------------------------------------------
-    def handle(self, req: Mapping[str, Any], peer_pid: int, peer_uid: int) -> dict[str, Any]:
+    def handle(
+        self, req: Mapping[str, Any], peer_pid: int, peer_uid: int, conn: int | None = None
+    ) -> dict[str, Any]:
+        """Answer one request; ``conn`` names the asker's connection (``users`` leaves it out)."""
         assert self.mode is not None and self.report is not None
         op = req.get("op")
+        if conn is not None and op in ("enter", "place"):
+            with self._users_lock:  # from now on this client counts as a user
+                self._working.add(conn)
         if op == "ping":
             return {"pid": os.getpid()}
         if op == "enter":
             pid = int(req.get("pid") or peer_pid)
             self._check_owner(pid, peer_uid)
             claim = self.mode.enter(pid, uid=peer_uid)
+            self._remember_label(pid, req)
             try:
                 self.watcher.watch(pid)
             except ProcessLookupError:
                 self.mode.leave(pid)
                 raise NotFoundError(f"process {pid} exited while entering ML mode") from None
-            return {"claim": _claim_dict(claim), "claims": len(self.mode.claims())}
+            return {
+                "claim": _claim_dict(claim),
+                "claims": len(self.mode.claims()),
+                "pool": self.groups.relpath("ml") if self.groups is not None else None,
+                "applied": self._applied(claim.key),
+            }
         if op == "leave":
             pid = int(req.get("pid") or peer_pid)
             mine = [c for c in self.mode.claims() if c.pid == pid]
             if mine and peer_uid != 0 and mine[0].uid != peer_uid:
                 raise PermissionDeniedError(f"the claim on process {pid} belongs to another user")
             self._unwatch(pid)
-            return {"left": self.mode.leave(pid), "claims": len(self.mode.claims())}
+            if self.placer is None or not self.placer.placed(pid):
+                self._labels.pop(pid, None)
+            before = len(self.applier.journal.pending())
+            ended = self.mode.leave(pid)
+            return {
+                "left": ended,
+                "claims": len(self.mode.claims()),
+                "ml_mode": self.mode.active,
+                "restored": before - len(self.applier.journal.pending()),
+                "open": len(self.applier.journal.pending(mine[0].key)) if mine else 0,
+            }
         if op == "off":
             left = []
             for c in self.mode.claims():
@@ -353,6 +403,7 @@ class Controller:
                 why = "; ".join(self.report.why_not("cpu")) or self.report.cpu
                 return {"placed": False, "reason": f"no cgroup backend for pools ({why})"}
             placed = self.placer.place(pid, pool)
+            self._remember_label(pid, req)
             try:
                 self.watcher.watch(pid)
             except ProcessLookupError:
@@ -360,7 +411,7 @@ class Controller:
                 raise NotFoundError(f"process {pid} exited while being placed") from None
             return {"placed": True, "pool": pool, "claim": placed}
         if op == "status":
-            return self.status()
+            return self.status(exclude_conn=conn)
         if op == "policy-apply":
             self._check_admin(peer_uid)
             if self.groups is None:
@@ -369,6 +420,11 @@ class Controller:
                 )
             if req.get("config") is not None:
                 self.config = PolicyConfig.from_dict(req["config"])
+                self._policy_by = (
+                    {"pid": peer_pid, "uid": peer_uid, "since": time.time()}
+                    if self.config.windows or self.config.rules or self.config.hold
+                    else None
+                )
                 self._learn(datetime.now(), force=True)
                 if self.placer is not None:
                     self.placer.reload(self.effective)
@@ -379,17 +435,105 @@ class Controller:
             return {"changes": [f"{c.target} {c.knob}: {c.old} -> {c.new}" for c in changes]}
         if op == "shutdown":
             self._check_admin(peer_uid)
-            return {"stopping": True}
+            if req.get("if_unused"):
+                users = self.users(exclude_conn=conn, exclude_pid=peer_pid)
+                if users:
+                    return {"stopping": False, "pid": os.getpid(), "users": users}
+            return {"stopping": True, "pid": os.getpid()}
         raise UsageError(
             f"unknown op {op!r}; use ping, enter, leave, off, status, policy-apply or shutdown"
         )
+
+    def _applied(self, key: str) -> list[str]:
+        """What ML mode changed for claim ``key`` (and for the mode), in a few words each."""
+        journal = self.applier.journal
+        out: list[str] = []
+        job = journal.pending(key)
+        moved = [c for c in job if c.knob.startswith("cgroup")]
+        if moved:
+            out.append(f"{len(moved)} process(es) moved into {moved[0].new}")
+        for knob, what in (("ioprio", "I/O priority best-effort 0"), ("nice", "nice -5")):
+            threads = [c for c in job if c.knob == knob]
+            if threads:
+                out.append(f"{what} on {len(threads)} thread(s)")
+        weights = [c for c in journal.pending("mode") if c.target.startswith("path:")]
+        if weights:
+            out.append(f"{len(weights)} pool weight(s) set")
+        held = {c.target for c in journal.pending("hold") if c.target.startswith("pid:")}
+        held |= {c.target for c in journal.pending("hold") if c.target.startswith("tid:")}
+        if held:
+            out.append(f"{len(held)} other process(es)/thread(s) held back")
+        return out
+
+    def _remember_label(self, pid: int, req: Mapping[str, Any]) -> None:
+        label = req.get("label")
+        if isinstance(label, str) and label:
+            self._labels[pid] = label[:200]
+
+    def users(
+        self, exclude_conn: int | None = None, exclude_pid: int | None = None
+    ) -> list[dict[str, Any]]:
+        """What still needs this controller: live claims, ``mlk mode run`` placements, other
+        connected clients that claimed or placed something (a pipeline run holds one between
+        its steps), and a policy someone applied with windows or rules. Rule placements are
+        the policy's own work, not users."""
+        assert self.mode is not None
+        out: list[dict[str, Any]] = []
+        listed: set[int] = set()
+        for c in self.mode.claims():
+            out.append(
+                {
+                    "kind": "claim",
+                    "pid": c.pid,
+                    "uid": c.uid,
+                    "since": c.since,
+                    "what": self._what(c.pid),
+                }
+            )
+            listed.add(c.pid)
+        for p in self._placements():
+            if p["by"] == "run" and p["pid"] not in listed:
+                out.append(
+                    {
+                        "kind": "placement",
+                        "pid": p["pid"],
+                        "pool": p["pool"],
+                        "what": self._what(p["pid"]),
+                    }
+                )
+                listed.add(p["pid"])
+        with self._users_lock:  # pings and status calls come and go: not users
+            conns = [v for k, v in self._conns.items() if k in self._working and k != exclude_conn]
+        for sock, pid, uid in conns:
+            if pid in listed or pid == exclude_pid or pid == os.getpid() or _hung_up(sock):
+                continue
+            out.append({"kind": "client", "pid": pid, "uid": uid, "what": self._what(pid)})
+            listed.add(pid)
+        if self._policy_by is not None:
+            out.append(
+                {
+                    "kind": "policy",
+                    **self._policy_by,
+                    "what": f"a policy applied by uid {self._policy_by['uid']} "
+                    "(`mlk policy apply`)",
+                }
+            )
+        return out
+
+    def _what(self, pid: int) -> str:
+        """A claimed or connected process in words: its client's label, else its command."""
+        label = self._labels.get(pid)
+        if label:
+            return label
+        return _proc.command_line(pid) or f"process {pid}"
 
     def _unwatch(self, pid: int) -> None:
         """Stop watching ``pid`` unless an explicit placement still needs its exit."""
         if self.placer is None or not self.placer.placed(pid):
             self.watcher.unwatch(pid)
 
-    def status(self) -> dict[str, Any]:
+    def status(self, exclude_conn: int | None = None) -> dict[str, Any]:
+        """Everything ``mlk mode status`` shows; ``users`` leaves out the asker's connection."""
         assert self.mode is not None and self.report is not None
         now = datetime.now()
         label, weights = self.effective.weights_at(now, ml_mode=self.mode.active)
@@ -399,6 +543,10 @@ class Controller:
             history = {"path": str(self.history.path), **self.history.counts()}
         return {
             "pid": os.getpid(),
+            "uid": os.getuid(),
+            "started_at": self.started_at,
+            "started_by": self.started_by,
+            "users": self.users(exclude_conn=exclude_conn),
             "runtime_dir": str(self.runtime_dir),
             "ml_mode": self.mode.active,
             "claims": [_claim_dict(c) for c in self.mode.claims()],
@@ -446,6 +594,17 @@ class Controller:
             raise PermissionDeniedError("only root or the controller's user may do this")
 
 
+def _hung_up(sock: socket.socket) -> bool:
+    """Whether the client closed ``sock`` though its serving thread has not seen it yet."""
+    import select
+
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (OSError, ValueError):
+        return True
+
+
 def _claim_dict(c: Any) -> dict[str, Any]:
     return {"pid": c.pid, "uid": c.uid, "start": c.start, "since": c.since}
 
@@ -457,10 +616,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default=None, help="the [sched] table as JSON")
     ap.add_argument("--cgroup-root", type=Path, default=CGROUP_ROOT)
     ap.add_argument("--state-dir", type=Path, default=None, help="where the load history lives")
+    ap.add_argument(
+        "--started-by", default=None, help="the process that started it, as JSON (the client)"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = PolicyConfig.from_dict(json.loads(args.config) if args.config else None)
-    ctl = Controller(args.runtime_dir, config, args.cgroup_root, args.state_dir)
+    started_by = json.loads(args.started_by) if args.started_by else {"pid": os.getppid()}
+    ctl = Controller(args.runtime_dir, config, args.cgroup_root, args.state_dir, started_by)
     try:
         ctl.start()
     except MLKernelError as exc:

@@ -67,7 +67,8 @@ def _controller(runtime_dir: Path) -> Check:
     sock = runtime_dir / SOCKET_NAME
     if ping(sock):
         pid = (runtime_dir / "controller.lock").read_text(encoding="ascii").split()
-        return Check("controller", "ok", f"pid {pid[0] if pid else '?'} answers at {sock}")
+        detail = f"pid {pid[0] if pid else '?'} answers at {sock}"
+        return Check("controller", "ok", detail + _controller_use(runtime_dir))
     if sock.exists():
         return Check(
             "controller",
@@ -80,6 +81,30 @@ def _controller(runtime_dir: Path) -> Check:
         "ok",
         f"not running; it starts on demand (`mlk mode ml`, `mlk policy apply`) at {sock}",
     )
+
+
+def _controller_use(runtime_dir: Path) -> str:
+    """Since when the running controller runs and how many things use it (read-only)."""
+    import time
+
+    from mlkernel.errors import MLKernelError
+    from mlkernel.sched.client import Client
+
+    try:
+        with Client(runtime_dir, autostart=False, announce=None) as c:
+            status = c.status()
+    except (MLKernelError, OSError, ValueError):
+        return ""
+    since = status.get("started_at")
+    started = (
+        time.strftime("; running since %Y-%m-%d %H:%M:%S", time.localtime(since)) if since else ""
+    )
+    users = status.get("users")
+    if users is None:
+        return started
+    if not users:
+        return started + "; nothing uses it (`mlk mode stop` stops it)"
+    return started + f"; used by {len(users)} (see `mlk mode status`)"
 
 
 def _journal(runtime_dir: Path, controller_up: bool) -> Check:

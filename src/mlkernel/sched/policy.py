@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -46,11 +46,13 @@ __all__ = [
     "HoldRule",
     "PlaceRule",
     "PlanRow",
+    "PlanSpan",
     "PolicyConfig",
     "Pool",
     "ProcInfo",
     "Window",
     "apply_policy",
+    "collapse",
     "parse_window",
     "plan",
 ]
@@ -430,6 +432,46 @@ def plan(config: PolicyConfig, start: datetime, hours: int = 24) -> list[PlanRow
         label, weights = config.weights_at(t)
         rows.append(PlanRow(t, label, weights))
     return rows
+
+
+@dataclass(frozen=True)
+class PlanSpan:
+    """Consecutive plan hours with the same window and weights: ``start`` to ``end`` (exclusive)."""
+
+    start: datetime
+    end: datetime
+    window: str
+    weights: Mapping[str, float]
+
+    @property
+    def label(self) -> str:
+        """``Mon 00-06``; a span past midnight names both days: ``Mon 20 - Tue 08``."""
+        last = self.end - timedelta(hours=1)
+        if last.date() == self.start.date():
+            end = "24" if self.end.hour == 0 else f"{self.end:%H}"
+            return f"{self.start:%a %H}-{end}"
+        return f"{self.start:%a %H} - {self.end:%a %H}"
+
+
+def collapse(rows: Sequence[PlanRow]) -> list[PlanSpan]:
+    """Merge consecutive hours whose window and weights are equal into one span each."""
+    spans: list[PlanSpan] = []
+    for r in rows:
+        end = r.start + timedelta(hours=1)
+        prev = spans[-1] if spans else None
+        if (
+            prev is not None
+            and prev.end == r.start
+            and (prev.window, dict(prev.weights))
+            == (
+                r.window,
+                dict(r.weights),
+            )
+        ):
+            spans[-1] = PlanSpan(prev.start, end, prev.window, prev.weights)
+        else:
+            spans.append(PlanSpan(r.start, end, r.window, r.weights))
+    return spans
 
 
 def apply_policy(

@@ -95,8 +95,9 @@ def test_mode_ml_needs_a_command() -> None:
 
 
 def test_policy_plan_collapses_identical_hours(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one line per row, whatever the worker's terminal
     cfg = tmp_path / "mlkernel.toml"
     cfg.write_text(TOML)
     # Monday 2025-03-03 from 05:00, 48 hours: otherwise, weekdays 08-20, otherwise (overnight),

@@ -79,8 +79,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     head.add_argument(
         "--columns",
         default=None,
-        metavar="A,B,C",
-        help="only these columns, in this order (default: as many as fit the terminal)",
+        metavar="COLUMNS",
+        help="comma-separated column names: only these columns, in this order (default: as many as fit the terminal)",
     )
     add_json(head)
     head.set_defaults(func=_head)

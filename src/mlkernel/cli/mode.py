@@ -76,13 +76,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="stop the machine's scheduler controller (restoring everything) if nothing uses it",
         description="Stop the machine's scheduler controller, which restores every value it "
         "changed. It stays when ML-mode jobs, `mlk mode run` jobs, connected clients or an "
-        "applied policy still use it, and the command says which (exit 5). "
-        "Example: mlk mode stop",
+        "applied policy still use it, and the command says which (exit 5).",
+        epilog="example: mlk mode stop --force",
     )
     stop.add_argument(
         "--force", action="store_true", help="stop it even while something still uses it"
     )
-    stop.add_argument("--runtime-dir", default=None, help="the controller's runtime directory")
+    stop.add_argument(
+        "--runtime-dir", default=None, metavar="DIR", help="the controller's runtime directory"
+    )
     stop.add_argument("--json", action="store_true", help="print JSON for scripts")
     stop.set_defaults(func=stop_cmd)
 

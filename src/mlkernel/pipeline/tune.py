@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlkernel.errors import UsageError
-from mlkernel.pipeline.dsl import Step, StepOptions, _Tracer
+from mlkernel.pipeline.dsl import Step, _Tracer
+from mlkernel.pipeline.values import StepOptions
 
 if TYPE_CHECKING:
-    from mlkernel.pipeline.dsl import Output
     from mlkernel.pipeline.executors import LogSink
     from mlkernel.pipeline.graph import Node
     from mlkernel.pipeline.runner import Runner
+    from mlkernel.pipeline.values import Output
 
 __all__ = ["TuneNode", "TuneResult", "tune"]
 

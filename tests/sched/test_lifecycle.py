@@ -181,14 +181,14 @@ def test_a_pipeline_run_names_its_project_in_the_controllers_users(
     tmp_path: Path, cg_parent: str, spawn: Spawn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The runner's ML-mode claims carry the project, which `mlk mode status` shows."""
-    from mlkernel.pipeline.runner import _MLMode
+    from mlkernel.pipeline.loop import MLMode
 
     xdg = tmp_path / "xdg"
     xdg.mkdir()
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(xdg))
     warnings: list[str] = []
     step = spawn(name="mlstep")
-    mode = _MLMode({"parent": cg_parent}, warnings.append, "project churn, pipeline run")
+    mode = MLMode({"parent": cg_parent}, warnings.append, "project churn, pipeline run")
     try:
         mode.enter(step.pid)
         assert warnings == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlkernel.pipeline.dsl import Ref, StepOptions
+from mlkernel.pipeline.values import Ref, StepOptions
 
 __all__ = ["Graph", "Node"]
 

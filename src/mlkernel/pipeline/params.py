@@ -71,7 +71,7 @@ def _settings(node: Node) -> tuple[str, ...]:
 
 
 def _settable(node: Node, key: str) -> bool:
-    from mlkernel.pipeline.dsl import Output, Ref
+    from mlkernel.pipeline.values import Output, Ref
 
     if key in node.params or key in _settings(node):
         return True

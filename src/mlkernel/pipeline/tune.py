@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlkernel.errors import UsageError
-from mlkernel.pipeline.dsl import Step, StepOptions, _Tracer
+from mlkernel.pipeline.dsl import Step, _Tracer
+from mlkernel.pipeline.values import StepOptions
 
 if TYPE_CHECKING:
-    from mlkernel.pipeline.dsl import Output
     from mlkernel.pipeline.executors import LogSink
     from mlkernel.pipeline.graph import Node
-    from mlkernel.pipeline.runner import Runner
+    from mlkernel.pipeline.loop import Loop
+    from mlkernel.pipeline.values import Output
 
 __all__ = ["TuneNode", "TuneResult", "tune"]
 
@@ -200,14 +201,14 @@ class TuneNode:
             "search": "ray" if self._uses_ray(None) else "optuna",
         }
 
-    def _uses_ray(self, runner: Runner | None) -> bool:
+    def _uses_ray(self, runner: Loop | None) -> bool:
         kind = self.executor or (runner.executor_name if runner is not None else None)
         return kind == "ray"
 
     # -- running (in the runner's worker thread) -------------------------------------
 
     def execute(
-        self, runner: Runner, node: Node, spec: dict[str, Any], sink: LogSink
+        self, runner: Loop, node: Node, spec: dict[str, Any], sink: LogSink
     ) -> dict[str, Any]:
         for name in self.fixed:
             sink.write(f"mlk: {name} is fixed by an override at {spec['args'][name]['value']!r}; "
@@ -248,14 +249,14 @@ class TuneNode:
         return {**spec, "args": args, "step": f"{spec['step']}.trial-{n}"}
 
     def _optuna_trials(
-        self, runner: Runner, spec: dict[str, Any], sink: LogSink
+        self, runner: Loop, spec: dict[str, Any], sink: LogSink
     ) -> list[dict[str, Any]]:
         try:
             import optuna
         except ImportError:
             raise UsageError("tuning needs Optuna; install it with `pip install optuna`") from None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        executor = runner._executor_for_run()
+        executor = runner.executor()
         trials: list[dict[str, Any]] = []
         self.done_trials = trials  # read by the runner if the run is cancelled mid-search
 
@@ -286,14 +287,14 @@ class TuneNode:
         study.optimize(objective, n_trials=self.trials_to_run, catch=(_TrialFailed,))
         return trials
 
-    def _ray_trials(self, runner: Runner, node: Node, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    def _ray_trials(self, runner: Loop, node: Node, spec: dict[str, Any]) -> list[dict[str, Any]]:
         import ray
         from ray import tune as rtune
 
-        runner._executor_for_run()  # ray.init
+        runner.executor()  # ray.init
         metric = self.metric
         objective_name = self.objective.name
-        base = {**spec, "target": runner._target(node)}
+        base = {**spec, "target": runner.target(node)}
         trial_spec = self._trial_spec
 
         def trainable(config: dict[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,7 @@ LAYERS = {
     "fsutil": 0,
     "digest": 0,
     "gclock": 0,
+    "settings": 0,
     "meta": 1,
     "artifacts": 1,
     "sched": 2,
@@ -98,7 +99,13 @@ def _runtime_imports(tree: ast.Module) -> set[str]:
             visit(child)
 
     visit(tree)
-    return {m.split(".")[1] for m in found if m.startswith("mlkernel.") and m.count(".") >= 1}
+    # A package's ``settings`` module declares its mlkernel.toml section and belongs to the
+    # foundations: config.py imports it to check the whole file (test_settings_are_light).
+    return {
+        "settings" if m.count(".") == 2 and m.endswith(".settings") else m.split(".")[1]
+        for m in found
+        if m.startswith("mlkernel.") and m.count(".") >= 1
+    }
 
 
 def _package(path: Path) -> str:

@@ -37,7 +37,9 @@ def test_typo_in_section(tmp_path: Path) -> None:
 
 def test_wrong_type(tmp_path: Path) -> None:
     root = write(tmp_path, '[project]\nname = "x"\n[tracking]\nflush_rows = "many"\n')
-    with pytest.raises(ConfigError, match=r"\[tracking\] flush_rows must be an integer of at least 1, got 'many'"):
+    with pytest.raises(
+        ConfigError, match=r"\[tracking\] flush_rows must be an integer of at least 1, got 'many'"
+    ):
         load_config(root)
 
 
@@ -49,7 +51,10 @@ def test_bool_is_not_an_integer(tmp_path: Path) -> None:
 
 def test_bad_metadata_url(tmp_path: Path) -> None:
     root = write(tmp_path, '[project]\nname = "x"\n[storage]\nmetadata = "mysql://x"\n')
-    with pytest.raises(ConfigError, match=r'\[storage\] metadata must be "sqlite" or a URL postgresql://.*, got \'mysql://x\''):
+    with pytest.raises(
+        ConfigError,
+        match=r'\[storage\] metadata must be "sqlite" or a URL postgresql://.*, got \'mysql://x\'',
+    ):
         load_config(root)
 
 
@@ -57,7 +62,9 @@ def test_gc_grace(tmp_path: Path) -> None:
     root = write(tmp_path, '[project]\nname = "x"\n[storage]\ngc_grace = 30\n')
     assert load_config(root).storage.gc_grace == 30
     write(tmp_path, '[project]\nname = "x"\n[storage]\ngc_grace = -5\n')
-    with pytest.raises(ConfigError, match=r"\[storage\] gc_grace must be a number of at least 0, got -5"):
+    with pytest.raises(
+        ConfigError, match=r"\[storage\] gc_grace must be a number of at least 0, got -5"
+    ):
         load_config(root)
 
 

@@ -228,7 +228,8 @@ def check_section(
         wanted = _breaks(key, value)
         if wanted is not None:
             hint = _did_you_mean(name, listed) if key is section.other else ""
-            raise ConfigError(f"{where} {hint}{name} must be {wanted}, got {value!r}")
+            hint = f"; {hint.strip()}" if hint else ""
+            raise ConfigError(f"{where} {name} must be {wanted}, got {value!r}{hint}")
     for key in section.keys:
         if key.required and key.name not in table:
             example = '"..."' if key.type == "string" else "..."

@@ -43,6 +43,7 @@ PIPELINES = Section(
         "string",
         'a pipeline by name: `train = "pipelines/train.py:train"`',
         check=_target,
+        expect='a pipeline target "path/to/file.py:function" or "module:function"',
     ),
 )
 

@@ -98,24 +98,9 @@ def _runtime(args: argparse.Namespace) -> Any:
 def status_cmd(args: argparse.Namespace) -> int:
     import json
 
-    from mlkernel.errors import NotFoundError
-    from mlkernel.sched.client import Client
+    from mlkernel.sched.service import machine_status
 
-    try:
-        with Client(_runtime(args), autostart=False) as c:
-            data = c.status()
-    except NotFoundError:
-        from mlkernel.sched.backends import detect
-
-        report = detect()
-        data = {
-            "pid": None,
-            "ml_mode": False,
-            "claims": [],
-            "backends": report.to_dict(),
-            "why_not": {r: report.why_not(r) for r in ("cpu", "io", "memory", "pause")},
-        }
-    data.pop("ok", None)
+    data = machine_status(_runtime(args)).to_dict()
     if args.json:
         print(json.dumps(data, indent=2))
         return 0

@@ -37,6 +37,7 @@ __all__ = [
     "docs_table",
     "find_root",
     "load_config",
+    "read_toml",
     "render_config",
     "schema",
 ]
@@ -269,13 +270,6 @@ def _check_nested(key: Key, value: Any, file: str, header: str, where: str) -> N
             check_section(key.table, table, file, f"{header}.{item}")
 
 
-def with_defaults(section: Section, table: Mapping[str, Any]) -> dict[str, Any]:
-    """``table`` with the default of every listed key it leaves out."""
-    out = {k.name: k.default for k in section.keys if k.table is None}
-    out.update(table)
-    return out
-
-
 def _project_name(value: Any) -> str | None:
     from mlkernel.refs import validate_name
 
@@ -493,18 +487,25 @@ def docs_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_config(root: Path) -> ProjectConfig:
-    path = root / CONFIG_FILE
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML document at ``path``; a file that is not UTF-8 or not TOML is a
+    :class:`ConfigError` naming it (a missing one is :class:`FileNotFoundError`)."""
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NotFoundError(f"{path} does not exist; run `mlk init {root}`") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc}); fix the syntax at that line") from None
+
+
+def load_config(root: Path) -> ProjectConfig:
+    path = root / CONFIG_FILE
+    try:
+        data = read_toml(path)
+    except FileNotFoundError:
+        raise NotFoundError(f"{path} does not exist; run `mlk init {root}`") from None
     return parse_config(path, data)
 
 

@@ -10,14 +10,13 @@ return; they read no file and build no status themselves.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mlkernel.config import CONFIG_FILE, check_section
+from mlkernel.config import CONFIG_FILE, check_section, read_toml
 from mlkernel.errors import ConfigError, NotFoundError
 from mlkernel.sched.policy import PolicyConfig
 from mlkernel.sched.settings import SCHED
@@ -56,12 +55,7 @@ def sched_table(
         )
     if path is None:
         return None, {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML ({exc}); fix the syntax at that line") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    data = read_toml(path)
     table = data.get("sched", {})
     check_section(SCHED, table, str(path), "sched")
     return path, table

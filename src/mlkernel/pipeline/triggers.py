@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Trigger", "describe", "fire", "load_triggers", "run_pending"]
 
-KEYS = ("pipeline", "cron", "dataset", "drift", "params", "executor")
 CONDITIONS = ("cron", "dataset", "drift")
 CONTEXT = "trigger"
 

@@ -62,7 +62,8 @@ def test_a_bad_config_fails_with_the_key_and_exit_code_1(
     code, data = run(["--runtime-dir", str(tmp_path), "--config", str(cfg)], capsys)
     assert code == 1 and data["ok"] is False
     status, detail = checks(data)["config"]
-    assert status == "fail" and "pool = 'gpu'" in detail and "prod, dev, batch" in detail
+    assert status == "fail" and "[[sched.rules]] #1 pool must be one of prod, dev, batch" in detail
+    assert "got 'gpu'" in detail
 
 
 def test_an_unwritable_runtime_dir_fails(tmp_path: Path) -> None:

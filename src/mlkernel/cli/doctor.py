@@ -30,13 +30,14 @@ def doctor_cmd(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from mlkernel.cli.policy import load_sched_table
     from mlkernel.errors import ConfigError
     from mlkernel.sched.doctor import diagnose
+    from mlkernel.sched.service import sched_table
 
     table, error = None, None
     try:
-        table = load_sched_table(args)
+        config = Path(args.config) if args.config else None
+        table = sched_table(config, Path(getattr(args, "project", None) or "."))[1]
     except ConfigError as exc:
         error = str(exc)  # reported as the failing config check, after the others
     rd = Path(args.runtime_dir) if args.runtime_dir else None

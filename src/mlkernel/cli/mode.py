@@ -98,48 +98,34 @@ def _runtime(args: argparse.Namespace) -> Any:
 def status_cmd(args: argparse.Namespace) -> int:
     import json
 
-    from mlkernel.errors import NotFoundError
-    from mlkernel.sched.client import Client
+    from mlkernel.sched.service import machine_status
 
-    try:
-        with Client(_runtime(args), autostart=False) as c:
-            data = c.status()
-    except NotFoundError:
-        from mlkernel.sched.backends import detect
-
-        report = detect()
-        data = {
-            "pid": None,
-            "ml_mode": False,
-            "claims": [],
-            "backends": report.to_dict(),
-            "why_not": {r: report.why_not(r) for r in ("cpu", "io", "memory", "pause")},
-        }
-    data.pop("ok", None)
+    status = machine_status(_runtime(args))
+    data = status.to_dict()
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
     from rich.console import Console
     from rich.table import Table
 
-    b = data["backends"]
+    b = status.backends
     t = Table(title="scheduler backends")
     for col in ("resource", "active", "why not better"):
         t.add_column(col)
     for res in ("cpu", "io", "memory", "pause"):
-        t.add_row(res, b[res], "\n".join(data["why_not"][res]) or "-")
+        t.add_row(res, b[res], "\n".join(status.why_not[res]) or "-")
     con = Console(highlight=False, soft_wrap=True)
     con.print(t)
     priv = "privileged" if b["privileged"] else "unprivileged: reversible knobs only"
     con.print(f"priority: {priv}; autogroup {'on' if b['autogroup'] else 'off'}")
-    if data["pid"] is None:
+    if not status.running:
         con.print("controller: not running (it starts with the first `mlk mode ml`)")
     else:
         for line in controller_lines(data):
             con.print(line, markup=False)  # commands may hold [brackets]
         con.print(
-            f"ML mode {'ON' if data['ml_mode'] else 'off'}; "
-            f"{len(data['claims'])} claim(s); window {data.get('window')}"
+            f"ML mode {'ON' if status.ml_mode else 'off'}; "
+            f"{len(status.claims)} claim(s); window {data.get('window')}"
         )
         pol = data.get("policy") or {}
         learned = pol.get("learned")

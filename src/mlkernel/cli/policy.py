@@ -80,93 +80,43 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     suggest.set_defaults(func=suggest_cmd)
 
 
-def load_sched_table(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``[sched]`` table of ``--config`` or the nearest ``mlkernel.toml`` ({} if none)."""
-    import tomllib
+def _paths(args: argparse.Namespace) -> tuple[Any, Any]:
     from pathlib import Path
 
-    from mlkernel.errors import ConfigError, NotFoundError
-
-    if args.config:
-        given = Path(args.config)
-        if not given.exists():
-            raise NotFoundError(f"config file {given} does not exist")
-        path: Path | None = given
-    else:
-        start = Path(getattr(args, "project", None) or ".").resolve()
-        if not start.is_dir():
-            what = "is not a folder" if start.exists() else "does not exist"
-            raise NotFoundError(f"{start} {what}; name a project folder (or a folder inside one)")
-        path = next(
-            (
-                d / "mlkernel.toml"
-                for d in (start, *start.parents)
-                if (d / "mlkernel.toml").exists()
-            ),
-            None,
-        )
-    if path is None:
-        return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    table = data.get("sched", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [sched] must be a table")
-    return table
+    config = Path(args.config) if args.config else None
+    return config, Path(getattr(args, "project", None) or ".")
 
 
-def _config(args: argparse.Namespace) -> Any:
-    from mlkernel.sched.policy import PolicyConfig
+def _source(args: argparse.Namespace) -> Any:
+    from mlkernel.sched.service import load_policy
 
-    return PolicyConfig.from_dict(load_sched_table(args))
-
-
-def _shares(weight: float) -> int:
-    from mlkernel.sched.cgroups import shares_for
-
-    return shares_for(weight)
+    return load_policy(*_paths(args))
 
 
 def show_cmd(args: argparse.Namespace) -> int:
     import json
     from datetime import datetime
 
-    from mlkernel.sched.cgroups import POOLS
+    from mlkernel.sched.service import policy_now
 
-    cfg = _config(args)
-    now = datetime.now()
-    label, weights = cfg.weights_at(now)
-    total = sum(weights.values())
-    rows = [
-        {
-            "pool": p,
-            "weight": round(weights[p], 2),
-            "share": round(100 * weights[p] / total, 1),
-            "guarantee": cfg.pools[p].guarantee,
-            "maximum": cfg.pools[p].maximum,
-            "cpu_shares": _shares(weights[p]),
-        }
-        for p in POOLS
-    ]
+    state = policy_now(_source(args).config, datetime.now())
     if args.json:
-        print(json.dumps({"at": now.isoformat(), "window": label, "pools": rows}, indent=2))
+        print(json.dumps(state.to_dict(), indent=2))
         return 0
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"policy now ({now:%a %H:%M}): window {label}")
+    t = Table(title=f"policy now ({state.at:%a %H:%M}): window {state.window}")
     for col in ("pool", "weight", "share %", "guarantee %", "maximum %", "cpu.shares"):
         t.add_column(col, justify="left" if col == "pool" else "right")
-    for r in rows:
+    for r in state.pools:
         t.add_row(
-            str(r["pool"]),
-            f"{r['weight']:g}",
-            f"{r['share']:g}",
-            f"{r['guarantee']:g}",
-            "-" if r["maximum"] is None else f"{r['maximum']:g}",
-            str(r["cpu_shares"]),
+            r.pool,
+            f"{r.weight:g}",
+            f"{r.share:g}",
+            f"{r.guarantee:g}",
+            "-" if r.maximum is None else f"{r.maximum:g}",
+            str(r.cpu_shares),
         )
     Console(highlight=False).print(t)
     return 0
@@ -188,7 +138,7 @@ def plan_cmd(args: argparse.Namespace) -> int:
         ) from None
     if not 1 <= args.hours <= 24 * 14:
         raise UsageError("--hours must be from 1 to 336")
-    rows = plan(_config(args), start, args.hours)
+    rows = plan(_source(args).config, start, args.hours)
     if args.json:
         out = [
             {"start": r.start.isoformat(), "window": r.window, "weights": r.weights} for r in rows
@@ -221,8 +171,7 @@ def apply_cmd(args: argparse.Namespace) -> int:
 
     from mlkernel.sched.client import Client
 
-    table = load_sched_table(args)
-    _config(args)  # validate here, so the error names the file's key before any request
+    table = _source(args).table  # checked here: the error names the file's key first
     rd = Path(args.runtime_dir) if args.runtime_dir else None
     with Client(rd, config=table) as c:
         answer = c.policy_apply(table)

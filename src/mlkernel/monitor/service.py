@@ -82,9 +82,10 @@ class MonitorService:
     def drift_options(self) -> DriftOptions:
         """``[monitor.drift]`` of mlkernel.toml (methods, thresholds, per-column overrides)."""
         from mlkernel.monitor.drift import DriftOptions
+        from mlkernel.monitor.settings import MonitorSettings
 
-        section = self._kernel.config.sections.get("monitor", {})
-        return DriftOptions.from_mapping(section.get("drift", {}))
+        settings = MonitorSettings.from_sections(self._kernel.config.sections)
+        return DriftOptions.from_mapping(settings.drift or {})
 
     # -- profiles --------------------------------------------------------------------
 

@@ -11,9 +11,14 @@ the project) and the dataset its files become versions of::
     debounce = 2.0                   # fallback: seconds a file must stay unchanged
     quarantine = "incoming/failed"   # optional: where files that cannot be ingested go
 
-    [monitor]
+    [sched]
     offpeak = "22:00-06:00"          # optional: profile and compare only in this window
+
+    [monitor]
     summary_every = 86400            # seconds between summaries (default: daily)
+
+Whether now is off-peak is the scheduler's answer (:meth:`PolicyConfig.is_offpeak`);
+the older ``[monitor] offpeak`` still sets the same window.
 
 A file is read once its writer is done with it: inotify's close-after-write or
 rename-into-the-folder, no process holding it open for writing, and, for files no event
@@ -39,6 +44,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlkernel.errors import ConfigError, MLKernelError
+from mlkernel.monitor.settings import MonitorSettings
+from mlkernel.sched.policy import OffPeak, PolicyConfig
 
 if TYPE_CHECKING:
     from mlkernel.kernel import Kernel
@@ -46,8 +53,6 @@ if TYPE_CHECKING:
     from mlkernel.meta.watch import WatchedFile
 
 __all__ = ["OffPeak", "WatchEvent", "WatchSpec", "Watcher", "describe_comparison", "load_specs"]
-
-DEFAULT_SUMMARY_EVERY = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,38 +62,6 @@ class WatchSpec:
     baseline: str | None = None
     debounce: float = 2.0
     quarantine: str | None = None  # a folder (relative to the project) for files that fail
-
-
-@dataclass(frozen=True, slots=True)
-class OffPeak:
-    """A daily window ``HH:MM-HH:MM``; it may wrap midnight."""
-
-    start: int  # minutes after midnight
-    end: int
-
-    @classmethod
-    def parse(cls, text: str) -> OffPeak:
-        try:
-            a, b = text.split("-")
-            return cls(_minutes(a), _minutes(b))
-        except ValueError:
-            raise ConfigError(
-                f'monitor.offpeak is {text!r}; write a daily window like "22:00-06:00"'
-            ) from None
-
-    def contains(self, when: datetime) -> bool:
-        now = when.hour * 60 + when.minute
-        if self.start <= self.end:
-            return self.start <= now < self.end
-        return now >= self.start or now < self.end
-
-
-def _minutes(text: str) -> int:
-    hours, _, minutes = text.strip().partition(":")
-    value = int(hours) * 60 + int(minutes or 0)
-    if not 0 <= value <= 24 * 60:
-        raise ValueError(text)
-    return value
 
 
 _SPEC_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -197,18 +170,21 @@ class Watcher:
         notify: Callable[[WatchEvent], None] | None = None,
         clock: Callable[[], datetime] = datetime.now,
     ) -> None:
+        from dataclasses import replace
+
         from mlkernel.monitor._fsevents import FileNotes
+        from mlkernel.sched.settings import offpeak_text
 
         self._kernel = kernel
         sections = kernel.config.sections
         self.specs = specs if specs is not None else load_specs(sections)
-        monitor = sections.get("monitor", {})
-        if offpeak is None and monitor.get("offpeak"):
-            offpeak = OffPeak.parse(str(monitor["offpeak"]))
-        self.offpeak = offpeak
-        self.summary_every = float(
-            summary_every or monitor.get("summary_every", DEFAULT_SUMMARY_EVERY)
-        )
+        # Off-peak is the scheduler's notion: the watcher asks its policy (see _in_window).
+        text = offpeak_text(sections)
+        if offpeak is None and text:
+            offpeak = OffPeak.parse(text)
+        self.policy = replace(PolicyConfig.from_dict(sections.get("sched")), offpeak=offpeak)
+        settings = MonitorSettings.from_sections(sections)
+        self.summary_every = float(summary_every or settings.summary_every)
         self.poll = poll
         self._notify = notify or (lambda _event: None)
         self._clock = clock
@@ -302,8 +278,12 @@ class Watcher:
         # cannot inspect: wait for the close rather than read a paused writer's half file
         return not (note == WRITING and writer is None)
 
+    @property
+    def offpeak(self) -> OffPeak | None:
+        return self.policy.offpeak
+
     def _in_window(self) -> bool:
-        return self.offpeak is None or self.offpeak.contains(self._clock())
+        return self.policy.is_offpeak(self._clock())
 
     def _process(
         self, spec: WatchSpec, path: Path, size: int, mtime: float, known: WatchedFile | None

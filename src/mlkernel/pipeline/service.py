@@ -34,11 +34,9 @@ class PipelineService:
 
     @property
     def settings(self) -> dict[str, Any]:
-        section = self._k.config.sections.get("pipelines", {})
-        if not isinstance(section, dict):
-            from mlkernel.errors import ConfigError
-
-            raise ConfigError("mlkernel.toml: [pipelines] must be a table")
+        """``[pipelines]``, checked against its schema when the project was opened
+        (:data:`mlkernel.pipeline.settings.PIPELINES`)."""
+        section: dict[str, Any] = self._k.config.sections.get("pipelines", {})
         return section
 
     # -- finding ---------------------------------------------------------------------

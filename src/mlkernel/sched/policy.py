@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HoldRule",
+    "OffPeak",
     "PlaceRule",
     "PlanRow",
     "PlanSpan",
@@ -75,6 +76,7 @@ SCHED_KEYS = (
     "parent",
     "tick_seconds",
     "rules",
+    "offpeak",
 )
 POOL_KEYS = ("guarantee", "weight", "maximum")
 HOLD_KEYS = ("name", "exe", "user", "cgroup")
@@ -109,6 +111,42 @@ class Window:
         if hour >= self.start:
             return day in self.days
         return hour < self.end and (day - 1) % 7 in self.days
+
+
+@dataclass(frozen=True, slots=True)
+class OffPeak:
+    """The off-peak window: daily, ``HH:MM-HH:MM``, it may wrap midnight.
+
+    The scheduler's one notion of off-peak (``[sched] offpeak``): work that can wait,
+    like the dataset watcher's drift analysis, asks :meth:`PolicyConfig.is_offpeak`.
+    """
+
+    start: int  # minutes after midnight
+    end: int
+
+    @classmethod
+    def parse(cls, text: str) -> OffPeak:
+        try:
+            a, b = text.split("-")
+            return cls(_minutes(a), _minutes(b))
+        except ValueError:
+            raise ConfigError(
+                f'[sched] offpeak is {text!r}; write a daily window like "22:00-06:00"'
+            ) from None
+
+    def contains(self, when: datetime) -> bool:
+        now = when.hour * 60 + when.minute
+        if self.start <= self.end:
+            return self.start <= now < self.end
+        return now >= self.start or now < self.end
+
+
+def _minutes(text: str) -> int:
+    hours, _, minutes = text.strip().partition(":")
+    value = int(hours) * 60 + int(minutes or 0)
+    if not 0 <= value <= 24 * 60:
+        raise ValueError(text)
+    return value
 
 
 @dataclass(frozen=True)
@@ -275,6 +313,7 @@ class PolicyConfig:
     parent: str = "mlkernel"
     tick_seconds: float = 60.0
     rules: tuple[PlaceRule, ...] = ()
+    offpeak: OffPeak | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> PolicyConfig:
@@ -330,6 +369,11 @@ class PolicyConfig:
             _unknown(rule, HOLD_KEYS, where)
             hold.append(HoldRule(**{k: str(v) for k, v in rule.items()}))
         rules = _parse_rules(d.get("rules", []))
+        offpeak = d.get("offpeak")
+        if offpeak is not None and not isinstance(offpeak, str):
+            raise ConfigError(
+                f'[sched] offpeak = {offpeak!r}; write a daily window like "22:00-06:00"'
+            )
         parent = str(d.get("parent", "mlkernel"))
         if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", parent) or ".." in parent:
             raise ConfigError(
@@ -346,7 +390,13 @@ class PolicyConfig:
             parent=parent,
             tick_seconds=_num(d.get("tick_seconds", 60), "tick_seconds", 1, 3600),
             rules=rules,
+            offpeak=None if offpeak is None else OffPeak.parse(offpeak),
         )
+
+    def is_offpeak(self, when: datetime) -> bool:
+        """Whether ``when`` is off-peak: inside ``[sched] offpeak``; every hour is when no
+        window is set (deferred work then waits for nothing)."""
+        return self.offpeak is None or self.offpeak.contains(when)
 
     def with_windows(self, learned: list[str]) -> PolicyConfig:
         """This config with ``learned`` windows (e.g. from ``suggest_offpeak``) ahead of its

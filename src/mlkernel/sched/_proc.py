@@ -59,6 +59,15 @@ def alive(pid: int) -> bool:
     return start_time(pid) is not None
 
 
+def exited(pid: int) -> bool:
+    """Whether ``pid`` has finished: gone, or a zombie waiting for its parent to reap it."""
+    try:
+        raw = read_text(PROC / str(pid) / "stat")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return True
+    return raw[raw.rindex(")") + 2 :].startswith("Z")
+
+
 def threads(pid: int) -> list[int]:
     """The thread ids of ``pid`` (empty when the process is gone)."""
     try:

@@ -274,8 +274,14 @@ def stop_if_unused(
     pid = int(answer["pid"]) if answer.get("pid") is not None else None
     if not answer.get("stopping"):
         return StopResult(pid, False, list(answer.get("users", [])))
+    from mlkernel.sched import _proc
+
     deadline = time.monotonic() + timeout
-    while not _released(client.runtime_dir / LOCK_NAME):  # its last act, after the restore
+    # Releasing the lock is its last act, after the restore; then the process exits, and
+    # "stopped" means gone, so that a caller may start a new one or check what it left.
+    while not _released(client.runtime_dir / LOCK_NAME) or (
+        pid is not None and not _proc.exited(pid)
+    ):
         if time.monotonic() > deadline:
             raise StorageError(
                 f"the scheduler controller (pid {pid}) did not stop within {timeout:g} s; "

@@ -191,3 +191,86 @@ def test_every_setting_is_documented(section: str) -> None:
     text = (DOCS / "configuration.md").read_text()
     for key in _SCHEMA[section]:
         assert f"{section}.{key}" in text or f"`{key}`" in text, f"document {section}.{key}"
+
+
+# Only the object store knows the object layout (DESIGN.md, "Storage is an interface").
+STORE_PACKAGE = SRC / "artifacts"
+STORE_INTERNALS = {"path", "root", "tmp"}  # LocalObjectStore's own, not the protocol's
+
+
+def _layout_spellings(source: str) -> list[str]:
+    """Places in ``source`` that build object paths instead of asking the object store:
+    ``digest[:2]`` / ``digest[2:]``, an ``"objects"`` path segment, the local store's
+    internals (``objects.path(...)``, ``store.root``, ``.tmp``), its gc lock by folder."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        where = f"line {getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
+            lower, upper = node.slice.lower, node.slice.upper
+            halves = (lower is None and _is(upper, 2)) or (_is(lower, 2) and upper is None)
+            if halves and "digest" in ast.unparse(node.value).lower():
+                found.append(f"{where}: {ast.unparse(node)} splits a digest as the layout does")
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            if _is(node.left, "objects") or _is(node.right, "objects"):
+                found.append(f"{where}: {ast.unparse(node)} builds a path into objects/")
+        elif isinstance(node, ast.Call):
+            called = ast.unparse(node.func)
+            if (called.endswith("join") or called.endswith("Path")) and any(
+                _is(arg, "objects") for arg in node.args
+            ):
+                found.append(f"{where}: {ast.unparse(node)} builds a path into objects/")
+            if called in {"gclock.shared", "gclock.exclusive", "shared", "exclusive"}:
+                found.append(f"{where}: {called}() takes the gc lock by folder; use .writing()")
+        elif isinstance(node, ast.Attribute):
+            owner = ast.unparse(node.value).split(".")[-1]
+            private = node.attr.startswith("_") and not node.attr.startswith("__")
+            if owner in {"objects", "store"} and (node.attr in STORE_INTERNALS or private):
+                found.append(f"{where}: .{owner}.{node.attr} is the local store's internal")
+    return found
+
+
+def _is(node: ast.expr | None, value: object) -> bool:
+    return isinstance(node, ast.Constant) and node.value == value
+
+
+def test_only_the_object_store_knows_the_object_layout() -> None:
+    problems = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.is_relative_to(STORE_PACKAGE) or path == SRC / "gclock.py":
+            continue
+        problems += [f"{path.relative_to(SRC)}: {p}" for p in _layout_spellings(path.read_text())]
+    assert problems == [], "go through the ObjectStore protocol (mlkernel.artifacts.base)"
+
+
+def test_the_layout_guard_catches_what_it_is_for() -> None:
+    planted = (
+        "import os\nfrom mlkernel import gclock\n"
+        "def f(k, root, digest, record, store):\n"
+        "    a = os.path.join(root, digest[:2], digest[2:])\n"
+        "    b = k.config.state_dir / 'objects' / record.digest[:2]\n"
+        "    c = k.objects.path(record.digest)\n"
+        "    d = str(k.objects.root)\n"
+        "    e = store.tmp / 'x'\n"
+        "    with gclock.shared(root):\n"
+        "        pass\n"
+    )
+    found = "\n".join(_layout_spellings(planted))
+    for spelled in (
+        "digest[:2]",
+        "digest[2:]",
+        "/ 'objects'",
+        ".objects.path",
+        ".objects.root",
+        ".store.tmp",
+        "gclock.shared",
+    ):
+        assert spelled in found, f"{spelled} not caught in:\n{found}"
+    legitimate = (
+        "def g(k, record, path):\n"
+        "    short = record.digest[:12]\n"
+        "    where = k.objects.location\n"
+        "    mapped = k.objects.local_path_for_reading(record.digest)\n"
+        "    parts = path.name[:2]\n"
+        "    return k.objects.put_bytes(b'x'), k.objects.staging, self_path(path)\n"
+    )
+    assert _layout_spellings(legitimate) == []

@@ -321,7 +321,7 @@ def test_gc_ingest_registration_aliases_and_reads_together(project: Kernel) -> N
 
 def test_temporary_files_of_live_writers_stay_however_old(project: Kernel) -> None:
     """A slow writer's temporary file is not a crash's leftover while its process lives."""
-    tmp = project.objects.tmp
+    tmp = project.objects.staging
     tmp.mkdir(parents=True, exist_ok=True)
     live = tmp / f"data-{os.getpid()}-slowingest.arrow"
     dead = tmp / "obj-999999999-crashed"

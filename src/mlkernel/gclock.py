@@ -16,6 +16,11 @@ one process take the file lock once and never queue behind a waiting ``gc`` whil
 already hold it. A writer costs two ``open``s and four ``flock`` calls (tens of microseconds).
 Nothing here imports more than ``os``, ``fcntl`` and ``threading``: the pipeline's process
 worker uses it.
+
+The folder is the object store's: :class:`mlkernel.artifacts.store.LocalObjectStore` is the
+only caller of :func:`shared` and :func:`exclusive` (writers elsewhere hold
+``store.writing()``, or use :func:`registers`), so where the lock files live is part of the
+store's layout (``tests/test_architecture.py`` checks it).
 """
 
 from __future__ import annotations

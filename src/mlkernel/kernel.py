@@ -32,7 +32,8 @@ from mlkernel.gclock import registers
 from mlkernel.refs import Ref, parse_ref, validate_alias, validate_kind, validate_name
 
 if TYPE_CHECKING:
-    from mlkernel.artifacts.store import GCReport, ObjectStore
+    from mlkernel.artifacts.base import ObjectStore
+    from mlkernel.artifacts.gc import GCReport
     from mlkernel.data.service import DataService
     from mlkernel.meta.records import ArtifactRecord, ExecutionRecord, Lineage
     from mlkernel.meta.store import MetaStore
@@ -59,7 +60,7 @@ class Kernel:
     """An open mlkernel project."""
 
     def __init__(self, config: ProjectConfig) -> None:
-        from mlkernel.artifacts.store import ObjectStore
+        from mlkernel.artifacts.store import LocalObjectStore
         from mlkernel.meta.changes import watcher_for
         from mlkernel.meta.store import MetaStore
         from mlkernel.meta.table import MetadataTable
@@ -75,7 +76,7 @@ class Kernel:
         except BaseException:
             self.meta.close()
             raise
-        self.objects: ObjectStore = ObjectStore(config.objects_dir)
+        self.objects: ObjectStore = LocalObjectStore(config.objects_dir)
         self._env_ids: dict[str, int] = {}
         self._data: DataService | None = None
         self._monitor: MonitorService | None = None
@@ -307,9 +308,8 @@ class Kernel:
         """The read-only file holding an artifact's content."""
         record = self.resolve(ref)
         self.require_object(record)
-        if verify if verify is not None else self.config.tracking.verify_reads:
-            self.objects.verify(record.digest)
-        return self.objects.path(record.digest)
+        check = verify if verify is not None else self.config.tracking.verify_reads
+        return self.objects.local_path_for_reading(record.digest, verify=check)
 
     def load(self, ref: str, *, verify: bool | None = None) -> Any:
         """An artifact's content: the object for pickles, else the bytes."""
@@ -346,7 +346,7 @@ class Kernel:
             where += f" (the project was created in {created_in})"
         return (
             f"{record.ref}'s content (object {record.digest[:12]}) is not in this folder's "
-            f"store {self.objects.root}: objects are local to the machine and folder that "
+            f"store {self.objects.location}: objects are local to the machine and folder that "
             f"wrote them, and only the metadata is shared through PostgreSQL{where}; copy "
             f".mlkernel/{record.uri} from there into this folder's .mlkernel/, or log the "
             "artifact again here"
@@ -603,7 +603,7 @@ class Kernel:
             "storage": {
                 "objects": objects,
                 "bytes": stored,
-                "path": str(self.objects.root),
+                "path": self.objects.location,
                 "shared": False,
                 "note": self.objects_note(),
             },
@@ -615,7 +615,7 @@ class Kernel:
             return None
         return (
             f"objects (artifact contents) are local to this machine and folder "
-            f"({self.objects.root}); teammates on the same PostgreSQL database see every "
+            f"({self.objects.location}); teammates on the same PostgreSQL database see every "
             "artifact's metadata but can read only the objects their own folder wrote "
             "(mlkernel has no shared object store yet)"
         )

@@ -25,7 +25,7 @@ def _nothing_left(k: Kernel) -> None:
     assert k.data.ls() == []
     collectable = k.gc(dry_run=True)
     assert collectable.removed == [] and collectable.young == []  # young: within the grace
-    assert not list(k.objects.tmp.glob("data-*")) if k.objects.tmp.exists() else True
+    assert not list(k.objects.staging.glob("data-*")) if k.objects.staging.exists() else True
 
 
 def test_wrong_field_count_fails_with_the_line_number(project: Kernel, write: Write) -> None:

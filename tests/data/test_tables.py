@@ -122,14 +122,16 @@ def test_chunks_do_not_change_the_stored_bytes(tmp_path: Path) -> None:
     whole = pa.table({"id": list(range(10)), "city": ["a", "b"] * 5})
     pieces = pa.concat_tables([whole.slice(0, 3), whole.slice(3, 3), whole.slice(6)])
     assert pieces.column("id").num_chunks == 3
-    objects = tmp_path / "objects"
-    one = tables.write_version(whole, objects, "step s", "dataset:d")
-    two = tables.write_version(pieces, objects, "step s", "dataset:d")
+    from mlkernel.artifacts.store import LocalObjectStore
+
+    store = LocalObjectStore(tmp_path / "objects")
+    one = tables.write_version(whole, store, "step s", "dataset:d")
+    two = tables.write_version(pieces, store, "step s", "dataset:d")
     assert one["digest"] == two["digest"]
-    stored = objects / one["digest"][:2] / one["digest"][2:]
+    stored = store.local_path_for_reading(one["digest"])
     assert stored.stat().st_size == one["size"] == one["ipc_bytes"]
     assert not stored.stat().st_mode & stat.S_IWUSR  # read-only, like every object
-    assert list((objects / "tmp").iterdir()) == []
+    assert list(store.staging.iterdir()) == []
     assert layout.map_table(stored).equals(_table(whole))
     assert (one["rows"], one["format"], one["python_type"]) == (10, "arrow", "pyarrow.lib.Table")
     assert one["objects"] == {"ipc": one["digest"]}

@@ -75,13 +75,13 @@ def test_ray_agrees(k: Kernel, write: Writer, ray_session: None) -> None:
     assert _digests(k, "ray") == _digests(k, "process")
 
 
-def test_the_workers_object_writer_agrees_with_the_object_store(tmp_path: Path) -> None:
-    from mlkernel.artifacts.store import ObjectStore
-    from mlkernel.pipeline._objects import put_bytes
+def test_a_workers_output_is_found_by_the_projects_object_store(k: Kernel) -> None:
+    """The worker opens the store from the location in its task spec and writes there."""
+    from mlkernel.pipeline.task import encode_output
 
-    store = ObjectStore(tmp_path / "objects")
-    digest, size = put_bytes(str(store.root), b"payload")
-    assert (digest, size) == store.put_bytes(b"payload")
-    store.verify(digest)
-    assert store.read_bytes(digest) == b"payload"
-    assert not store.path(digest).stat().st_mode & 0o222  # read-only, as the store makes it
+    output, _ = encode_output(b"payload", k.objects.location, step="s")
+    assert output is not None
+    assert k.objects.read_bytes(output["digest"], verify=True) == b"payload"
+    assert output["size"] == k.objects.size(output["digest"]) == len(b"payload")
+    path = k.objects.local_path_for_reading(output["digest"])
+    assert not path.stat().st_mode & 0o222  # read-only, as the store makes it

@@ -1,4 +1,11 @@
-"""Content-addressed objects under ``.mlkernel/objects/ab/cdef...`` (BLAKE3, :mod:`mlkernel.digest`).
+"""The local object store: objects under ``.mlkernel/objects/ab/cdef...`` (BLAKE3, :mod:`mlkernel.digest`).
+
+:class:`LocalObjectStore` is the one owner of this layout (the ``ab/cdef…`` files, the
+``tmp`` folder, read-only mode, the gc lock files of :mod:`mlkernel.gclock` in the store's
+folder); everything else goes through the :class:`mlkernel.artifacts.base.ObjectStore`
+operations. A pipeline's worker process opens the store from its location
+(``LocalObjectStore(Path(location))``), so this module imports nothing heavier than ``os``
+at load time: each step's process pays for it.
 
 A write goes to a temporary file in ``objects/tmp``, is fsynced, renamed into place and
 made read-only, so an object either exists whole or not at all; identical content is
@@ -16,38 +23,30 @@ whose runner registers later) are covered by the grace period.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import stat
-import tarfile
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from mlkernel import digest as digests
 from mlkernel import gclock
 from mlkernel.errors import IntegrityError, NotFoundError, UsageError
-from mlkernel.fsutil import fsync_dir
 
-__all__ = ["DEFAULT_GC_GRACE", "GCReport", "ObjectStore", "touch"]
+# Not `from typing import TYPE_CHECKING`: worker processes import this module (see above).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from contextlib import AbstractContextManager
+    from typing import BinaryIO
+
+    from mlkernel.artifacts.gc import GCReport
+
+__all__ = ["DEFAULT_GC_GRACE", "LocalObjectStore", "touch"]
 
 CHUNK = 1 << 20
 TMP_MAX_AGE = 3600.0  # temporary files older than this are leftovers of a crash
-DEFAULT_GC_GRACE = 600.0  # gc leaves objects younger than this (seconds): maybe in flight
-
-
-@dataclass(frozen=True, slots=True)
-class GCReport:
-    removed: list[str]
-    bytes: int
-    kept: int
-    dry_run: bool
-    young: list[str] = field(default_factory=list)  # unreferenced, but within the grace
-    grace: float = DEFAULT_GC_GRACE
+DEFAULT_GC_GRACE = 600.0  # the same as mlkernel.artifacts.gc's, without its import
 
 
 def touch(path: Path | str) -> None:
@@ -56,12 +55,28 @@ def touch(path: Path | str) -> None:
         os.utime(path)
 
 
-class ObjectStore:
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalObjectStore:
+    """Objects in a local folder; implements :class:`mlkernel.artifacts.base.ObjectStore`."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.tmp = root / "tmp"
+        self.staging = root / "tmp"
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
 
     def path(self, digest: str) -> Path:
+        """The file holding an object (this backend only; others use
+        :meth:`local_path_for_reading`, which works for every backend)."""
         if not digests.is_digest(digest):
             raise UsageError(f"{digest!r} is not a BLAKE3 digest (64 lowercase hex characters)")
         return self.root / digest[:2] / digest[2:]
@@ -72,6 +87,12 @@ class ObjectStore:
     def exists(self, digest: str) -> bool:
         return self.path(digest).exists()
 
+    def size(self, digest: str) -> int:
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            raise self._missing(digest) from None
+
     def writing(self) -> AbstractContextManager[None]:
         """Keep gc from deleting while the block puts objects and registers them.
 
@@ -81,31 +102,38 @@ class ObjectStore:
 
     # -- writing ---------------------------------------------------------------------
 
-    def adopt(self, tmp_path: Path, digest: str) -> Path:
+    def adopt(self, tmp_path: Path, digest: str) -> None:
         """Move a finished, fsynced temporary file whose digest is ``digest`` into place.
 
         For writers that hash while they write (e.g. dataset ingest); the file must be on
-        the store's file system (``self.tmp`` is). If the object exists, the file goes.
+        the store's file system (``self.staging`` is). If the object exists, the file goes.
         """
         final = self.path(digest)
         with self.writing():  # an object found here might be gc's candidate: touch it
             if final.exists():
                 tmp_path.unlink()
                 touch(final)
-                return final
-            final.parent.mkdir(exist_ok=True)
-            os.chmod(tmp_path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-            os.utime(tmp_path)  # its age counts from now, not from when writing began
-            os.replace(tmp_path, final)
-        fsync_dir(final.parent)
-        return final
+                return
+            self._place(tmp_path, final)
+        _fsync_dir(final.parent)
+
+    def _place(self, tmp_path: Path, final: Path) -> None:
+        final.parent.mkdir(exist_ok=True)
+        os.chmod(tmp_path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        os.utime(tmp_path)  # its age counts from now, not from when writing began
+        os.replace(tmp_path, final)
+
+    def _temp_file(self) -> tuple[int, Path]:
+        """A new temporary file in ``staging``, named after this process (``obj-<pid>-…``)
+        so that gc leaves it alone while the process lives."""
+        self.staging.mkdir(parents=True, exist_ok=True)
+        path = self.staging / f"obj-{os.getpid()}-{os.urandom(6).hex()}"
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path
 
     def _write_stream(self, chunks: Iterable[bytes]) -> tuple[str, int]:
-        self.tmp.mkdir(parents=True, exist_ok=True)
         hasher = digests.new()
         size = 0
-        fd, name = tempfile.mkstemp(dir=self.tmp, prefix=f"obj-{os.getpid()}-")
-        tmp_path = Path(name)
+        fd, tmp_path = self._temp_file()
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in chunks:
@@ -122,12 +150,24 @@ class ObjectStore:
         return digest, size
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
-        digest = digests.of_bytes(data)
+        digest = digests.of_bytes(data)  # hashed once: the bytes are known before writing
+        final = self.path(digest)
         with self.writing():
-            if self.exists(digest):
-                touch(self.path(digest))
+            if final.exists():
+                touch(final)  # gc's grace period starts again
                 return digest, len(data)
-        return self._write_stream([data])
+            fd, tmp_path = self._temp_file()
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                self._place(tmp_path, final)
+            except BaseException:
+                tmp_path.unlink(missing_ok=True)
+                raise
+        _fsync_dir(final.parent)
+        return digest, len(data)
 
     def put_file(self, path: Path) -> tuple[str, int]:
         """Store a file or a directory; return (digest, size in bytes)."""
@@ -144,15 +184,18 @@ class ObjectStore:
 
     # -- reading ---------------------------------------------------------------------
 
+    def _missing(self, digest: str) -> IntegrityError:
+        return IntegrityError(
+            f"object {digest[:12]} is missing from {self.root}; restore it from a backup "
+            "or re-create the artifact"
+        )
+
     def open(self, digest: str, *, verify: bool = False) -> BinaryIO:
         path = self.path(digest)
         try:
             handle = path.open("rb")
         except FileNotFoundError:
-            raise IntegrityError(
-                f"object {digest[:12]} is missing from {self.root}; restore it from a backup "
-                "or re-create the artifact"
-            ) from None
+            raise self._missing(digest) from None
         if verify:
             actual = digests.of_file(path)
             if actual != digest:
@@ -168,8 +211,23 @@ class ObjectStore:
         with self.open(digest, verify=verify) as handle:
             return handle.read()
 
+    def local_path_for_reading(self, digest: str, *, verify: bool = False) -> Path:
+        """The object's own (read-only) file: a local store needs no cache."""
+        if verify:
+            self.verify(digest)
+        return self.path(digest)
+
     def verify(self, digest: str) -> None:
         self.open(digest, verify=True).close()
+
+    def delete(self, digest: str) -> bool:
+        path = self.path(digest)
+        try:
+            os.chmod(path, stat.S_IWUSR | stat.S_IRUSR)
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def iter_digests(self) -> Iterator[tuple[str, int]]:
         for digest, size, _mtime in self._scan():
@@ -200,6 +258,8 @@ class ObjectStore:
         files derived from a version and named after its digest (``<digest>.parquet``,
         ``<digest>-float64-all.npy``): those of unreferenced digests go as well.
         """
+        from mlkernel.artifacts.gc import GCReport
+
         now = time.time()
         scanned = list(self._scan())
         refs = referenced()  # after the scan: what registered meanwhile is kept
@@ -223,20 +283,18 @@ class ObjectStore:
                 refs = referenced()
                 cutoff = time.time() - grace
                 for digest, size in candidates:
-                    path = self.path(digest)
                     if digest in refs:
                         kept += 1
                         continue
                     try:
-                        if path.stat().st_mtime > cutoff:  # touched by a writer since
+                        if self.path(digest).stat().st_mtime > cutoff:  # touched by a writer
                             young.append(digest)
                             continue
-                        os.chmod(path, stat.S_IWUSR | stat.S_IRUSR)
-                        path.unlink()
                     except FileNotFoundError:  # another gc was quicker
                         continue
-                    removed.append(digest)
-                    freed += size
+                    if self.delete(digest):
+                        removed.append(digest)
+                        freed += size
         extra, extra_bytes = self._gc_leftovers(refs, now - grace, caches, dry_run)
         return GCReport(
             removed=removed + extra,
@@ -268,9 +326,9 @@ class ObjectStore:
         removed: list[str] = []
         freed = 0
         found: list[tuple[str, Path]] = []
-        if self.tmp.is_dir():
+        if self.staging.is_dir():
             oldest = time.time() - TMP_MAX_AGE
-            for leftover in self.tmp.iterdir():
+            for leftover in self.staging.iterdir():
                 if _writer_alive(leftover.name):
                     continue  # a live writer's temporary file, however slow it is
                 try:
@@ -312,6 +370,9 @@ def _writer_alive(name: str) -> bool:
 
 def pack_dir(path: Path) -> bytes:
     """A deterministic tar of ``path``: same files, same bytes, same digest."""
+    import io
+    import tarfile
+
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for file in sorted(p for p in path.rglob("*")):

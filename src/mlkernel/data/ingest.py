@@ -148,7 +148,7 @@ def add(
         _note_output(k, execution_id, unchanged)
         return IngestResult(unchanged, False, int(unchanged.properties.get("rows", 0)), 0.0)
 
-    sweep(k.objects.tmp)
+    sweep(k.objects.staging)
     show = options.progress is not False
     callback = options.progress if callable(options.progress) else None
     meter = Meter(sum(s.size for s in sources), show=show, callback=callback, label=name)
@@ -158,7 +158,7 @@ def add(
             table, bad = _read_all(sources, read_opts, meter, count_lines=show)
             meter.stage("writing")
             with Hasher(sources).start() as hasher:  # the sources, beside the write
-                written = _write(table, k.objects.tmp, parquet=options.parquet)
+                written = _write(table, k.objects.staging, parquet=options.parquet)
                 digests = hasher.finish()
         finally:
             meter.close()
@@ -206,10 +206,10 @@ def add_table(
     converted = tables.to_table(value, label, f"dataset:{name}", verb="is")
     table = converted.table
     latest = _latest(k, name)
-    sweep(k.objects.tmp)
+    sweep(k.objects.staging)
     written: list[Written] = []
     try:
-        written = _write(table, k.objects.tmp, parquet=options.parquet)
+        written = _write(table, k.objects.staging, parquet=options.parquet)
         ipc, parquet = written[0], (written[1] if len(written) > 1 else None)
         if latest is not None and latest.digest == ipc.digest:
             _note_output(k, execution_id, latest)

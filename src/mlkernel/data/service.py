@@ -98,7 +98,7 @@ class DataService:
     def ipc_path(self, ref: str | ArtifactRecord) -> Path:
         record = self.resolve(ref)
         self._kernel.require_object(record)
-        return self._kernel.objects.path(record.digest)
+        return self._kernel.objects.local_path_for_reading(record.digest)
 
     def parquet_path(self, ref: str | ArtifactRecord) -> Path:
         """A Parquet (zstd) copy of the version: the stored one, else made once and cached.
@@ -113,7 +113,7 @@ class DataService:
         record = self.resolve(ref)
         stored = record.properties.get("objects", {}).get("parquet")
         if stored:
-            return self._kernel.objects.path(stored)
+            return self._kernel.objects.local_path_for_reading(stored)
         cache = self._kernel.config.state_dir / "cache" / "data"
         table = layouts.map_table(self.ipc_path(record))
         return parquet_copy(cache, record.digest, table)

@@ -2,7 +2,7 @@
 
 Files are written to temporary files named after this process (``data-<pid>-…``), hashed
 as they are written, fsynced, and only then moved into the object store
-(:meth:`ObjectStore.adopt`). A process killed mid-write leaves just those temporary files,
+(:meth:`ObjectStore.adopt`, a rename: no copy, no second hash). A process killed mid-write leaves just those temporary files,
 which the next ingest removes (:func:`sweep`) because their process is gone; nothing is
 registered, so no version and no object appear.
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import os
-import stat
 import threading
 import uuid
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from mlkernel import digest as digests
 from mlkernel.fsutil import pid_alive
 
 if TYPE_CHECKING:
-    from mlkernel.artifacts.store import ObjectStore
+    from mlkernel.artifacts.base import ObjectStore
 
 __all__ = [
     "Written",
@@ -307,7 +306,4 @@ def commit(store: ObjectStore, written: Written) -> bool:
 
 def uncommit(store: ObjectStore, digest: str) -> None:
     """Remove an object this ingest created, when registering it failed."""
-    path = store.path(digest)
-    if path.exists():
-        os.chmod(path, stat.S_IWUSR | stat.S_IRUSR)
-        path.unlink(missing_ok=True)
+    store.delete(digest)

@@ -35,6 +35,7 @@ from mlkernel.data import schema as schemas
 from mlkernel.errors import MLKernelError, UsageError
 
 if TYPE_CHECKING:
+    from mlkernel.artifacts.base import ObjectStore
     from mlkernel.data.storage import Written
     from mlkernel.meta.records import ArtifactRecord
 
@@ -262,18 +263,16 @@ def _normalise(table: Any, label: str) -> Any:
     return readers.normalise(source, table, readers.ReadOptions()).combine_chunks()
 
 
-def write_version(value: Any, objects: Path, label: str, target: str) -> dict[str, Any]:
-    """Store ``value`` as a version's Arrow IPC file in the object store at ``objects``.
+def write_version(value: Any, store: ObjectStore, label: str, target: str) -> dict[str, Any]:
+    """Store ``value`` as a version's Arrow IPC file in ``store``.
 
     Returns ``{"digest", "size", ...}`` with the properties the version records (see
     :func:`describe`), less what needs the metadata (:func:`schema_changes`, who made it).
     """
-    from mlkernel.artifacts.store import ObjectStore
     from mlkernel.data.storage import commit, write_ipc
 
     converted = to_table(value, label, target)
-    store = ObjectStore(objects)
-    written = write_ipc(converted.table, store.tmp)
+    written = write_ipc(converted.table, store.staging)
     try:
         commit(store, written)
     finally:

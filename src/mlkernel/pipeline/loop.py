@@ -286,7 +286,7 @@ class Loop:
     def _spec(self, node: Node, prepared: Prepared) -> dict[str, Any]:
         spec: dict[str, Any] = {
             "step": node.name,
-            "objects": str(self.k.objects.root),
+            "objects": self.k.objects.location,
             "cache": str(self.k.config.state_dir / "cache"),
             "args": prepared.args,
             "timeout": node.options.timeout,

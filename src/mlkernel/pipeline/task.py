@@ -19,6 +19,8 @@ and the result::
      "wall_s": 0.01, "max_rss_kb": 41000, "error": null}
 
 A ``dataset:`` output's description also holds the version's properties (rows, schema, ...).
+``objects`` is the object store's location; the worker opens the store there
+(:class:`mlkernel.artifacts.store.LocalObjectStore`), which alone knows its layout.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
+
+    from mlkernel.artifacts.store import LocalObjectStore
 
 __all__ = ["Artifact", "OutputError", "encode_output", "import_target", "load_args", "run_spec"]
 
@@ -58,13 +62,10 @@ class Artifact:
     @property
     def path(self) -> Path:
         """The read-only file holding the content (a dataset's Arrow IPC file)."""
-        from pathlib import Path
-
-        return Path(self._objects, self.digest[:2], self.digest[2:])
+        return _store(self._objects).local_path_for_reading(self.digest)
 
     def read_bytes(self) -> bytes:
-        with open(os.path.join(self._objects, self.digest[:2], self.digest[2:]), "rb") as f:
-            return f.read()
+        return _store(self._objects).read_bytes(self.digest)
 
     def load(self) -> Any:
         """The stored object for pickles, else the bytes."""
@@ -107,6 +108,15 @@ class Artifact:
         return (Artifact, (info, self._objects, self._cache))
 
 
+def _store(objects: str | Path) -> LocalObjectStore:
+    """The object store at ``objects`` (its location, as the task spec gives it)."""
+    from pathlib import Path
+
+    from mlkernel.artifacts.store import LocalObjectStore
+
+    return LocalObjectStore(Path(objects))
+
+
 def import_target(target: dict[str, Any]) -> Any:
     """The step object a spec names: ``module`` + ``qualname``, loaded from ``file`` if set."""
     import importlib
@@ -140,9 +150,7 @@ def load_args(args: dict[str, Any], objects: str, cache: str | None = None) -> d
         if "value" in arg:
             loaded[name] = arg["value"]
         elif "object" in arg:
-            digest = arg["object"]
-            with open(os.path.join(objects, digest[:2], digest[2:]), "rb") as stored:
-                loaded[name] = pickle.loads(stored.read())
+            loaded[name] = pickle.loads(_store(objects).read_bytes(arg["object"]))
         elif "artifact" in arg:
             handle = Artifact(arg["artifact"], objects, cache)
             loaded[name] = handle.load() if arg.get("as") == "value" else handle
@@ -165,7 +173,6 @@ def encode_output(
     converted to an Arrow table and stored as the version's Arrow IPC file, as an ingest
     stores it (:func:`mlkernel.data.tables.write_version`), the others as they are.
     """
-    from mlkernel.pipeline._objects import put_bytes
     from mlkernel.pipeline.dsl import Metrics
 
     metrics = None
@@ -184,32 +191,30 @@ def encode_output(
         return None, metrics
     if output is not None and output.startswith("dataset:"):
         return _dataset_output(value, objects, step, output), metrics
-    pathlib = sys.modules.get("pathlib")  # a Path output means pathlib is loaded already
-    if pathlib is not None and isinstance(value, pathlib.PurePath):
-        from mlkernel.artifacts.store import ObjectStore
+    from pathlib import Path, PurePath
 
-        digest, size = ObjectStore(pathlib.Path(objects)).put_file(pathlib.Path(value))
-        is_dir = pathlib.Path(value).is_dir()
+    store = _store(objects)
+    if isinstance(value, PurePath):
+        digest, size = store.put_file(Path(value))
+        is_dir = Path(value).is_dir()
         fmt: dict[str, Any] = {"format": "tar" if is_dir else "file", "source": value.name}
     elif isinstance(value, bytes | bytearray):
-        digest, size = put_bytes(objects, bytes(value))
+        digest, size = store.put_bytes(bytes(value))
         fmt = {"format": "bytes"}
     else:
         cls = type(value)
-        digest, size = put_bytes(objects, pickle.dumps(value, protocol=5))
+        digest, size = store.put_bytes(pickle.dumps(value, protocol=5))
         fmt = {"format": "pickle", "python_type": f"{cls.__module__}.{cls.__qualname__}"}
     return {"digest": digest, "size": size, **fmt}, metrics
 
 
 def _dataset_output(value: Any, objects: str, step: str, output: str) -> dict[str, Any]:
     # Only here, for dataset outputs, do pyarrow (and the data layer) load in the worker.
-    from pathlib import Path
-
     from mlkernel.data.tables import write_version
     from mlkernel.errors import UsageError
 
     try:
-        return write_version(value, Path(objects), f"step {step}", output)
+        return write_version(value, _store(objects), f"step {step}", output)
     except UsageError as exc:
         raise OutputError(str(exc)) from None
 

@@ -113,7 +113,7 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from mlkernel.cli.render import console, emit_json, human_bytes, human_time
+    from mlkernel.cli.render import console, emit_json, esc, human_bytes, human_time
 
     with open_kernel(args) as k:
         info = k.show(args.ref)
@@ -137,7 +137,7 @@ def _show(args: argparse.Namespace) -> int:
     for key, value in info["properties"].items():
         rows.append((key, value))
     for key, value in rows:
-        out.print(f"  {key:<12} {value}")
+        out.print(f"  {key:<12} {esc(value)}")
     history = info.get("alias_history") or []
     if history:
         out.print("  alias history (oldest first)")
@@ -230,11 +230,11 @@ def _lineage(args: argparse.Namespace) -> int:
 def _get(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mlkernel.cli.render import console
+    from mlkernel.cli.render import console, esc
 
     with open_kernel(args) as k:
         dest = k.export(args.ref, Path(args.out), verify=not args.no_verify, force=args.force)
-    console().print(f"wrote {dest}")
+    console().print(f"wrote {esc(dest)}")
     return 0
 
 

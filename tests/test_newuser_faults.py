@@ -59,3 +59,23 @@ def test_user_text_with_brackets_is_shown_as_typed_not_read_as_markup(project: P
     assert "[red]in.csv" in mlk(project, "data", "show", "m").stdout
     done = mlk(project, "data", "export", "m", "-o", "[bold]out.csv")
     assert done.returncode == 0 and "wrote [bold]out.csv" in done.stdout, done.stdout
+
+
+def test_negative_counts_are_refused_in_one_line_not_read_as_zero(project: Path) -> None:
+    # `mlk data head -n -3` printed "(no rows)" and exited 0; `runs ls -n -1` listed all.
+    (project / "t.csv").write_text("a\n1\n2\n")
+    assert mlk(project, "data", "add", "t.csv").returncode == 0
+    for args in (
+        ("data", "head", "t", "-n", "-3"),
+        ("runs", "ls", "-n", "-1"),
+        ("lineage", "dataset:t", "--depth", "-2"),
+        ("data", "watch", "--once", "--poll", "-1"),
+        ("data", "watch", "--once", "--poll", "nan"),
+    ):
+        done = mlk(project, *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr and "(no rows)" not in done.stdout
+        errors = [line for line in done.stderr.splitlines() if "error" in line]
+        assert len(errors) == 1 and ("0 or more" in errors[0] or "above 0" in errors[0]), errors
+    with mlkernel.open(project) as k, pytest.raises(mlkernel.errors.UsageError, match="0 or more"):
+        k.data.head("t", -3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from mlkernel.cli._args import add_json, open_kernel
+from mlkernel.cli._args import add_json, count, open_kernel
 from mlkernel.refs import KINDS
 
 if TYPE_CHECKING:
@@ -74,7 +74,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     way.add_argument("--up", action="store_true", help="what REF was made from (the default)")
     way.add_argument("--down", action="store_true", help="what was made from REF")
     p.add_argument(
-        "--depth", type=int, default=100, metavar="N", help="how many steps to follow (default 100)"
+        "--depth",
+        type=count,
+        default=100,
+        metavar="N",
+        help="how many steps to follow (default 100)",
     )
     add_json(p)
     p.set_defaults(func=_lineage)

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from mlkernel.cli._args import add_json, open_kernel
+from mlkernel.cli._args import add_json, count, open_kernel
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "head", help="the first rows of a version", epilog="example: mlk data head train -n 5"
     )
     head.add_argument("ref", metavar="REF", help="dataset reference: name[@version|@alias]")
-    head.add_argument("-n", type=int, default=10, metavar="N", help="how many rows (default 10)")
+    head.add_argument("-n", type=count, default=10, metavar="N", help="how many rows (default 10)")
     head.add_argument(
         "--columns",
         default=None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mlkernel.cli._args import add_json, open_kernel
+from mlkernel.cli._args import add_json, open_kernel, seconds
 
 
 def add_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,7 +36,7 @@ def add_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument(
         "--poll",
-        type=float,
+        type=seconds,
         default=1.0,
         metavar="SECONDS",
         help="seconds between scans (default 1)",
@@ -45,7 +45,7 @@ def add_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument(
         "--for",
         dest="seconds",
-        type=float,
+        type=seconds,
         metavar="SECONDS",
         help="stop after this many seconds",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mlkernel.cli._args import add_json, open_kernel
+from mlkernel.cli._args import add_json, count, open_kernel
 
 STATES = ["running", "lost", "completed", "failed", "cancelled", "cached", "skipped"]
 
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls.add_argument("--state", choices=STATES, help="only runs in this state")
     ls.add_argument("--name", metavar="NAME", help="only runs with this name")
     ls.add_argument(
-        "-n", "--limit", type=int, default=50, metavar="N", help="how many (default 50)"
+        "-n", "--limit", type=count, default=50, metavar="N", help="how many (default 50)"
     )
     ls.add_argument("--all", action="store_true", help="list step executions too")
     add_json(ls)

@@ -79,3 +79,64 @@ def test_negative_counts_are_refused_in_one_line_not_read_as_zero(project: Path)
         assert len(errors) == 1 and ("0 or more" in errors[0] or "above 0" in errors[0]), errors
     with mlkernel.open(project) as k, pytest.raises(mlkernel.errors.UsageError, match="0 or more"):
         k.data.head("t", -3)
+
+
+SLOW_PIPELINE = """
+import time
+
+import mlkernel as mlk
+
+
+@mlk.step
+def slow():
+    print("partial output line", flush=True)
+    time.sleep(600)
+
+
+@mlk.pipeline
+def sp():
+    slow()
+"""
+
+
+def test_runs_logs_of_a_lost_step_shows_its_partial_log(project: Path) -> None:
+    # The process running `mlk run` is killed (-9) while a step runs: the step reads
+    # `lost`, and `mlk runs logs` printed nothing though the step's partial log exists.
+    import signal
+    import time
+
+    (project / "slow.py").write_text(SLOW_PIPELINE)
+    with (project / "mlkernel.toml").open("a") as f:
+        f.write('\n[pipelines]\nsp = "slow.py:sp"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlkernel", "run", "sp"],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        logs = project / ".mlkernel" / "logs"
+        for _ in range(1200):  # until the step has written its line (at most a minute)
+            if any("partial output line" in p.read_text() for p in logs.glob("run-*/slow.log")):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the step never wrote its line")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with mlkernel.open(project) as k:
+        run_id = k.pipelines.runs(limit=1)[0]["id"]
+    done = mlk(project, "runs", "logs", str(run_id))
+    assert done.returncode == 0, done.stderr
+    assert "partial output line" in done.stdout and "lost" in done.stdout, done.stdout
+
+
+def test_runs_logs_of_a_tracked_run_says_plainly_there_are_none(project: Path) -> None:
+    with mlkernel.open(project) as k, k.start_run("train") as run:
+        run.log_metric("loss", 1.0)
+    done = mlk(project, "runs", "logs", str(run.id))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "a run run" not in done.stderr
+    assert "tracked run" in done.stderr and f"mlk runs show {run.id}" in done.stderr

@@ -140,3 +140,48 @@ def test_runs_logs_of_a_tracked_run_says_plainly_there_are_none(project: Path) -
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "a run run" not in done.stderr
     assert "tracked run" in done.stderr and f"mlk runs show {run.id}" in done.stderr
+
+
+BAD_METRIC_PIPELINE = """
+import mlkernel as mlk
+
+
+@mlk.step
+def score():
+    return 1, mlk.Metrics(accuracy=0.9, note="abc")
+
+
+@mlk.step
+def odd(x):
+    return x, mlk.Metrics(loss=float("nan"), worst=float("-inf"))
+
+
+@mlk.pipeline
+def bad():
+    score()
+
+
+@mlk.pipeline
+def nan():
+    odd(1)
+"""
+
+
+def test_a_step_metric_that_is_not_a_number_fails_the_step_naming_step_and_key(
+    project: Path,
+) -> None:
+    # mlk.Metrics(note="abc") reached a bare float(v) in the worker: the step failed with
+    # "could not convert string to float: 'abc'", naming neither the metric nor the cause.
+    with pytest.raises(mlkernel.errors.UsageError, match="metric 'note' is 'abc'"):
+        mlkernel.Metrics(note="abc")
+    (project / "bad.py").write_text(BAD_METRIC_PIPELINE)
+    with (project / "mlkernel.toml").open("a") as f:
+        f.write('\n[pipelines]\nbad = "bad.py:bad"\nnan = "bad.py:nan"\n')
+    done = mlk(project, "run", "bad")
+    assert done.returncode == 1, done.stderr
+    (summary,) = [line for line in done.stderr.splitlines() if "failed:" in line]
+    assert "step score failed" in summary and "metric 'note' is 'abc'" in summary, summary
+    # NaN and infinite step metrics are numbers: kept and shown
+    done = mlk(project, "run", "nan")
+    assert done.returncode == 0, done.stderr
+    assert "loss=nan" in done.stdout and "worst=-inf" in done.stdout, done.stdout

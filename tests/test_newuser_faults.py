@@ -185,3 +185,27 @@ def test_a_step_metric_that_is_not_a_number_fails_the_step_naming_step_and_key(
     done = mlk(project, "run", "nan")
     assert done.returncode == 0, done.stderr
     assert "loss=nan" in done.stdout and "worst=-inf" in done.stdout, done.stdout
+
+
+def test_a_folder_or_glob_holding_an_unreadable_entry_is_refused_in_one_line(
+    project: Path,
+) -> None:
+    # `mlk data add /` ended in exit 70 (PermissionError on /proc/1/cwd); a link whose
+    # target name is too long to look up fails the same way, as root too.
+    folder = project / "in"
+    folder.mkdir()
+    (folder / "a.csv").write_text("a\n1\n")
+    (folder / "link").symlink_to("x" * 300)
+    for target in (str(folder), f"{folder}/*"):
+        done = mlk(project, "data", "add", target, "--name", "d")
+        assert done.returncode == 2, (target, done.stderr)
+        assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+        assert "cannot read" in done.stderr and "link" in done.stderr, done.stderr
+
+
+def test_an_output_in_a_folder_that_refuses_new_files_is_not_called_missing(project: Path) -> None:
+    (project / "t.csv").write_text("a\n1\n")
+    assert mlk(project, "data", "add", "t.csv").returncode == 0
+    done = mlk(project, "data", "export", "t", "-o", "/proc/t.csv")
+    assert done.returncode == 2 and "does not exist" not in done.stderr, done.stderr
+    assert "cannot be made in /proc" in done.stderr

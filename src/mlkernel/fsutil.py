@@ -42,6 +42,10 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
 def output_error(path: Path, exc: OSError) -> MLKernelError:
     """A one-line error, naming the fix, for a file the user asked for that cannot be written."""
     parent = path.parent
+    if (isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOENT) and parent.is_dir():
+        return UsageError(
+            f"cannot write {path}: files cannot be made in {parent}; choose another path"
+        )
     if isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOENT:
         return NotFoundError(
             f"cannot write {path}: folder {parent} does not exist; create it or choose another path"

@@ -73,17 +73,31 @@ def expand(target: str | Path) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
+        try:
+            files = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        except OSError as exc:  # an entry that cannot be read (e.g. /proc/1/cwd)
+            raise UsageError(
+                f"cannot read {exc.filename or path} in folder {path}: "
+                f"{exc.strerror or type(exc).__name__}; point at a file, a glob or a folder "
+                "whose files you can read"
+            ) from None
         if not files:
             raise UsageError(f"directory {path} holds no files; point at a file or a glob")
         return files
     if glob.has_magic(text):
         files = sorted(Path(p) for p in glob.glob(os.path.expanduser(text), recursive=True))
-        files = [p for p in files if p.is_file()]
+        try:
+            files = [p for p in files if p.is_file()]
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read {exc.filename}, which {text!r} matches: "
+                f"{exc.strerror or type(exc).__name__}; narrow the pattern"
+            ) from None
         if not files:
             raise NotFoundError(f"no files match {text!r}; check the pattern")
         return files

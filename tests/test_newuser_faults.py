@@ -82,13 +82,16 @@ def test_negative_counts_are_refused_in_one_line_not_read_as_zero(project: Path)
 
 
 SLOW_PIPELINE = """
+import os
 import time
+from pathlib import Path
 
 import mlkernel as mlk
 
 
 @mlk.step
 def slow():
+    Path("step.pid").write_text(str(os.getpid()))
     print("partial output line", flush=True)
     time.sleep(600)
 
@@ -126,6 +129,9 @@ def test_runs_logs_of_a_lost_step_shows_its_partial_log(project: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        step_pid = project / "step.pid"  # the step runs in its own session: end it too
+        if step_pid.exists():
+            os.kill(int(step_pid.read_text()), signal.SIGKILL)
     with mlkernel.open(project) as k:
         run_id = k.pipelines.runs(limit=1)[0]["id"]
     done = mlk(project, "runs", "logs", str(run_id))

@@ -215,3 +215,27 @@ def test_an_output_in_a_folder_that_refuses_new_files_is_not_called_missing(proj
     done = mlk(project, "data", "export", "t", "-o", "/proc/t.csv")
     assert done.returncode == 2 and "does not exist" not in done.stderr, done.stderr
     assert "cannot be made in /proc" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        ('drift_share = "x"', "drift_share = 'x' must be a number"),
+        ("drift_share = true", "must be a number"),
+        ("quantile_bins = 2.5", "quantile_bins = 2.5 must be a whole number"),
+        ("columns = 3", "columns = 3 must be a table"),
+        ("columns = { a = 3 }", "write a table"),
+        ('columns = { a = { threshold = "x" } }', "threshold = 'x' must be a number"),
+    ],
+)
+def test_a_drift_setting_of_the_wrong_type_is_a_one_line_config_error(
+    project: Path, setting: str, words: str
+) -> None:
+    # drift_share = "x" in [monitor.drift] ended `mlk data drift` in exit 70 (TypeError).
+    (project / "t.csv").write_text("a\n1\n2\n3\n")
+    assert mlk(project, "data", "add", "t.csv").returncode == 0
+    with (project / "mlkernel.toml").open("a") as f:
+        f.write(f"\n[monitor.drift]\n{setting}\n")
+    done = mlk(project, "data", "drift", "t@1", "t@1")
+    assert done.returncode == 3, done.stderr
+    assert "internal error" not in done.stderr and words in done.stderr, done.stderr

@@ -239,3 +239,24 @@ def test_a_drift_setting_of_the_wrong_type_is_a_one_line_config_error(
     done = mlk(project, "data", "drift", "t@1", "t@1")
     assert done.returncode == 3, done.stderr
     assert "internal error" not in done.stderr and words in done.stderr, done.stderr
+
+
+def test_init_where_no_folder_can_be_made_is_a_one_line_error(tmp_path: Path) -> None:
+    # `mlk init /proc/x` ended in exit 70 (FileNotFoundError from mkdir).
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for target in ("/proc/mlk-test-project", str(blocker / "p")):
+        done = mlk(tmp_path, "init", target)
+        assert done.returncode == 2, (target, done.stderr)
+        assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+        assert f"cannot create a project in {target}" in done.stderr, done.stderr
+
+
+def test_alias_rollback_of_a_removed_alias_says_so_not_none(project: Path) -> None:
+    with mlkernel.open(project) as k:
+        k.log_artifact(b"one", kind="model", name="m")
+    assert mlk(project, "alias", "set", "model:m@1", "prod").returncode == 0
+    assert mlk(project, "alias", "rm", "model:m", "prod").returncode == 0
+    done = mlk(project, "alias", "rollback", "model:m", "prod")
+    assert done.returncode == 0, done.stderr
+    assert "None" not in done.stdout and "model:m@prod → version 1" in done.stdout, done.stdout

@@ -680,9 +680,15 @@ def init(
     state = root / STATE_DIR
     created_state = not state.exists()
     try:
-        for sub in STATE_SUBDIRS:
-            (state / sub).mkdir(parents=True, exist_ok=True)
-        (state / ".gitignore").write_text("*\n")
+        try:
+            for sub in STATE_SUBDIRS:
+                (state / sub).mkdir(parents=True, exist_ok=True)
+            (state / ".gitignore").write_text("*\n")
+        except OSError as exc:  # a read-only place, /proc, a file in the way
+            raise UsageError(
+                f"cannot create a project in {root}: {exc.strerror or type(exc).__name__} "
+                f"({exc.filename}); choose a folder you can write to"
+            ) from None
         kernel = Kernel(config)
     except BaseException:
         if created_state:

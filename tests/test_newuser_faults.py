@@ -71,12 +71,15 @@ def test_negative_counts_are_refused_in_one_line_not_read_as_zero(project: Path)
         ("lineage", "dataset:t", "--depth", "-2"),
         ("data", "watch", "--once", "--poll", "-1"),
         ("data", "watch", "--once", "--poll", "nan"),
+        ("run", "p", "--workers", "0"),  # was silently the default
     ):
         done = mlk(project, *args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr and "(no rows)" not in done.stdout
         errors = [line for line in done.stderr.splitlines() if "error" in line]
-        assert len(errors) == 1 and ("0 or more" in errors[0] or "above 0" in errors[0]), errors
+        assert len(errors) == 1 and any(
+            w in errors[0] for w in ("0 or more", "1 or more", "above 0")
+        ), errors
     with mlkernel.open(project) as k, pytest.raises(mlkernel.errors.UsageError, match="0 or more"):
         k.data.head("t", -3)
 

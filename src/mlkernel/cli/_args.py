@@ -41,3 +41,11 @@ def seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
     return value
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number, 1 or more (``--workers 0`` is refused, not the default)."""
+    value = count(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be 1 or more, got 0")
+    return value

@@ -263,3 +263,30 @@ def test_alias_rollback_of_a_removed_alias_says_so_not_none(project: Path) -> No
     done = mlk(project, "alias", "rollback", "model:m", "prod")
     assert done.returncode == 0, done.stderr
     assert "None" not in done.stdout and "model:m@prod → version 1" in done.stdout, done.stdout
+
+
+def test_output_to_dev_stdout_is_written_to_stdout_not_replaced_by_a_file(
+    project: Path,
+) -> None:
+    # `mlk get REF -o /dev/stdout --force` (and data export, drift --html) renamed a
+    # temporary file onto the path: as root that replaced the /dev/stdout link with a plain
+    # file holding the output, and nothing reached stdout. A link of our own to
+    # /proc/self/fd/1 stands in for /dev/stdout here, so a failure cannot harm the machine.
+    (project / "t.csv").write_text("a\n1\n2\n")
+    assert mlk(project, "data", "add", "t.csv").returncode == 0
+    with mlkernel.open(project) as k:
+        k.log_artifact(b"model bytes", kind="model", name="m")
+    stdout = project / "stdout"
+    stdout.symlink_to("/proc/self/fd/1")
+    for args, expect in (
+        (("data", "export", "t", "-o", str(stdout), "--format", "csv"), '"a"\n1\n2\n'),
+        (("get", "model:m", "-o", str(stdout)), "model bytes"),
+        (("get", "model:m", "-o", str(stdout), "--force"), "model bytes"),
+    ):
+        done = mlk(project, *args)
+        assert done.returncode == 0, (args, done.stderr)
+        assert done.stdout == expect, (args, done.stdout)
+        assert stdout.is_symlink(), f"{args} replaced the link by a file"
+    done = mlk(project, "data", "drift", "t@1", "t@1", "--html", str(stdout))
+    assert done.returncode == 0 and done.stdout.startswith("<!"), done.stdout[:200]
+    assert stdout.is_symlink()

@@ -381,6 +381,12 @@ class Kernel:
                 with atomic_output(dest, overwrite=force) as tmp, tmp.open("wb") as out:
                     shutil.copyfileobj(handle, out, 1 << 20)
                 return dest
+            from mlkernel.fsutil import is_stream
+
+            if is_stream(dest):
+                raise UsageError(
+                    f"{record.ref} is a folder; name a folder to write it into, not {dest}"
+                )
             if os.path.lexists(dest) and not force:
                 raise ConflictError(
                     f"{dest} exists; pass --force to replace it, or choose another destination"

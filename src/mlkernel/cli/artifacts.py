@@ -235,10 +235,12 @@ def _get(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mlkernel.cli.render import console, esc
+    from mlkernel.fsutil import is_stream
 
     with open_kernel(args) as k:
         dest = k.export(args.ref, Path(args.out), verify=not args.no_verify, force=args.force)
-    console().print(f"wrote {esc(dest)}")
+    if not is_stream(dest):  # what went to /dev/stdout or a pipe is the output itself
+        console().print(f"wrote {esc(dest)}")
     return 0
 
 

@@ -325,8 +325,10 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from mlkernel.cli.render import console, esc, human_bytes
+    from mlkernel.fsutil import is_stream
 
     with open_kernel(args) as k:
         dest = k.data.export(args.ref, args.out, args.format, force=args.force)
-    console().print(f"wrote {esc(dest)} ({human_bytes(dest.stat().st_size)})")
+    if not is_stream(dest):  # what went to /dev/stdout or a pipe is the output itself
+        console().print(f"wrote {esc(dest)} ({human_bytes(dest.stat().st_size)})")
     return 0

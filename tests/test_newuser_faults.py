@@ -290,3 +290,15 @@ def test_output_to_dev_stdout_is_written_to_stdout_not_replaced_by_a_file(
     done = mlk(project, "data", "drift", "t@1", "t@1", "--html", str(stdout))
     assert done.returncode == 0 and done.stdout.startswith("<!"), done.stdout[:200]
     assert stdout.is_symlink()
+
+
+def test_a_schema_naming_a_column_the_file_lacks_is_refused_not_ignored(project: Path) -> None:
+    # A typo in --schema ({"prcie": "float32"}) silently did nothing: the column it meant
+    # was inferred and the version made anyway.
+    (project / "t.csv").write_text("price,city\n1,a\n2,b\n")
+    (project / "schema.json").write_text('{"columns": {"prcie": "float32"}}')
+    done = mlk(project, "data", "add", "t.csv", "--schema", "schema.json")
+    assert done.returncode == 2, done.stdout
+    assert "'prcie'" in done.stderr and "price, city" in done.stderr, done.stderr
+    with mlkernel.open(project) as k:
+        assert not k.table.versions("dataset", "t")

@@ -302,3 +302,24 @@ def test_a_schema_naming_a_column_the_file_lacks_is_refused_not_ignored(project:
     assert "'prcie'" in done.stderr and "price, city" in done.stderr, done.stderr
     with mlkernel.open(project) as k:
         assert not k.table.versions("dataset", "t")
+
+
+def test_a_dataset_altered_on_disk_reads_as_damaged_not_internal_error(project: Path) -> None:
+    # Datasets are memory-mapped without re-hashing; an object altered on disk made
+    # `mlk data head` fail with "internal error: ArrowInvalid: Not an Arrow file".
+    (project / "t.csv").write_text("a,b\n1,x\n2,y\n")
+    assert mlk(project, "data", "add", "t.csv").returncode == 0
+    with mlkernel.open(project) as k:
+        path = k.data.ipc_path("t")
+    path.chmod(0o644)
+    with path.open("ab") as f:
+        f.write(b"junk")
+    for args in (
+        ("data", "head", "t"),
+        ("data", "export", "t", "-o", "out.csv"),
+        ("data", "profile", "t", "--force"),
+    ):
+        done = mlk(project, *args)
+        assert done.returncode == 6, (args, done.stderr)
+        assert "internal error" not in done.stderr and "mlk verify" in done.stderr, done.stderr
+    assert not (project / "out.csv").exists()

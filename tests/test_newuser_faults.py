@@ -323,3 +323,20 @@ def test_a_dataset_altered_on_disk_reads_as_damaged_not_internal_error(project: 
         assert done.returncode == 6, (args, done.stderr)
         assert "internal error" not in done.stderr and "mlk verify" in done.stderr, done.stderr
     assert not (project / "out.csv").exists()
+
+
+def test_a_date_column_is_profiled_and_its_drift_report_made(project: Path) -> None:
+    # Dates like 2012/01/01 are ingested as date32 now; profiling one (mlk data profile,
+    # and so every drift report and the watcher) ended in exit 70: "Unsupported cast from
+    # date32[day] to int64".
+    (project / "w1.csv").write_text("date,temp\n2012/01/01,1.5\n2012/01/02,2.5\n2012/01/03,3\n")
+    (project / "w2.csv").write_text("date,temp\n2013/01/01,1.5\n2013/01/02,2.5\n2013/01/03,3\n")
+    assert mlk(project, "data", "add", "w1.csv", "--name", "w").returncode == 0
+    assert mlk(project, "data", "add", "w2.csv", "--name", "w").returncode == 0
+    done = mlk(project, "data", "profile", "w@1")
+    assert done.returncode == 0, done.stderr
+    assert "datetime" in done.stdout
+    done = mlk(project, "data", "drift", "w@1", "w@2")
+    assert done.returncode == 0, done.stderr
+    date_row = next(line for line in done.stdout.splitlines() if line.split()[:1] == ["date"])
+    assert "datetime" in date_row, date_row  # profiled; not drift-tested by default

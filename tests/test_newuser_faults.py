@@ -340,3 +340,28 @@ def test_a_date_column_is_profiled_and_its_drift_report_made(project: Path) -> N
     assert done.returncode == 0, done.stderr
     date_row = next(line for line in done.stdout.splitlines() if line.split()[:1] == ["date"])
     assert "datetime" in date_row, date_row  # profiled; not drift-tested by default
+
+
+def test_the_watcher_stopping_its_inotify_observer_prints_no_watchdog_noise(
+    project: Path,
+) -> None:
+    # `mlk data watch --once` now and then ended by printing watchdog's own log line
+    # "InotifyEmitter.queue_events() called when the thread is inactive" (a read racing the
+    # stop). The race is rare, so the script logs that line itself once the watcher is done;
+    # a subprocess, as `mlk` runs: no logging set up, so Python would print it.
+    (project / "inc").mkdir()
+    with (project / "mlkernel.toml").open("a") as f:
+        f.write('\n[[watch]]\npath = "inc/*.csv"\ndataset = "w"\ndebounce = 0.1\n')
+    script = (
+        "import logging, mlkernel\n"
+        "from mlkernel.monitor.watch import Watcher\n"
+        "with mlkernel.open() as k:\n"
+        "    Watcher(k, poll=0.05).run(max_seconds=0.2)\n"
+        "logging.getLogger('watchdog.observers.inotify').error(\n"
+        "    'InotifyEmitter.queue_events() called when the thread is inactive')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=project, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "queue_events" not in done.stderr, done.stderr

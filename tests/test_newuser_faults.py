@@ -365,3 +365,24 @@ def test_the_watcher_stopping_its_inotify_observer_prints_no_watchdog_noise(
     )
     assert done.returncode == 0, done.stderr
     assert "queue_events" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("def x(:\n", "line 1: invalid syntax"),
+        ("import nosuchmodule_mlk\n", "ModuleNotFoundError: No module named 'nosuchmodule_mlk'"),
+        ("x = 1 / 0\n", "ZeroDivisionError: division by zero (at broken.py:1)"),
+    ],
+)
+def test_a_pipeline_file_that_fails_to_load_is_a_one_line_error(
+    project: Path, code: str, words: str
+) -> None:
+    # A syntax error or a failing import in the pipeline's own file ended `mlk run` (and
+    # pipelines show) in exit 70, "internal error: SyntaxError", as if mlkernel were at fault.
+    (project / "broken.py").write_text(code)
+    for args in (("run", "broken.py:p"), ("pipelines", "show", "broken.py:p")):
+        done = mlk(project, *args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "internal error" not in done.stderr and words in done.stderr, done.stderr
+        assert "broken.py" in done.stderr

@@ -386,3 +386,17 @@ def test_a_pipeline_file_that_fails_to_load_is_a_one_line_error(
         assert done.returncode == 2, (args, done.stderr)
         assert "internal error" not in done.stderr and words in done.stderr, done.stderr
         assert "broken.py" in done.stderr
+
+
+def test_triggers_fire_says_why_nothing_ran(project: Path) -> None:
+    # `mlk triggers fire t` of a trigger whose pipeline cannot load printed "trigger t
+    # fired" and exited 1 with no word of why; run-pending said "run None error: ...".
+    (project / "broken.py").write_text("def x(:\n")
+    with (project / "mlkernel.toml").open("a") as f:
+        f.write('\n[triggers.t]\npipeline = "broken.py:p"\ncron = "* * * * *"\n')
+    done = mlk(project, "triggers", "fire", "t")
+    assert done.returncode == 1
+    assert "no run started" in done.stdout and "invalid syntax" in done.stdout, done.stdout
+    done = mlk(project, "triggers", "run-pending", "--now", "2099-01-01T00:00")
+    assert done.returncode == 1
+    assert "None" not in done.stdout and "no run started" in done.stdout, done.stdout

@@ -400,3 +400,17 @@ def test_triggers_fire_says_why_nothing_ran(project: Path) -> None:
     done = mlk(project, "triggers", "run-pending", "--now", "2099-01-01T00:00")
     assert done.returncode == 1
     assert "None" not in done.stdout and "no run started" in done.stdout, done.stdout
+
+
+def test_a_workbook_zip_or_image_is_named_not_parsed_as_text(project: Path) -> None:
+    # An .xlsx (a zip) got "has no header line"; a PNG got "pass --encoding latin-1".
+    import zipfile
+
+    with zipfile.ZipFile(project / "book.xlsx", "w") as book:
+        book.writestr("xl/workbook.xml", "<workbook/>" * 50)
+    (project / "plot.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    for name, words in (("book.xlsx", "zip archive"), ("plot.png", "PNG image")):
+        done = mlk(project, "data", "add", name, "--name", "d")
+        assert done.returncode == 2, done.stdout
+        assert words in done.stderr and "not a data file" in done.stderr, done.stderr
+        assert "--encoding" not in done.stderr and "header" not in done.stderr

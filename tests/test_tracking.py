@@ -243,3 +243,20 @@ def test_open_finds_project_from_subfolder(project: Kernel) -> None:
     sub.mkdir(parents=True)
     with mlkernel.open(sub) as k:
         assert k.name == project.name
+
+
+def test_a_closed_project_handle_is_refused_in_one_line(project: Kernel) -> None:
+    # After k.close() SQLite raised sqlite3.ProgrammingError ("Cannot operate on a closed
+    # database", or a StorageError saying to check permissions) and PostgreSQL quietly
+    # opened new connections; both now refuse the same way.
+    project.log_artifact(b"x", kind="model", name="m")
+    project.close()
+    calls = (
+        project.ls,
+        lambda: project.resolve("model:m"),
+        lambda: project.start_run("r"),
+        lambda: project.log_artifact(b"y", kind="model", name="m"),
+    )
+    for call in calls:
+        with pytest.raises(UsageError, match="project handle is closed"):
+            call()

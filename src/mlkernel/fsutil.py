@@ -11,7 +11,20 @@ from pathlib import Path
 
 from mlkernel.errors import ConflictError, MLKernelError, NotFoundError, UsageError
 
-__all__ = ["atomic_output", "fsync_dir", "output_error", "pid_alive", "write_atomic"]
+__all__ = ["atomic_output", "fsync_dir", "is_stream", "output_error", "pid_alive", "write_atomic"]
+
+
+def is_stream(path: Path | str) -> bool:
+    """Whether ``path`` is, or links to, a pipe or a character device (``/dev/stdout``, a
+    terminal, ``/dev/null``): such a target is written in place, never replaced by a file
+    (a rename onto ``/dev/stdout`` would turn the device link into a plain file)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 def fsync_dir(path: Path | str) -> None:
@@ -25,6 +38,10 @@ def fsync_dir(path: Path | str) -> None:
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
+    if is_stream(path):
+        with open(path, "wb") as stream:
+            stream.write(data)
+        return
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -42,6 +59,10 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
 def output_error(path: Path, exc: OSError) -> MLKernelError:
     """A one-line error, naming the fix, for a file the user asked for that cannot be written."""
     parent = path.parent
+    if (isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOENT) and parent.is_dir():
+        return UsageError(
+            f"cannot write {path}: files cannot be made in {parent}; choose another path"
+        )
     if isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOENT:
         return NotFoundError(
             f"cannot write {path}: folder {parent} does not exist; create it or choose another path"
@@ -67,6 +88,12 @@ def atomic_output(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """
     if path.is_dir():
         raise UsageError(f"{path} is a folder; name a file to write")
+    if is_stream(path):  # /dev/stdout, a pipe: written in place, nothing to replace
+        try:
+            yield path
+        except OSError as exc:
+            raise output_error(path, exc) from None
+        return
     if not overwrite and os.path.lexists(path):
         raise ConflictError(f"{path} exists; pass --force to overwrite it, or choose another path")
     try:

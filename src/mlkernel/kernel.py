@@ -381,6 +381,12 @@ class Kernel:
                 with atomic_output(dest, overwrite=force) as tmp, tmp.open("wb") as out:
                     shutil.copyfileobj(handle, out, 1 << 20)
                 return dest
+            from mlkernel.fsutil import is_stream
+
+            if is_stream(dest):
+                raise UsageError(
+                    f"{record.ref} is a folder; name a folder to write it into, not {dest}"
+                )
             if os.path.lexists(dest) and not force:
                 raise ConflictError(
                     f"{dest} exists; pass --force to replace it, or choose another destination"
@@ -680,9 +686,15 @@ def init(
     state = root / STATE_DIR
     created_state = not state.exists()
     try:
-        for sub in STATE_SUBDIRS:
-            (state / sub).mkdir(parents=True, exist_ok=True)
-        (state / ".gitignore").write_text("*\n")
+        try:
+            for sub in STATE_SUBDIRS:
+                (state / sub).mkdir(parents=True, exist_ok=True)
+            (state / ".gitignore").write_text("*\n")
+        except OSError as exc:  # a read-only place, /proc, a file in the way
+            raise UsageError(
+                f"cannot create a project in {root}: {exc.strerror or type(exc).__name__} "
+                f"({exc.filename}); choose a folder you can write to"
+            ) from None
         kernel = Kernel(config)
     except BaseException:
         if created_state:

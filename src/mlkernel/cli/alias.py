@@ -64,7 +64,6 @@ def _rollback(args: argparse.Namespace) -> int:
 
     with open_kernel(args) as k:
         record, before = k.alias_rollback(args.ref, args.alias)
-    console().print(
-        f"{record.kind}:{record.name}@{args.alias} → version {record.version} (was {before})"
-    )
+    was = f"was version {before}" if before is not None else "it had been removed"
+    console().print(f"{record.kind}:{record.name}@{args.alias} → version {record.version} ({was})")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from mlkernel.cli._args import add_json, open_kernel
+from mlkernel.cli._args import add_json, count, open_kernel
 from mlkernel.refs import KINDS
 
 if TYPE_CHECKING:
@@ -74,7 +74,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     way.add_argument("--up", action="store_true", help="what REF was made from (the default)")
     way.add_argument("--down", action="store_true", help="what was made from REF")
     p.add_argument(
-        "--depth", type=int, default=100, metavar="N", help="how many steps to follow (default 100)"
+        "--depth",
+        type=count,
+        default=100,
+        metavar="N",
+        help="how many steps to follow (default 100)",
     )
     add_json(p)
     p.set_defaults(func=_lineage)
@@ -113,7 +117,7 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from mlkernel.cli.render import console, emit_json, human_bytes, human_time
+    from mlkernel.cli.render import console, emit_json, esc, human_bytes, human_time
 
     with open_kernel(args) as k:
         info = k.show(args.ref)
@@ -137,7 +141,7 @@ def _show(args: argparse.Namespace) -> int:
     for key, value in info["properties"].items():
         rows.append((key, value))
     for key, value in rows:
-        out.print(f"  {key:<12} {value}")
+        out.print(f"  {key:<12} {esc(value)}")
     history = info.get("alias_history") or []
     if history:
         out.print("  alias history (oldest first)")
@@ -230,11 +234,13 @@ def _lineage(args: argparse.Namespace) -> int:
 def _get(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mlkernel.cli.render import console
+    from mlkernel.cli.render import console, esc
+    from mlkernel.fsutil import is_stream
 
     with open_kernel(args) as k:
         dest = k.export(args.ref, Path(args.out), verify=not args.no_verify, force=args.force)
-    console().print(f"wrote {dest}")
+    if not is_stream(dest):  # what went to /dev/stdout or a pipe is the output itself
+        console().print(f"wrote {esc(dest)}")
     return 0
 
 

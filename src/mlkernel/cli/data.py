@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from mlkernel.cli._args import add_json, open_kernel
+from mlkernel.cli._args import add_json, count, open_kernel
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "head", help="the first rows of a version", epilog="example: mlk data head train -n 5"
     )
     head.add_argument("ref", metavar="REF", help="dataset reference: name[@version|@alias]")
-    head.add_argument("-n", type=int, default=10, metavar="N", help="how many rows (default 10)")
+    head.add_argument("-n", type=count, default=10, metavar="N", help="how many rows (default 10)")
     head.add_argument(
         "--columns",
         default=None,
@@ -121,7 +121,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _add(args: argparse.Namespace) -> int:
     import sys
 
-    from mlkernel.cli.render import console, emit_json, human_bytes, human_duration
+    from mlkernel.cli.render import console, emit_json, esc, human_bytes, human_duration
 
     with open_kernel(args) as k:
         result = k.data.add(
@@ -168,11 +168,11 @@ def _add(args: argparse.Namespace) -> int:
         )
     changes = props.get("schema_changes") or {}
     for column in changes.get("added", []):
-        out.print(f"  + column {column}")
+        out.print(f"  + column {esc(column)}")
     for column in changes.get("removed", []):
-        out.print(f"  - column {column}")
+        out.print(f"  - column {esc(column)}")
     for change in changes.get("changed", []):
-        out.print(f"  ~ column {change['name']}: {change['from']} -> {change['to']}")
+        out.print(f"  ~ column {esc(change['name'])}: {change['from']} -> {change['to']}")
     return 0
 
 
@@ -203,9 +203,8 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from rich.markup import escape
 
-    from mlkernel.cli.render import console, emit_json, human_bytes, human_time, table
+    from mlkernel.cli.render import console, emit_json, esc, human_bytes, human_time, table
 
     with open_kernel(args) as k:
         info = k.data.show(args.ref)
@@ -234,10 +233,10 @@ def _show(args: argparse.Namespace) -> int:
     if props.get("bad_rows"):
         lines.append(("bad rows", f"{props['bad_rows']} {props.get('quarantine') or 'skipped'}"))
     for key, value in lines:
-        out.print(f"  {key:<10} {value}")
+        out.print(f"  {key:<10} {esc(value)}")
     table(
         ["column", "type"],
-        [(escape(c["name"]), escape(c["type"])) for c in props.get("schema", [])],
+        [(c["name"], c["type"]) for c in props.get("schema", [])],
         title="Schema",
     )
     return 0
@@ -299,7 +298,7 @@ def _column_list(spec: str, names: list[str], ref: str) -> list[str]:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from mlkernel.cli.render import console, emit_json, human_bytes
+    from mlkernel.cli.render import console, emit_json, esc, human_bytes
 
     with open_kernel(args) as k:
         info = k.data.diff(args.a, args.b)
@@ -311,11 +310,11 @@ def _diff(args: argparse.Namespace) -> int:
         out.print("  same content")
     schema = info["schema"]
     for column in schema["added"]:
-        out.print(f"  + column {column}")
+        out.print(f"  + column {esc(column)}")
     for column in schema["removed"]:
-        out.print(f"  - column {column}")
+        out.print(f"  - column {esc(column)}")
     for change in schema["changed"]:
-        out.print(f"  ~ column {change['name']}: {change['from']} -> {change['to']}")
+        out.print(f"  ~ column {esc(change['name'])}: {change['from']} -> {change['to']}")
     for key in ("rows", "columns"):
         a, b = info[key]["from"], info[key]["to"]
         out.print(f"  {key:<8} {a:,} → {b:,} ({b - a:+,})")
@@ -325,9 +324,11 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from mlkernel.cli.render import console, human_bytes
+    from mlkernel.cli.render import console, esc, human_bytes
+    from mlkernel.fsutil import is_stream
 
     with open_kernel(args) as k:
         dest = k.data.export(args.ref, args.out, args.format, force=args.force)
-    console().print(f"wrote {dest} ({human_bytes(dest.stat().st_size)})")
+    if not is_stream(dest):  # what went to /dev/stdout or a pipe is the output itself
+        console().print(f"wrote {esc(dest)} ({human_bytes(dest.stat().st_size)})")
     return 0

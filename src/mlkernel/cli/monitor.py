@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mlkernel.cli._args import add_json, open_kernel
+from mlkernel.cli._args import add_json, open_kernel, seconds
 
 
 def add_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,7 +36,7 @@ def add_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument(
         "--poll",
-        type=float,
+        type=seconds,
         default=1.0,
         metavar="SECONDS",
         help="seconds between scans (default 1)",
@@ -45,7 +45,7 @@ def add_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument(
         "--for",
         dest="seconds",
-        type=float,
+        type=seconds,
         metavar="SECONDS",
         help="stop after this many seconds",
     )
@@ -120,7 +120,7 @@ def _outliers(col: dict[str, object]) -> str:
 def _drift(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mlkernel.cli.render import console, emit_json, table
+    from mlkernel.cli.render import console, emit_json, esc, table
 
     with open_kernel(args) as k:
         report = k.monitor.report(args.a, args.b, html=Path(args.html) if args.html else None)
@@ -170,12 +170,12 @@ def _drift(args: argparse.Namespace) -> int:
         "tests: chi-square is the goodness-of-fit variant (Evidently's), Jensen-Shannon uses "
         "the natural log, Wasserstein is normed by the reference's std"
     )
-    out.print(f"report: {report.html.ref}  ({report.path})")
+    out.print(f"report: {report.html.ref}  ({esc(report.path)})")
     return 0
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from mlkernel.cli.render import console
+    from mlkernel.cli.render import console, esc
     from mlkernel.monitor.watch import Watcher, WatchEvent, describe_comparison
 
     out = console()
@@ -211,7 +211,7 @@ def _watch(args: argparse.Namespace) -> int:
                 '[[watch]] path = "incoming/*.csv" dataset = "train"'
             )
         for spec in watcher.specs:
-            out.print(f"watching {spec.path} → dataset {spec.dataset}")
+            out.print(f"watching {esc(spec.path)} → dataset {spec.dataset}")
         if args.once:
             deadline = max(s.debounce for s in watcher.specs) + args.poll
             watcher.run(max_seconds=deadline + 0.5)

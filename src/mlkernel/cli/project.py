@@ -53,14 +53,15 @@ def _init(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import mlkernel
-    from mlkernel.cli.render import console
+    from mlkernel.cli.render import console, esc
 
     root = Path(args.project or args.dir)
     k = mlkernel.init(root, name=args.name, metadata_url=args.metadata)
     with k:
         out = console()
         out.print(
-            f"Initialised project [bold]{k.name}[/] in {k.root} (metadata: {k.meta.display_url})"
+            f"Initialised project [bold]{k.name}[/] in {esc(k.root)} "
+            f"(metadata: {esc(k.meta.display_url)})"
         )
         note = k.objects_note()
         if note:
@@ -70,15 +71,15 @@ def _init(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from mlkernel.cli._args import open_kernel
-    from mlkernel.cli.render import console, emit_json, human_bytes, human_time, table
+    from mlkernel.cli.render import console, emit_json, esc, human_bytes, human_time, table
 
     with open_kernel(args) as k:
         info = k.status()
     if args.json:
         return emit_json(info)
     out = console()
-    out.print(f"[bold]{info['project']}[/]  {info['root']}")
-    out.print(f"metadata: {info['metadata']} ({info['backend']})")
+    out.print(f"[bold]{info['project']}[/]  {esc(info['root'])}")
+    out.print(f"metadata: {esc(info['metadata'])} ({info['backend']})")
     storage = info["storage"]
     out.print(f"storage:  {storage['objects']} objects, {human_bytes(storage['bytes'])}")
     if storage.get("note"):

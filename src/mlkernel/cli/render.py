@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["console", "emit_json", "fit_table", "human_bytes", "human_time", "table"]
+__all__ = ["console", "emit_json", "esc", "fit_table", "human_bytes", "human_time", "table"]
+
+
+def esc(value: object) -> str:
+    """``value`` as text for a ``console().print`` line that also holds markup: a path,
+    a column name or a parameter may contain ``[brackets]`` that rich would read as tags."""
+    from rich.markup import escape
+
+    return escape(str(value))
 
 
 def console() -> Console:
@@ -75,13 +83,14 @@ def table(
     columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
 ) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     grid = Table(title=title, show_edge=False, header_style="bold")
     for column in columns:
-        grid.add_column(column)
+        grid.add_column(Text(column))
     count = 0
-    for row in rows:
-        grid.add_row(*("-" if v is None else str(v) for v in row))
+    for row in rows:  # cells are text, never markup: names and values may hold [brackets]
+        grid.add_row(*(Text("-" if v is None else str(v)) for v in row))
         count += 1
     out = console()
     if count == 0:

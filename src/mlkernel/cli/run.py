@@ -7,7 +7,7 @@ import os
 import threading
 from typing import TextIO
 
-from mlkernel.cli._args import add_json, open_kernel
+from mlkernel.cli._args import add_json, open_kernel, positive
 
 INTERRUPTED = 130
 
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="set a parameter (KEY or STEP.KEY; VALUE is read as TOML: 0.1, true, \"x\")",
     )  # fmt: skip
     p.add_argument("--executor", choices=["inline", "process", "ray"], help="where steps run")
-    p.add_argument("--workers", type=int, metavar="N", help="how many steps run at once")
+    p.add_argument("--workers", type=positive, metavar="N", help="how many steps run at once")
     p.add_argument("--force", action="store_true", help="run every step, ignoring the cache")
     p.add_argument("--resume", type=int, metavar="RUN_ID", help="continue a failed run")
     p.add_argument("-q", "--quiet", action="store_true", help="no live step output")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mlkernel.cli._args import add_json, open_kernel
+from mlkernel.cli._args import add_json, count, open_kernel
 
 STATES = ["running", "lost", "completed", "failed", "cancelled", "cached", "skipped"]
 
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls.add_argument("--state", choices=STATES, help="only runs in this state")
     ls.add_argument("--name", metavar="NAME", help="only runs with this name")
     ls.add_argument(
-        "-n", "--limit", type=int, default=50, metavar="N", help="how many (default 50)"
+        "-n", "--limit", type=count, default=50, metavar="N", help="how many (default 50)"
     )
     ls.add_argument("--all", action="store_true", help="list step executions too")
     add_json(ls)
@@ -105,6 +105,7 @@ def _show(args: argparse.Namespace) -> int:
     from mlkernel.cli.render import (
         console,
         emit_json,
+        esc,
         human_bytes,
         human_duration,
         human_time,
@@ -116,7 +117,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         return emit_json(info)
     out = console()
-    out.print(f"[bold]run #{info['id']} {info['name']}[/]  {info['state']}")
+    out.print(f"[bold]run #{info['id']} {esc(info['name'])}[/]  {info['state']}")
     pipeline = info.get("pipeline") or {}
     trigger = pipeline.get("trigger")
     lines = [
@@ -149,7 +150,7 @@ def _show(args: argparse.Namespace) -> int:
     ]
     for key, value in lines:
         if value:
-            out.print(f"  {key:<12} {value}")
+            out.print(f"  {key:<12} {esc(value)}")
     if info["params"]:
         table(["param", "value"], sorted(info["params"].items()), title="Parameters")
     if pipeline.get("overrides"):
@@ -186,14 +187,12 @@ def _show(args: argparse.Namespace) -> int:
 def _show_step_results(steps: list[dict[str, Any]]) -> None:
     """A pipeline run's step metrics, then each tuning step's trials: the parameters the
     search chose, the metric it optimised, when and how long each ran."""
-    from rich.markup import escape
-
     from mlkernel.cli.render import human_duration, human_time, table
 
     def text(values: dict[str, Any]) -> str:
         shown = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v!r}"
                           for k, v in sorted(values.items()))  # fmt: skip
-        return escape(shown)
+        return shown
 
     metrics = [
         (s["name"], text(s["metrics"])) for s in steps if s.get("tune") is None and s.get("metrics")
@@ -212,9 +211,7 @@ def _show_step_results(steps: list[dict[str, Any]]) -> None:
                 (
                     f"{t['trial']}" + (" best" if t["trial"] == best.get("trial") else ""),
                     text(t.get("searched") or t["params"]),
-                    f"{t['score']:.6g}"
-                    if t.get("score") is not None
-                    else escape((t["error"] or "")[:60]),
+                    f"{t['score']:.6g}" if t.get("score") is not None else (t["error"] or "")[:60],
                     t["state"],
                     human_time(t["started_at"]),
                     human_duration(t["duration"]),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlkernel.cli._args import add_json, open_kernel
 
@@ -115,8 +115,17 @@ def _run_pending(args: argparse.Namespace) -> int:
     if not fired:
         echo("no trigger is due")
     for f in failed:
-        echo(f"trigger {f['trigger']}: run {f['run']} {f['state']}: {f['error']}")
+        echo(_failure(f))
     return 1 if failed else 0
+
+
+def _failure(outcome: dict[str, Any]) -> str:
+    """A trigger whose run did not complete, or never started (its pipeline cannot load)."""
+    if outcome.get("run") is None:
+        return f"trigger {outcome['trigger']}: no run started: {outcome['error']}"
+    return (
+        f"trigger {outcome['trigger']}: run {outcome['run']} {outcome['state']}: {outcome['error']}"
+    )
 
 
 def _fire(args: argparse.Namespace) -> int:
@@ -124,4 +133,7 @@ def _fire(args: argparse.Namespace) -> int:
         outcome = k.pipelines.fire(args.name, echo=_echo(args))
     if args.json:
         return _emit(outcome)
-    return 0 if outcome["state"] == "completed" else 1
+    if outcome["state"] == "completed":
+        return 0
+    _echo(args)(_failure(outcome))  # it printed that it fired; say why nothing ran well
+    return 1

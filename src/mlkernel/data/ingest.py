@@ -156,6 +156,7 @@ def add(
     try:
         try:
             table, bad = _read_all(sources, read_opts, meter, count_lines=show)
+            _check_schema_names(column_types, table.column_names, target)
             meter.stage("writing")
             with Hasher(sources).start() as hasher:  # the sources, beside the write
                 written = _write(table, k.objects.staging, parquet=options.parquet)
@@ -172,6 +173,16 @@ def add(
     finally:
         for each in written:
             each.path.unlink(missing_ok=True)
+
+
+def _check_schema_names(declared: dict[str, Any], columns: list[str], target: Any) -> None:
+    """Refuse a schema naming a column the data lacks: a typo would silently do nothing."""
+    unknown = [name for name in declared if name not in columns]
+    if unknown:
+        raise UsageError(
+            f"--schema names {', '.join(map(repr, unknown))}, which {target} does not have; "
+            f"its columns are {', '.join(columns)}"
+        )
 
 
 def add_table(

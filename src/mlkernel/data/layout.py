@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from mlkernel.data.storage import sweep, temp_path
-from mlkernel.errors import UsageError
+from mlkernel.errors import IntegrityError, UsageError
 
-__all__ = ["Rows", "iter_batches", "map_table", "rows_matrix", "select"]
+__all__ = ["Rows", "damaged", "iter_batches", "map_table", "rows_matrix", "select"]
 
 ROW_BLOCK = 1 << 16
 
@@ -54,7 +54,19 @@ def map_table(path: Path) -> Any:
     """The table in an Arrow IPC file, memory-mapped (zero copy)."""
     import pyarrow as pa
 
-    return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+    try:
+        return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+    except pa.ArrowInvalid as exc:  # a dataset is read without re-hashing: say what broke
+        raise damaged(path, exc) from None
+
+
+def damaged(path: Path, exc: Exception) -> IntegrityError:
+    """A one-line error for a stored Arrow file that cannot be read (altered on disk)."""
+    return IntegrityError(
+        f"the stored Arrow file {path} cannot be read ({exc}): it was altered or cut short "
+        "on disk; run `mlk verify` to list the versions affected, then restore the object "
+        "from a backup or ingest the data again"
+    )
 
 
 def select(table: Any, columns: Sequence[str] | None, row_filter: Any, ref: str) -> Any:

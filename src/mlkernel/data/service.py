@@ -232,7 +232,9 @@ class DataService:
     # -- describing ------------------------------------------------------------------
 
     def head(self, ref: str, n: int = 10) -> Any:
-        return self.open(ref).slice(0, max(n, 0))
+        if n < 0:
+            raise UsageError(f"n is {n}; ask for 0 or more rows (the first n)")
+        return self.open(ref).slice(0, n)
 
     def show(self, ref: str) -> dict[str, Any]:
         """Schema, size, versions and lineage of one version."""

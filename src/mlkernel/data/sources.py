@@ -36,6 +36,20 @@ _EXTENSIONS = {
 }
 HASH_CHUNK = 4 << 20
 _MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"BZh", "bz2"))
+# Files people try to add that no reader takes: named, instead of a parse error that
+# points elsewhere ("no header line", "pass --encoding latin-1").
+_NOT_DATA = (
+    (
+        b"PK\x03\x04",
+        "a zip archive (an Excel .xlsx workbook is one)",
+        "unzip it, or save the sheet as CSV",
+    ),
+    (b"\xd0\xcf\x11\xe0", "an old Office file (Excel .xls)", "save the sheet as CSV"),
+    (b"\x89PNG", "a PNG image", "point at a data file"),
+    (b"\xff\xd8\xff", "a JPEG image", "point at a data file"),
+    (b"%PDF", "a PDF document", "point at a data file"),
+    (b"\x7fELF", "a program", "point at a data file"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +87,31 @@ def expand(target: str | Path) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
+        try:
+            files = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        except OSError as exc:  # an entry that cannot be read (e.g. /proc/1/cwd)
+            raise UsageError(
+                f"cannot read {exc.filename or path} in folder {path}: "
+                f"{exc.strerror or type(exc).__name__}; point at a file, a glob or a folder "
+                "whose files you can read"
+            ) from None
         if not files:
             raise UsageError(f"directory {path} holds no files; point at a file or a glob")
         return files
     if glob.has_magic(text):
         files = sorted(Path(p) for p in glob.glob(os.path.expanduser(text), recursive=True))
-        files = [p for p in files if p.is_file()]
+        try:
+            files = [p for p in files if p.is_file()]
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read {exc.filename}, which {text!r} matches: "
+                f"{exc.strerror or type(exc).__name__}; narrow the pattern"
+            ) from None
         if not files:
             raise NotFoundError(f"no files match {text!r}; check the pattern")
         return files
@@ -142,6 +170,12 @@ def sniff(path: Path, fmt: str | None = None) -> Source:
         raise UsageError(f"{path} cannot be read; check its permissions") from None
     if st.st_size == 0:
         raise UsageError(f"{path} is empty; nothing to ingest")
+    for magic, what, fix in _NOT_DATA:
+        if head.startswith(magic):
+            raise UsageError(
+                f"{path} is {what}, not a data file; {fix} (mlkernel reads CSV, TSV, NDJSON, "
+                "JSON and Parquet, plain or gzip/bz2/zstd-compressed)"
+            )
     by_name, compression = _format_from_name(path.name)
     for magic, codec in _MAGIC:
         if head.startswith(magic):

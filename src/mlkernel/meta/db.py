@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlkernel.errors import StorageError
+from mlkernel.errors import StorageError, UsageError
 
 __all__ = ["BUSY_TIMEOUT_S", "PostgresDatabase", "SQLiteDatabase", "Tx", "connect"]
 
@@ -79,6 +79,7 @@ class SQLiteDatabase:
         self._reader = self._connect()
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
+        self.closed = False
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -95,6 +96,7 @@ class SQLiteDatabase:
     @contextmanager
     def write(self) -> Iterator[_SQLiteTx]:
         with self._write_lock:
+            _check_open(self)
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -107,6 +109,7 @@ class SQLiteDatabase:
     @contextmanager
     def read(self) -> Iterator[_SQLiteTx]:
         with self._read_lock:
+            _check_open(self)
             yield _SQLiteTx(self._reader)
 
     def integrity_errors(self) -> tuple[type[BaseException], ...]:
@@ -116,6 +119,7 @@ class SQLiteDatabase:
         return (sqlite3.DatabaseError,)
 
     def close(self) -> None:
+        self.closed = True
         self._writer.close()
         self._reader.close()
 
@@ -159,6 +163,7 @@ class PostgresDatabase:
         self._reader = self._connect(autocommit=True)
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
+        self.closed = False
 
     def _connect(self, *, autocommit: bool) -> Any:
         conn = self._psycopg2.connect(self._dsn, connect_timeout=10)
@@ -168,6 +173,7 @@ class PostgresDatabase:
     @contextmanager
     def write(self) -> Iterator[_PostgresTx]:
         with self._write_lock:
+            _check_open(self)
             # A connection the server dropped (a restart, an idle timeout) is replaced at
             # the next transaction, so one failure does not fail every later write.
             if self._writer.closed:
@@ -185,6 +191,7 @@ class PostgresDatabase:
     @contextmanager
     def read(self) -> Iterator[_PostgresTx]:
         with self._read_lock:
+            _check_open(self)
             if self._reader.closed:
                 self._reader = self._connect(autocommit=True)
             yield _PostgresTx(self._reader)
@@ -196,8 +203,23 @@ class PostgresDatabase:
         return (self._psycopg2.Error,)
 
     def close(self) -> None:
+        self.closed = True
         self._writer.close()
         self._reader.close()
+
+
+def _check_open(db: SQLiteDatabase | PostgresDatabase) -> None:
+    """Refuse use after close in one line, the same on both backends (SQLite said
+    "Cannot operate on a closed database"; PostgreSQL quietly opened new connections)."""
+    if db.closed:
+        raise closed_error()
+
+
+def closed_error() -> UsageError:
+    return UsageError(
+        "this project handle is closed (k.close(), or the end of `with mlk.open() as k:`); "
+        "use it inside the block, or open the project again with mlk.open()"
+    )
 
 
 def connect(url: str) -> SQLiteDatabase | PostgresDatabase:

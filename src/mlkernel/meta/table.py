@@ -33,6 +33,7 @@ class MetadataTable:
         self._kinds: dict[str, list[str]] = {}
         self._aliases: dict[tuple[str, str, str], int] = {}
         self._max_id = 0
+        self._closed = False
         self._load()
 
     # -- loading ---------------------------------------------------------------------
@@ -65,6 +66,10 @@ class MetadataTable:
             versions.sort(key=lambda r: r.version)
 
     def refresh(self) -> None:
+        if self._closed:
+            from mlkernel.meta.db import closed_error
+
+            raise closed_error()
         if self._watcher.changed():
             self._load()
 
@@ -81,6 +86,7 @@ class MetadataTable:
                 self._aliases[(kind, name, alias)] = version
 
     def close(self) -> None:
+        self._closed = True
         self._watcher.close()
 
     # -- queries ---------------------------------------------------------------------

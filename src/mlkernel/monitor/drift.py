@@ -99,6 +99,43 @@ METHODS: dict[str, MethodInfo] = {
 }
 
 
+_OPTION_TYPES: dict[str, type] = {
+    "drift_share": float,
+    "correction": str,
+    "small_sample_limit": int,
+    "numerical_method": str,
+    "categorical_method": str,
+    "columns": dict,
+    "js_base": float,
+    "binning": str,
+    "quantile_bins": int,
+}
+_TYPE_WORDS = {float: "a number", int: "a whole number", str: "a string", bool: "true or false"}
+
+
+def _check_types(
+    data: Mapping[str, Any], types: Mapping[str, type], where: str = "[monitor.drift]"
+) -> None:
+    """Refuse a setting of the wrong type in one line (``drift_share = "x"`` was exit 70)."""
+    for key, value in data.items():
+        want = types.get(key)
+        if want is None or value is None:
+            continue
+        if want is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        elif want is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif want is dict:
+            ok = isinstance(value, Mapping)
+        else:
+            ok = isinstance(value, want)
+        if not ok:
+            word = _TYPE_WORDS.get(want, "a table")
+            raise ConfigError(
+                f"[monitor.drift] {key} = {value!r} must be {word}; fix it in mlkernel.toml"
+            )
+
+
 @dataclass(frozen=True)
 class ColumnDriftSpec:
     """A per-column override: the method, the threshold, or ``skip``."""
@@ -117,11 +154,17 @@ class ColumnDriftSpec:
     def from_mapping(cls, data: Mapping[str, Any] | ColumnDriftSpec) -> ColumnDriftSpec:
         if isinstance(data, ColumnDriftSpec):
             return data
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"a drift column setting is {data!r}; write a table, e.g. "
+                '{ method = "psi", threshold = 0.2 } or { skip = true }'
+            )
         unknown = set(data) - {"method", "threshold", "skip"}
         if unknown:
             raise ConfigError(
                 f"unknown drift setting(s) {sorted(unknown)}; use method, threshold or skip"
             )
+        _check_types(data, {"method": str, "threshold": float, "skip": bool}, "a drift column's")
         threshold = data.get("threshold")
         return cls(
             method=data.get("method"),
@@ -175,6 +218,7 @@ class DriftOptions:
             raise ConfigError(
                 f"unknown drift option(s) {sorted(unknown)}; known: {', '.join(sorted(known))}"
             )
+        _check_types(data, _OPTION_TYPES)
         return cls(**dict(data))
 
     def spec(self, column: str) -> ColumnDriftSpec:

@@ -204,7 +204,8 @@ class ColumnProfile:
         if pa.types.is_dictionary(valid.type):
             valid = valid.dictionary_decode()
         if pa.types.is_temporal(valid.type):
-            valid = valid.view(pa.int64()) if valid.type.bit_width == 64 else valid.cast(pa.int64())
+            width = valid.type.bit_width  # date32 and time32 do not cast to int64 directly
+            valid = valid.view(pa.int64()) if width == 64 else valid.view(pa.int32())
         if pa.types.is_decimal(valid.type):
             valid = valid.cast(pa.float64())
         values = np.asarray(valid.to_numpy(zero_copy_only=False), dtype=np.float64)

@@ -249,7 +249,12 @@ def _stream(path: Path) -> Iterator[Any]:
     import pyarrow as pa
 
     with pa.OSFile(str(path), "rb") as source:
-        reader = pa.ipc.open_file(source)
+        try:
+            reader = pa.ipc.open_file(source)
+        except pa.ArrowInvalid as exc:
+            from mlkernel.data.layout import damaged
+
+            raise damaged(path, exc) from None
         for i in range(reader.num_record_batches):
             yield reader.get_batch(i)
 

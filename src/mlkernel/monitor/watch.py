@@ -491,6 +491,12 @@ class Watcher:
                 self._wake.clear()
         finally:
             if observer is not None:
+                import logging
+
+                # watchdog logs an error when a read races the stop ("queue_events() called
+                # when the thread is inactive"); with no logging set up Python printed it
+                # to the user. Nothing is lost: the watcher is done with the observer.
+                logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
                 observer.stop()
                 observer.join(timeout=5)
 

@@ -43,10 +43,29 @@ OUTPUT_KINDS = ("step", "model", "report", "file", "profile", "dataset")
 
 class Metrics(dict[str, float]):
     """Metric values. A step returning ``Metrics`` (or ``(value, Metrics)``) logs them as its
-    metrics; the dict (or ``value``) still flows to the steps downstream.
+    metrics; the dict (or ``value``) still flows to the steps downstream. Each value must be
+    a number (anything ``float()`` takes); another is refused here, naming the metric.
 
     Defined here, not in values.py: a step output that is a ``Metrics`` is pickled, and its
     recorded ``python_type`` (and digest) name this module."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for key, value in self.items():
+            _check_metric(key, value)
+
+    def __setitem__(self, key: str, value: float) -> None:
+        _check_metric(key, value)
+        super().__setitem__(key, value)
+
+
+def _check_metric(key: object, value: object) -> None:
+    try:
+        float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise UsageError(
+            f"metric {key!r} is {value!r}, not a number; give mlk.Metrics numbers"
+        ) from None
 
 
 def _wraps(wrapper: Any, fn: Any) -> None:

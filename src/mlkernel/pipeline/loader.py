@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from mlkernel.errors import ConfigError, NotFoundError, UsageError
+from mlkernel.errors import ConfigError, MLKernelError, NotFoundError, UsageError
 from mlkernel.pipeline.dsl import Pipeline
 
 __all__ = ["RESERVED", "declared", "load_pipeline"]
@@ -70,10 +70,30 @@ def _module_from_file(path: Path, root: Path) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except MLKernelError:
+        sys.modules.pop(name, None)
+        raise
+    except Exception as exc:  # the user's file: a syntax error, a missing import, ...
+        sys.modules.pop(name, None)
+        raise _load_error(str(path), exc) from None
     except BaseException:
         sys.modules.pop(name, None)
         raise
     return module
+
+
+def _load_error(what: str, exc: Exception) -> UsageError:
+    """One line for a pipeline file or module that fails to load, naming where."""
+    import traceback
+
+    if isinstance(exc, SyntaxError):
+        where = f"{exc.filename or what}, line {exc.lineno}"
+        return UsageError(f"{where}: {exc.msg}; fix the pipeline's code")
+    frames = traceback.extract_tb(exc.__traceback__)
+    at = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return UsageError(
+        f"loading {what} failed: {type(exc).__name__}: {exc}{at}; fix the pipeline's code"
+    )
 
 
 def load_pipeline(spec: str, root: Path, section: Mapping[str, Any]) -> tuple[Pipeline, str]:
@@ -107,6 +127,10 @@ def load_pipeline(spec: str, root: Path, section: Mapping[str, Any]) -> tuple[Pi
                 f"cannot import {where!r} for pipeline {spec!r} ({exc}); check the module "
                 "name, or write path/to/file.py:function"
             ) from None
+        except MLKernelError:
+            raise
+        except Exception as exc:
+            raise _load_error(where, exc) from None
     found = getattr(module, attr, None)
     if found is None:
         raise NotFoundError(f"{where} has no {attr!r}; check the name after ':' in {target!r}")

@@ -26,6 +26,11 @@ def step_state(record: ExecutionRecord) -> str:
     return {"completed": "ran"}.get(record.state, record.state)
 
 
+def _kind_of(record: ExecutionRecord) -> str:
+    """``a tracked run``, ``a drift run``: a run's type in words."""
+    return "a tracked run" if record.type == "run" else f"a {record.type} run"
+
+
 class PipelineService:
     """Pipelines of one project. Reached as ``k.pipelines``."""
 
@@ -164,7 +169,7 @@ class PipelineService:
         record = self._k.meta.get_execution(run_id)
         if record.type != "pipeline" or record.context_id is None:
             raise UsageError(
-                f"run {run_id} is a {record.type} run, not a pipeline run; "
+                f"run {run_id} is {_kind_of(record)}, not a pipeline run; "
                 "run `mlk runs ls` to find pipeline runs"
             )
         return record
@@ -257,6 +262,12 @@ class PipelineService:
 
     def logs(self, run_id: int, step: str | None = None) -> list[tuple[str, str]]:
         """(step, text) of each step's stored output; a running step's log so far."""
+        record = self._k.meta.get_execution(run_id)
+        if record.type != "pipeline":
+            raise UsageError(
+                f"run {run_id} is {_kind_of(record)}, not a pipeline run: only pipeline steps' "
+                f"output is captured; `mlk runs show {run_id}` shows its params and metrics"
+            )
         steps = self.steps(run_id)
         if step is not None:
             steps = [s for s in steps if s["name"] == step]
@@ -274,9 +285,15 @@ class PipelineService:
             return k.objects.read_bytes(k.table.get(int(resources["log"])).digest).decode(
                 "utf-8", "replace"
             )
-        if execution.state == "running":
-            path = k.config.state_dir / "logs" / f"run-{run_id}" / f"{execution.name}.log"
-            return path.read_text(errors="replace") if path.exists() else ""
+        # A running step's log so far; a lost (or since ended) step's partial log.
+        path = k.config.state_dir / "logs" / f"run-{run_id}" / f"{execution.name}.log"
+        if path.exists():
+            text = path.read_text(errors="replace")
+            if execution.state == "running":
+                return text
+            return (
+                f"(partial log: the step is {execution.state}; what it wrote before that)\n" + text
+            )
         source = resources.get("cached_from")
         if source is not None:
             return f"(cached: the output of execution {source} was reused; no new output)\n"

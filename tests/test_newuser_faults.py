@@ -223,12 +223,12 @@ def test_an_output_in_a_folder_that_refuses_new_files_is_not_called_missing(proj
 @pytest.mark.parametrize(
     ("setting", "words"),
     [
-        ('drift_share = "x"', "drift_share = 'x' must be a number"),
+        ('drift_share = "x"', "[monitor.drift] drift_share must be a number"),
         ("drift_share = true", "must be a number"),
-        ("quantile_bins = 2.5", "quantile_bins = 2.5 must be a whole number"),
-        ("columns = 3", "columns = 3 must be a table"),
-        ("columns = { a = 3 }", "write a table"),
-        ('columns = { a = { threshold = "x" } }', "threshold = 'x' must be a number"),
+        ("quantile_bins = 2.5", "[monitor.drift] quantile_bins must be an integer"),
+        ("columns = 3", "[monitor.drift] columns must be a table"),
+        ("columns = { a = 3 }", "[monitor.drift.columns.a] must be a table"),
+        ('columns = { a = { threshold = "x" } }', "threshold must be a number, got 'x'"),
     ],
 )
 def test_a_drift_setting_of_the_wrong_type_is_a_one_line_config_error(

@@ -106,3 +106,22 @@ def test_describe_comparison_words() -> None:
     assert describe_comparison({**base, "dataset_drift": False, "drifted": []}) == (
         "no drift in any of the 4 columns tested"
     )
+
+
+def test_a_column_that_changed_type_is_drift_and_listed(root: Path, tmp_path: Path) -> None:
+    # A column that went from numbers to text used to be "not tested" and left out of the
+    # count ("no drift, 0 of 0 columns"); with an HTML report it ended in exit 70.
+    with mlkernel.open(root) as k:
+        k.data.add(write(tmp_path / "a.csv", {"a": [1, 2, 3], "b": [0.5, 1.5, 2.5]}), name="t")
+        k.data.add(
+            write(tmp_path / "b.csv", {"a": ["q", "r", "s"], "b": [0.5, 1.5, 2.5]}), name="t"
+        )
+    page = tmp_path / "drift.html"
+    shown = mlk(root, "data", "drift", "t@1", "t@2", "--html", str(page))
+    assert shown.returncode == 0, shown.stderr
+    assert "drift (1 of 2 columns" in shown.stdout
+    assert "a: type changed numerical (int64) -> categorical (string)" in shown.stdout
+    assert "a: type changed" in html.unescape(page.read_text())
+    document = json.loads(mlk(root, "data", "drift", "t@1", "t@2", "--json").stdout)
+    assert document["drifted_columns"] == ["a"]
+    assert document["changed_types"] == {"a": "numerical (int64) -> categorical (string)"}

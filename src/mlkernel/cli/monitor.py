@@ -150,7 +150,7 @@ def _drift(args: argparse.Namespace) -> int:
             (
                 c.column,
                 c.kind,
-                c.method,
+                "type changed" if "type_changed" in c.details else c.method,
                 _num(c.score),
                 _num(c.threshold),
                 "yes" if c.drift_detected else ("-" if c.skipped else "no"),

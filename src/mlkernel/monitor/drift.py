@@ -268,6 +268,8 @@ class ColumnDrift:
 
     @property
     def method_label(self) -> str:
+        if "type_changed" in self.details:
+            return f"type changed ({self.details['type_changed']})"
         if self.method is None:
             return "not tested"
         label = METHODS[self.method].label
@@ -352,6 +354,11 @@ class DatasetDrift:
             "dataset_drift": self.dataset_drift,
             "correction": self.correction,
             "drifted_columns": [c.column for c in self.drifted],
+            "changed_types": {
+                c.column: c.details["type_changed"]
+                for c in self.columns
+                if "type_changed" in c.details
+            },
             "new_columns": self.new_columns,
             "missing_columns": self.missing_columns,
             "chi_square_variant": CHI_SQUARE_VARIANT,
@@ -483,9 +490,19 @@ def _test_column(ref: ColumnProfile, cur: ColumnProfile, options: DriftOptions) 
     if ref.n == 0 or cur.n == 0:
         side = "reference" if ref.n == 0 else "current"
         return _skip(ref, cur, f"no values in the {side} data after dropping nulls, NaN and inf")
-    if ref.kind != cur.kind:
-        return _skip(
-            ref, cur, f"type changed from {ref.kind} ({ref.dtype}) to {cur.kind} ({cur.dtype})"
+    if ref.kind != cur.kind:  # int64 -> double stays numerical: compared as values
+        # No test compares an int64 column with a string one, and a model fed the new
+        # type breaks or silently misreads it: a changed type is drift, and says so.
+        return ColumnDrift(
+            column=ref.name,
+            kind=cur.kind,
+            method=None,
+            score=None,
+            threshold=None,
+            drift_detected=True,
+            n_reference=ref.n,
+            n_current=cur.n,
+            details={"type_changed": f"{ref.kind} ({ref.dtype}) -> {cur.kind} ({cur.dtype})"},
         )
     n_unique = _n_unique(ref, cur)
     method = spec.method

@@ -105,7 +105,9 @@ class ReportChange:
     """One change a report shows besides the drift tests, as one line of text."""
 
     column: str | None  # None: the dataset as a whole
-    what: str  # new column | missing column | new missing values | missing values | categories
+    what: (
+        str  # new column | missing column | type | new missing values | missing values | categories
+    )
     text: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +131,9 @@ def _changes(
     ]
     for col in columns:
         name, ref, cur = col["column"], col["reference"], col["current"]
+        changed = (col.get("drift") or {}).get("details", {}).get("type_changed")
+        if changed:
+            out.append(ReportChange(name, "type", f"{name}: type changed {changed}"))
         if ref["missing"] != cur["missing"] or ref["missing_share"] != cur["missing_share"]:
             what = "new missing values" if ref["missing"] == 0 else "missing values"
             out.append(
@@ -444,11 +449,11 @@ def _render(data: dict[str, Any]) -> str:
             f"<p>Missing values: {ref['missing']} ({ref['missing_share']:.2%}) → "
             f"{cur['missing']} ({cur['missing_share']:.2%}).</p>"
         )
-        if "outliers_iqr" in ref:
+        if "outliers_iqr" in ref or "outliers_iqr" in cur:  # a side may be text (type changed)
             out.append(
-                f"<p>Outliers (IQR rule): {_fmt(ref['outliers_iqr'])} → {_fmt(cur['outliers_iqr'])}; "
-                f"|z| &gt; 3: {_fmt(ref['outliers_z'])} → {_fmt(cur['outliers_z'])}. "
-                f"Mean {_fmt(ref['mean'])} → {_fmt(cur['mean'])}, std {_fmt(ref['std'])} → {_fmt(cur['std'])}.</p>"
+                f"<p>Outliers (IQR rule): {_fmt(ref.get('outliers_iqr'))} → {_fmt(cur.get('outliers_iqr'))}; "
+                f"|z| &gt; 3: {_fmt(ref.get('outliers_z'))} → {_fmt(cur.get('outliers_z'))}. "
+                f"Mean {_fmt(ref.get('mean'))} → {_fmt(cur.get('mean'))}, std {_fmt(ref.get('std'))} → {_fmt(cur.get('std'))}.</p>"
             )
         cats = col["categories"]
         if cats and (cats["new_count"] or cats["missing_count"]):

@@ -11,6 +11,7 @@ few. Any other block in the tour fails the test, so none is skipped silently.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -138,9 +139,25 @@ def run_tour(text: str, tmp_path: Path) -> str | None:
 def test_the_tour_runs_as_written(tmp_path: Path) -> None:
     if not (REPO / ".venv" / "bin" / "mlk").exists():
         pytest.skip("the tour starts after `make venv`; .venv/bin/mlk is missing")
-    failure = run_tour(README.read_text(encoding="utf-8"), tmp_path)
+    try:
+        failure = run_tour(README.read_text(encoding="utf-8"), tmp_path)
+    finally:
+        _stop_the_controller_it_started(tmp_path)
     if failure is not None:
         pytest.fail(failure)
+
+
+def _stop_the_controller_it_started(tmp_path: Path) -> None:
+    """What the README says a reader does after the tour: `mlk mode stop`, which leaves the
+    machine's controller running while anything (another test, say) still uses it."""
+    mlk = str(REPO / ".venv" / "bin" / "mlk")
+    status = subprocess.run([mlk, "mode", "status", "--json"], capture_output=True, text=True)
+    try:
+        started_in = json.loads(status.stdout).get("started_by", {}).get("cwd") or ""
+    except (json.JSONDecodeError, AttributeError):
+        return
+    if started_in.startswith(str(tmp_path)):
+        subprocess.run([mlk, "mode", "stop"], capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")

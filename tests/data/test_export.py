@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import mlkernel
 from mlkernel.cli.main import main
 from mlkernel.errors import UsageError
 from mlkernel.kernel import Kernel
@@ -175,3 +176,30 @@ def test_get_of_a_folder_keeps_an_existing_one_unless_forced(
         "src/sub",
         "src/sub/a.txt",
     ]
+
+
+def test_a_dash_writes_to_standard_output(tmp_path: Path) -> None:
+    # `-o -` wrote a file named "-" instead of writing to standard output.
+    import subprocess
+    import sys
+
+    root = tmp_path / "proj"
+    (tmp_path / "t.csv").write_text("a,b\n1,x\n2,y\n")
+    with mlkernel.init(root, name="proj") as k:
+        k.data.add(tmp_path / "t.csv", name="t", progress=False)
+
+    def mlk(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "mlkernel", "-C", str(root), *args],
+            capture_output=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+
+    exported = mlk("data", "export", "t", "-o", "-", "--format", "csv")
+    assert exported.returncode == 0 and exported.stdout.splitlines()[1:] == [b'1,"x"', b'2,"y"']
+    nameless = mlk("data", "export", "t", "-o", "-")
+    assert nameless.returncode == 2 and b"pass --format" in nameless.stderr
+    copied = mlk("get", "dataset:t@1", "-o", "-")
+    assert copied.returncode == 0 and copied.stdout.startswith(b"ARROW1")
+    assert not (tmp_path / "-").exists()

@@ -50,7 +50,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("ref", metavar="REF", help="[kind:]name[@alias|@version]")
     p.add_argument(
-        "-o", "--out", default=".", metavar="PATH", help="file or folder to write (default: .)"
+        "-o",
+        "--out",
+        default=".",
+        metavar="PATH",
+        help="file or folder to write, - for standard output (default: .)",
     )
     p.add_argument("--no-verify", action="store_true", help="skip re-hashing the object")
     p.add_argument("--force", action="store_true", help="overwrite a file that exists")
@@ -238,7 +242,8 @@ def _get(args: argparse.Namespace) -> int:
     from mlkernel.fsutil import is_stream
 
     with open_kernel(args) as k:
-        dest = k.export(args.ref, Path(args.out), verify=not args.no_verify, force=args.force)
+        out = Path("/dev/stdout" if args.out == "-" else args.out)
+        dest = k.export(args.ref, out, verify=not args.no_verify, force=args.force)
     if not is_stream(dest):  # what went to /dev/stdout or a pipe is the output itself
         console().print(f"wrote {esc(dest)}")
     return 0

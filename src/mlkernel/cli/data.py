@@ -104,7 +104,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog="example: mlk data export train@2 -o train.parquet",
     )
     export.add_argument("ref", metavar="REF", help="dataset reference: name[@version|@alias]")
-    export.add_argument("-o", "--out", required=True, metavar="FILE", help="the file to write")
+    export.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="the file to write, - for standard output (with --format)",
+    )
     export.add_argument(
         "--format",
         choices=["csv", "parquet", "arrow", "ndjson"],
@@ -325,10 +331,14 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from mlkernel.cli.render import console, esc, human_bytes
+    from mlkernel.errors import UsageError
     from mlkernel.fsutil import is_stream
 
     with open_kernel(args) as k:
-        dest = k.data.export(args.ref, args.out, args.format, force=args.force)
+        if args.out == "-" and args.format is None:
+            raise UsageError("standard output has no name to tell the format by; pass --format")
+        out = "/dev/stdout" if args.out == "-" else args.out
+        dest = k.data.export(args.ref, out, args.format, force=args.force)
     if not is_stream(dest):  # what went to /dev/stdout or a pipe is the output itself
         console().print(f"wrote {esc(dest)} ({human_bytes(dest.stat().st_size)})")
     return 0

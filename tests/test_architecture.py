@@ -1,6 +1,7 @@
 """Guards on the shape of the code: light CLI, layers, public API, documented commands."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -274,3 +275,27 @@ def test_the_layout_guard_catches_what_it_is_for() -> None:
         "    return k.objects.put_bytes(b'x'), k.objects.staging, self_path(path)\n"
     )
     assert _layout_spellings(legitimate) == []
+
+
+STORAGE_HANDLES = re.compile(
+    r"\b(?:k|kernel|self\.k|self\._k|self\._kernel)\.(meta|objects|table)\b"
+)
+
+
+def test_entry_points_never_touch_storage_handles() -> None:
+    """The CLI parses, calls the kernel or a service, and renders: the metadata store, the
+    object store and the in-memory table are the services' (issue 12)."""
+    reaches = [
+        f"{path.relative_to(SRC)}:{n}: {line.strip()}"
+        for path in sorted((SRC / "cli").glob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if STORAGE_HANDLES.search(line)
+    ]
+    assert not reaches, "call a kernel or service method instead:\n" + "\n".join(reaches)
+
+
+def test_the_storage_handle_guard_sees_each_handle() -> None:
+    for line in ("k.meta.list_runs()", "x = kernel.objects.put_bytes(b)", "self.k.table.get(1)"):
+        assert STORAGE_HANDLES.search(line), line
+    for line in ("k.metadata_location", "k.data.open(ref)", "render.table(rows)"):
+        assert not STORAGE_HANDLES.search(line), line

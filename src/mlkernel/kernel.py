@@ -145,9 +145,19 @@ class Kernel:
             validate_kind(kind)
         return self.table.latest(kind)
 
-    def versions(self, ref: str) -> list[ArtifactRecord]:
-        record = self.resolve(ref)
+    def versions(self, ref: str | ArtifactRecord) -> list[ArtifactRecord]:
+        """Every version of the artifact ``ref`` names (a reference or one of its records)."""
+        record = self.resolve(ref) if isinstance(ref, str) else ref
         return self.table.versions(record.kind, record.name)
+
+    def aliases(self) -> dict[tuple[str, str, str], int]:
+        """Every alias of the project: (kind, name, alias) -> version."""
+        return self.table.all_aliases()
+
+    @property
+    def metadata_location(self) -> str:
+        """Where the metadata lives, without a password: the SQLite file or the server."""
+        return self.meta.display_url
 
     def show(self, ref: str) -> dict[str, Any]:
         record = self.resolve(ref)

@@ -94,8 +94,8 @@ def _ls(args: argparse.Namespace) -> int:
     with open_kernel(args) as k:
         records = k.ls(args.kind)
         if args.all:
-            records = [v for r in records for v in k.table.versions(r.kind, r.name)]
-        aliases = k.table.all_aliases()
+            records = [v for r in records for v in k.versions(r)]
+        aliases = k.aliases()
     if args.json:
         return emit_json([r.to_dict() for r in records])
     by_version: dict[tuple[str, str, int], list[str]] = {}

@@ -45,14 +45,14 @@ def _ls(args: argparse.Namespace) -> int:
         declared = k.pipelines.declared()
         rows: list[dict[str, Any]] = []
         for name, target in sorted(declared.items()):
-            last = k.meta.list_runs(limit=1, name=name, exclude_types=("register", "step", "run"))
+            last = k.pipelines.last_run(name)
             rows.append(
                 {
                     "name": name,
                     "target": target,
-                    "last_run": last[0].id if last else None,
-                    "last_state": last[0].state if last else None,
-                    "last_started": last[0].started_at if last else None,
+                    "last_run": last.id if last else None,
+                    "last_state": last.state if last else None,
+                    "last_started": last.started_at if last else None,
                 }
             )
     if args.json:

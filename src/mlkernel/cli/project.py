@@ -61,7 +61,7 @@ def _init(args: argparse.Namespace) -> int:
         out = console()
         out.print(
             f"Initialised project [bold]{k.name}[/] in {esc(k.root)} "
-            f"(metadata: {esc(k.meta.display_url)})"
+            f"(metadata: {esc(k.metadata_location)})"
         )
         note = k.objects_note()
         if note:

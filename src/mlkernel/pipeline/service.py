@@ -51,6 +51,11 @@ class PipelineService:
 
         return declared(self.settings)
 
+    def last_run(self, name: str) -> ExecutionRecord | None:
+        """The newest pipeline run named ``name``, if any."""
+        last = self._k.meta.list_runs(limit=1, name=name, exclude_types=("register", "step", "run"))
+        return last[0] if last else None
+
     def load(self, pipeline: str | Pipeline) -> tuple[Pipeline, str | None, str]:
         """The pipeline, the target it was loaded from, and its name (the name declared
         in mlkernel.toml when it was named so)."""

@@ -103,3 +103,26 @@ def sqlite_project(tmp_path: Path) -> Iterator[Kernel]:
         yield k
     finally:
         k.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_the_machines_controller_tests_started(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """At the end of a test session, stop the machine's scheduler controller if a test of
+    this run started it (its ``started_by`` folder lies under this run's temp folders)
+    and nothing uses it any more: tests that run pipelines in ML mode start it, and it
+    would outlive the run (and, in CI, the clone whose Python it runs)."""
+    yield
+    from mlkernel.errors import MLKernelError
+    from mlkernel.sched.client import stop_if_unused
+    from mlkernel.sched.service import machine_status
+
+    base = tmp_path_factory.getbasetemp()
+    runs_root = str(base.parent if base.name.startswith("popen-gw") else base)
+    try:
+        started_in = machine_status().details.get("started_by", {}).get("cwd") or ""
+        if started_in.startswith(runs_root):
+            stop_if_unused()
+    except (MLKernelError, OSError, AttributeError):
+        pass  # no controller, or one that cannot be asked: nothing of ours to stop

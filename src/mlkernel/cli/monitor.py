@@ -198,6 +198,8 @@ def _watch(args: argparse.Namespace) -> int:
             say(f"  vs {r['against']}: {describe_comparison(r)} — {r['report']} ({r['path']})")
             for change in r.get("changes", []):
                 say(f"    {change}")
+        for note in event.notes:
+            say(f"  note: {note}")
         if event.error:
             say(f"  {event.error}")
 

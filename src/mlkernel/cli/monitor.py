@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from mlkernel.cli._args import add_json, open_kernel, seconds
 
@@ -64,16 +65,17 @@ def _profile(args: argparse.Namespace) -> int:
     console().print(f"[bold]{record.properties['dataset']}[/]  ({record.ref})")
     rows = []
     for name, col in summary["columns"].items():
+        shown = {**col, **{k: v for k, v in col.get("readable", {}).items() if v is not None}}
         rows.append(
             (
                 name,
                 col.get("kind"),
                 col.get("count"),
-                col.get("nulls"),
-                _num(col.get("mean")),
-                _num(col.get("std")),
-                _num(col.get("min")),
-                _num(col.get("max")),
+                _nulls(col),
+                _num(shown.get("mean")),
+                _num(shown.get("std")),
+                _num(shown.get("min")),
+                _num(shown.get("max")),
                 _num(col.get("distinct_estimate")),
                 _outliers(col),
             )
@@ -101,6 +103,16 @@ def _num(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "-" if value is None else str(value)
+
+
+def _nulls(col: dict[str, Any]) -> str:
+    """Nulls, and the NaN and infinite values a numeric column also leaves out."""
+    text = str(col.get("nulls"))
+    nan = int(col.get("nan") or 0)
+    inf = int(col.get("pos_inf") or 0) + int(col.get("neg_inf") or 0)
+    extra = [f"{nan} NaN"] if nan else []
+    extra += [f"{inf} ±inf"] if inf else []
+    return f"{text} (+{', '.join(extra)})" if extra else text
 
 
 def _shares(shares: dict[str, float | None] | None) -> str:
@@ -198,6 +210,8 @@ def _watch(args: argparse.Namespace) -> int:
             say(f"  vs {r['against']}: {describe_comparison(r)} — {r['report']} ({r['path']})")
             for change in r.get("changes", []):
                 say(f"    {change}")
+        for note in event.notes:
+            say(f"  note: {note}")
         if event.error:
             say(f"  {event.error}")
 

@@ -10,7 +10,8 @@ examples; within sketch error for quantiles, distinct counts and frequent items)
 Column kinds
     ``numerical``    integers, floats, decimals (profiled as float64)
     ``categorical``  strings, dictionaries, booleans (``"false"``/``"true"``)
-    ``datetime``     timestamps, dates, times, durations (profiled as their integer value)
+    ``datetime``     timestamps, dates, times, durations (profiled as their integer value;
+                     the summary adds them as dates, timestamps... under ``readable``)
     ``other``        anything else: only counts and nulls
 
 Moments
@@ -447,7 +448,35 @@ class ColumnProfile:
                 histogram=self.histogram(),
                 outliers=outliers.to_dict() if outliers else None,
             )
+            if self.kind == "datetime":
+                out.update(self.readable(out))
         return out
+
+    def readable(self, summary: Mapping[str, Any]) -> dict[str, Any]:
+        """A datetime column's statistics as people read them (see :mod:`.temporal`).
+
+        The numbers stay as Arrow stores them (``value_unit`` says what they count);
+        ``readable`` has the same statistics as dates, timestamps, times or durations,
+        and ``std`` as a span in days or seconds (the unit is in the text).
+        """
+        from mlkernel.monitor import temporal
+
+        dtype = self.dtype
+
+        def point(value: Any) -> str | None:
+            return temporal.point(dtype, value) if isinstance(value, int | float) else None
+
+        return {
+            "value_unit": temporal.unit(dtype),
+            "readable": {
+                "mean": point(summary.get("mean")),
+                "std": temporal.span(dtype, summary.get("std")),
+                "min": point(summary.get("min")),
+                "max": point(summary.get("max")),
+                "quantiles": {q: point(v) for q, v in summary.get("quantiles", {}).items()},
+                "top": [[point(k), c] for k, c in summary.get("top", [])],
+            },
+        }
 
     # -- serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

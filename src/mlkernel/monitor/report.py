@@ -39,9 +39,17 @@ def _distribution(ref: ColumnProfile, cur: ColumnProfile) -> dict[str, Any] | No
         if lo == hi:
             lo, hi = lo - 0.5, hi + 0.5
         edges = np.linspace(lo, hi, _HIST_BINS + 1)
+        readable = {}
+        if ref.kind == "datetime":  # the axis as dates or times, not as their integers
+            from mlkernel.monitor import temporal
+
+            first, last = temporal.point(ref.dtype, lo), temporal.point(ref.dtype, hi)
+            if first is not None and last is not None:
+                readable["edge_labels"] = [first, last]
         return {
             "type": "histogram",
             "edges": edges.tolist(),
+            **readable,
             "reference": (ref.sketch.histogram(edges) / ref.n).tolist(),
             "current": (cur.sketch.histogram(edges) / cur.n).tolist(),
         }
@@ -79,6 +87,15 @@ def _side(col: ColumnProfile) -> dict[str, Any]:
         out["outlier_examples"] = outliers.iqr_examples[:5]
         out["mean"] = col.mean
         out["std"] = None if math.isnan(col.std) else col.std
+        if col.kind == "datetime":  # as people read them; the numbers stay for programs
+            from mlkernel.monitor import temporal
+
+            out["value_unit"] = temporal.unit(col.dtype)
+            out["readable"] = {
+                "mean": temporal.point(col.dtype, col.mean),
+                "std": temporal.span(col.dtype, out["std"]),
+                "outlier_examples": [temporal.point(col.dtype, v) for v in out["outlier_examples"]],
+            }
     if col.kind == "categorical":
         out["categories_exact"] = col.frequent.is_exact
     return out
@@ -301,6 +318,12 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _stat(side: dict[str, Any], key: str) -> str:
+    """A side's statistic, as a date, time or span for datetime columns."""
+    text = (side.get("readable") or {}).get(key)
+    return str(text) if text is not None else _fmt(side.get(key))
+
+
 def _svg(dist: dict[str, Any] | None, ref_name: str, cur_name: str) -> str:
     if dist is None:
         return '<p class="note">no distribution to show</p>'
@@ -333,12 +356,10 @@ def _svg(dist: dict[str, Any] | None, ref_name: str, cur_name: str) -> str:
                 f'height="{h:.2f}" fill="{color}" fill-opacity="0.55"><title>{_fmt(share)}</title></rect>'
             )
     if dist["type"] == "histogram":
-        edges = dist["edges"]
+        edges = dist.get("edge_labels") or [_fmt(dist["edges"][0]), _fmt(dist["edges"][-1])]
+        parts.append(f'<text x="{pad}" y="{height + 16}" font-size="11">{_e(edges[0])}</text>')
         parts.append(
-            f'<text x="{pad}" y="{height + 16}" font-size="11">{_e(_fmt(edges[0]))}</text>'
-        )
-        parts.append(
-            f'<text x="{width - pad}" y="{height + 16}" font-size="11" text-anchor="end">{_e(_fmt(edges[-1]))}</text>'
+            f'<text x="{width - pad}" y="{height + 16}" font-size="11" text-anchor="end">{_e(edges[-1])}</text>'
         )
     else:
         for i, label in enumerate(dist["labels"]):
@@ -453,7 +474,8 @@ def _render(data: dict[str, Any]) -> str:
             out.append(
                 f"<p>Outliers (IQR rule): {_fmt(ref.get('outliers_iqr'))} → {_fmt(cur.get('outliers_iqr'))}; "
                 f"|z| &gt; 3: {_fmt(ref.get('outliers_z'))} → {_fmt(cur.get('outliers_z'))}. "
-                f"Mean {_fmt(ref.get('mean'))} → {_fmt(cur.get('mean'))}, std {_fmt(ref.get('std'))} → {_fmt(cur.get('std'))}.</p>"
+                f"Mean {_e(_stat(ref, 'mean'))} → {_e(_stat(cur, 'mean'))}, "
+                f"std {_e(_stat(ref, 'std'))} → {_e(_stat(cur, 'std'))}.</p>"
             )
         cats = col["categories"]
         if cats and (cats["new_count"] or cats["missing_count"]):

@@ -43,7 +43,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlkernel.errors import ConfigError, MLKernelError
+from mlkernel.errors import ConfigError, MLKernelError, NotFoundError
 from mlkernel.monitor.settings import MonitorSettings
 from mlkernel.sched.policy import OffPeak, PolicyConfig
 
@@ -117,6 +117,7 @@ class WatchEvent:
     error: str | None = None
     deferred: bool = False
     quarantined: Path | None = None
+    notes: list[str] = field(default_factory=list)  # what the analysis left out, and why
     at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,6 +129,7 @@ class WatchEvent:
             "error": self.error,
             "deferred": self.deferred,
             "quarantined": None if self.quarantined is None else str(self.quarantined),
+            "notes": self.notes,
             "at": self.at,
         }
 
@@ -196,14 +198,54 @@ class Watcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._notes = FileNotes(self._wake)
+        self._check_baselines()
         self._resume()
 
+    def _check_baselines(self) -> None:
+        """Refuse, before any file is read, a baseline that does not exist and never will.
+
+        A baseline that is a later version (or an alias) of the watched dataset itself may
+        appear once files arrive; until then each analysis leaves it out with a note.
+        """
+        from mlkernel.refs import parse_ref
+
+        for i, spec in enumerate(self.specs):
+            if not spec.baseline:
+                continue
+            where = f"mlkernel.toml: watch[{i}] baseline '{spec.baseline}'"
+            try:
+                ref = parse_ref(spec.baseline)
+            except MLKernelError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+            if ref.kind not in (None, "dataset"):
+                raise ConfigError(
+                    f"{where} is not a dataset version; write e.g. "
+                    f'baseline = "dataset:{spec.dataset}@1"'
+                )
+            try:
+                self._kernel.resolve(spec.baseline, kind="dataset")
+                continue
+            except NotFoundError:
+                pass
+            if ref.name == spec.dataset:
+                numbers = [v.version for v in self._kernel.table.versions("dataset", ref.name)]
+                if ref.version is None or ref.version > max(numbers, default=0):
+                    continue  # a version still to come: left out of the analyses until it is
+            raise ConfigError(
+                f"{where} does not exist; fix the baseline of watch[{i}] in mlkernel.toml "
+                f"(`mlk ls dataset` lists the datasets) or add that version first"
+            )
+
     def _resume(self) -> None:
-        """Queue the analyses a previous watcher left undone (off-peak wait, or a stop)."""
+        """Queue the analyses a previous watcher left undone (off-peak wait, or a stop).
+
+        An analysis that failed was reported and recorded (the row's error): it is not
+        redone on every start; `mlk data drift` runs it by hand once the cause is fixed.
+        """
         by_dataset = {spec.dataset: spec for spec in self.specs}
         for row in self._kernel.meta.unanalysed_watched_files():
             spec = by_dataset.get(row.dataset)
-            if spec is None or row.artifact_id is None:
+            if spec is None or row.artifact_id is None or row.error:
                 continue
             try:
                 record = self._kernel.table.get(row.artifact_id)
@@ -228,6 +270,8 @@ class Watcher:
             for spec, record in deferred:
                 event = WatchEvent(Path(str(record.properties.get("source", ""))), record.ref, True)
                 self._analyse_safely(spec, record, event)
+                if event.error:
+                    self._record_analysis_error(record, event.error)
                 done.append(self._emit(event))
         return done
 
@@ -360,6 +404,21 @@ class Watcher:
             )
         return self._emit(event)
 
+    def _record_analysis_error(self, record: ArtifactRecord, error: str) -> None:
+        """Keep a deferred analysis's failure on its file's row, so it is not redone."""
+        for row in list(self._memory.values()):
+            if row.artifact_id == record.id and row.state == "ingested":
+                self._remember(
+                    row.path,
+                    size=row.size,
+                    mtime=row.mtime,
+                    digest=row.digest,
+                    dataset=row.dataset,
+                    state=row.state,
+                    artifact_id=row.artifact_id,
+                    error=error,
+                )
+
     def _remember(self, path: str, **values: Any) -> None:
         self._memory[path] = self._kernel.meta.record_watched_file(path, **values)
 
@@ -410,10 +469,19 @@ class Watcher:
         ]
         if previous:
             against.append(previous[-1].ref)
+        missing_baseline = None
         if spec.baseline:
-            base = kernel.resolve(spec.baseline, kind="dataset").ref
-            if base != record.ref and base not in against:
-                against.append(base)
+            try:
+                base = kernel.resolve(spec.baseline, kind="dataset").ref
+            except NotFoundError:  # a version still to come (checked at start)
+                missing_baseline = spec.baseline
+                event.notes.append(
+                    f"baseline {spec.baseline} does not exist yet; "
+                    "compared with the previous version only"
+                )
+            else:
+                if base != record.ref and base not in against:
+                    against.append(base)
         kernel.monitor.profile_record(record)
         run_name = drift_run_name("watch", record.name)
         with kernel.start_run(run_name, type_="watch", inputs=[record.ref]) as run:
@@ -434,6 +502,8 @@ class Watcher:
                         "changes": [c.text for c in report.changes()],
                     }
                 )
+            if missing_baseline is not None:
+                run.log_params({"baseline_missing": missing_baseline})
             run.log_metrics({"dataset_drift": float(drifted_any), "comparisons": len(against)})
 
     def _emit(self, event: WatchEvent) -> WatchEvent:

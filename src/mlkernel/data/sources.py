@@ -235,7 +235,7 @@ def csv_delimiter(text: str) -> str:
 
 def detect_delimiter(source: Source) -> str | None:
     """A CSV file's separator, read off its first lines: ``,`` if the header has a comma;
-    else the one of ``;``, tab and ``|`` in the header that splits each of the first rows
+    else the one of ``;``, tab and ``|`` in the header that splits most of the first rows
     into as many fields as the header; None if the header holds none of them (one column).
 
     Refuses a header without a comma whose separator cannot be told (no candidate splits
@@ -271,13 +271,15 @@ def detect_delimiter(source: Source) -> str | None:
 
 
 def _splits_alike(text: str, delimiter: str) -> bool:
-    """Whether each of the first rows has as many fields as the header (more than one)."""
+    """Whether the header splits into several fields, and most of the first rows into as
+    many (a bad row among them is then the parse's to name or set aside)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        rows = [row for row in itertools.islice(reader, _DETECT_ROWS) if row]
-    except csv.Error:
+        header, *rows = [row for row in itertools.islice(reader, _DETECT_ROWS) if row]
+    except (csv.Error, ValueError):  # a stray NUL, a field past csv's limit
         return False
-    return len(rows[0]) > 1 and all(len(row) == len(rows[0]) for row in rows[1:])
+    alike = sum(len(row) == len(header) for row in rows)
+    return len(header) > 1 and alike * 2 > len(rows) if rows else len(header) > 1
 
 
 def _decompressed_head(path: Path, compression: str) -> bytes:

@@ -170,3 +170,16 @@ def test_a_stray_quote_after_the_delimiter_loses_no_row(tmp_path: Path, at: int)
     result = read_source(sniff(path), skip)
     assert [b.line for b in result.bad_rows] == [at]
     assert result.table.num_rows == 1998
+
+
+def test_decimal_commas_are_read_as_numbers_when_asked(project: Kernel, write: Write) -> None:
+    path = write("e.csv", "a;b;c\n1,5;2;x,y\n-3,25;4;z\n")
+    plain = project.data.add(path, progress=False)  # not asked: the text stays as it is
+    assert _columns(project, plain.ref)["a"] == ["1,5", "-3,25"]
+    result = project.data.add(path, decimal=",", progress=False)
+    assert result.created and result.record.properties["options"]["decimal"] == ","
+    assert _columns(project, result.ref) == {"a": [1.5, -3.25], "b": [2, 4], "c": ["x,y", "z"]}
+    with pytest.raises(UsageError, match="decimal comma needs another field separator"):
+        project.data.add(write("c.csv", "a,b\n1,2\n"), decimal=",", progress=False)
+    with pytest.raises(UsageError, match=r"neither '\.' nor ','"):
+        project.data.add(path, decimal=";", progress=False)

@@ -51,6 +51,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "the ';', tab or '|' that a header without a comma is split by)",
     )
     add.add_argument(
+        "--decimal",
+        choices=[".", ","],
+        default=".",
+        help="decimal mark in a CSV's numbers (default '.'; ',' reads 1,5 as 1.5)",
+    )
+    add.add_argument(
         "--format", choices=["csv", "tsv", "ndjson", "json", "parquet"], help="override sniffing"
     )
     add.add_argument(
@@ -147,6 +153,7 @@ def _add(args: argparse.Namespace) -> int:
             parquet=args.parquet,
             null_values=args.null_values.split(",") if args.null_values is not None else None,
             delimiter=args.delimiter,
+            decimal=args.decimal,
         )
     props = result.record.properties
     if args.json:

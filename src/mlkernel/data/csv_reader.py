@@ -393,6 +393,7 @@ def _csv_options(
     )
     convert_opts = pacsv.ConvertOptions(
         column_types=types,
+        decimal_point=options.decimal,
         null_values=list(options.null_values),
         strings_can_be_null=True,  # the same null tokens in every column
         quoted_strings_can_be_null=True,  # "" and "NA" quoted too, as pandas reads them

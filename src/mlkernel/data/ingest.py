@@ -67,6 +67,7 @@ class AddOptions:
     parquet: bool = False  # also store a Parquet copy now (else made on first need)
     null_values: tuple[str, ...] | None = None  # the fields that are missing; None: the default
     delimiter: str | None = None  # CSV's field separator; None: detected (see _delimiter)
+    decimal: str = "."  # CSV's decimal mark: "." or ","
 
 
 @dataclass(slots=True)
@@ -149,7 +150,18 @@ def add(
     column_types = schemas.load_schema_file(options.schema) if options.schema else {}
     delimiter, detected = _delimiter(sources, options.delimiter)
     read_opts = ReadOptions(options.on_bad_rows, column_types, options.encoding)
-    read_opts = dataclasses.replace(read_opts, delimiter=delimiter)
+    if options.decimal not in (".", ","):
+        raise UsageError(f"decimal mark {options.decimal!r} is neither '.' nor ','; pass one")
+    if (
+        options.decimal == ","
+        and delimiter in (None, ",")
+        and any(s.format == "csv" for s in sources)
+    ):
+        raise UsageError(
+            "a decimal comma needs another field separator than the comma; pass --delimiter "
+            "(e.g. ';')"
+        )
+    read_opts = dataclasses.replace(read_opts, delimiter=delimiter, decimal=options.decimal)
     if options.null_values is not None:
         read_opts = dataclasses.replace(read_opts, null_values=tuple(options.null_values))
     latest = _latest(k, name)
@@ -296,6 +308,7 @@ def _table_options_only(options: AddOptions, what: str) -> None:
             ("on_bad_rows", options.on_bad_rows != "fail"),
             ("null_values", options.null_values is not None),
             ("delimiter", options.delimiter is not None),
+            ("decimal", options.decimal != "."),
         )
         if used
     ]

@@ -70,6 +70,7 @@ class ReadOptions:
     block_size: int = BLOCK_SIZE
     null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
     delimiter: str | None = None  # CSV's field separator; None: the format's (',' or tab)
+    decimal: str = "."  # CSV's decimal mark in numbers: "." or ","
 
     def key(self) -> dict[str, Any]:
         """What, besides the bytes, decides the stored result (for dedupe)."""
@@ -83,6 +84,8 @@ class ReadOptions:
             key["null_values"] = list(self.null_values)
         if self.delimiter is not None:  # given or detected; versions made before it stay equal
             key["delimiter"] = self.delimiter
+        if self.decimal != ".":
+            key["decimal"] = self.decimal
         return key
 
 

@@ -51,6 +51,7 @@ class DataService:
         properties: Mapping[str, Any] | None = None,
         null_values: Sequence[str] | None = None,
         delimiter: str | None = None,
+        decimal: str = ".",
     ) -> IngestResult:
         """Ingest a file, directory, glob or in-memory table as a new version of ``name``.
 
@@ -67,6 +68,7 @@ class DataService:
         ``readers.DEFAULT_NULL_VALUES``, pandas' list; ``[]``: none). ``delimiter``: the
         CSV field separator, one character or ``tab``/``semicolon``/``pipe``/``comma``
         (default: a header without a comma that ``;``, tab or ``|`` splits is read so).
+        ``decimal``: a CSV's decimal mark, ``"."`` or ``","`` (``1,5`` is 1.5).
         """
         from mlkernel.data.ingest import AddOptions, add, add_table
 
@@ -83,6 +85,7 @@ class DataService:
             parquet,
             null_values=nulls,
             delimiter=delimiter,
+            decimal=decimal,
         )
         extra = dict(properties or {})
         if isinstance(source, str | PathLike):

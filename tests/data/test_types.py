@@ -72,7 +72,7 @@ def test_whole_blocks_are_not_parsed_again(tmp_path: Path, case: str, eol: str) 
     how = csv_reader._Pass(BLOCK)
     table, _ = csv_reader._csv_table(source, options, how)
     assert table.column(0).num_chunks > 2
-    assert csv_reader._blocks_whole(source, how)
+    assert csv_reader._blocks_whole(source, how, ",")
 
 
 def test_a_block_that_lost_its_end_is_noticed(tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_a_block_that_lost_its_end_is_noticed(tmp_path: Path) -> None:
     source, options = sniff(path), ReadOptions(block_size=BLOCK, on_bad_rows="skip")
     table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=BLOCK))
     assert table.num_rows < 2000  # Arrow dropped the rest of the first block
-    assert not csv_reader._blocks_whole(source, csv_reader._Pass(BLOCK))
+    assert not csv_reader._blocks_whole(source, csv_reader._Pass(BLOCK), ",")
     result = read_source(source, options)
     assert result.table.num_rows == 2000 and [b.line for b in result.bad_rows] == [2]
 
@@ -236,7 +236,7 @@ def test_the_block_check_answers_as_the_model(
     data = ("a,b,c" + eol + "".join(",".join(r) + eol for r in rows)).encode()
     path = tmp_path / "model.csv"
     path.write_bytes(data)
-    whole = csv_reader._blocks_whole(sniff(path), csv_reader._Pass(block))
+    whole = csv_reader._blocks_whole(sniff(path), csv_reader._Pass(block), ",")
     assert whole == _model_blocks_whole(data, block)
     if whole:  # then Arrow's fast parse reads what the parse that follows quotes reads
         assert _arrow(path, block, quoted_breaks=False) == _arrow(path, block, quoted_breaks=True)

@@ -45,6 +45,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(default: '', NA, N/A, NULL, null, NaN, nan, None and pandas' other tokens)",
     )
     add.add_argument(
+        "--delimiter",
+        metavar="CHAR",
+        help="CSV field separator: one character, or tab, semicolon, pipe (default: ',', or "
+        "the ';', tab or '|' that a header without a comma is split by)",
+    )
+    add.add_argument(
+        "--decimal",
+        choices=[".", ","],
+        default=".",
+        help="decimal mark in a CSV's numbers (default '.'; ',' reads 1,5 as 1.5)",
+    )
+    add.add_argument(
         "--format", choices=["csv", "tsv", "ndjson", "json", "parquet"], help="override sniffing"
     )
     add.add_argument(
@@ -140,6 +152,8 @@ def _add(args: argparse.Namespace) -> int:
             progress=not (args.quiet or args.json),
             parquet=args.parquet,
             null_values=args.null_values.split(",") if args.null_values is not None else None,
+            delimiter=args.delimiter,
+            decimal=args.decimal,
         )
     props = result.record.properties
     if args.json:
@@ -164,6 +178,12 @@ def _add(args: argparse.Namespace) -> int:
         f"{human_bytes(props['bytes'])} stored, {human_duration(result.seconds)} "
         f"({rate:,.0f} rows/s)"
     )
+    if props.get("delimiter_detected"):
+        print(
+            f"mlk: read as separated by {props['options']['delimiter']!r} (the header has no "
+            "comma); pass --delimiter to choose another",
+            file=sys.stderr,
+        )
     if result.bad_rows:
         where = f" into {result.quarantine.ref}" if result.quarantine else ""
         lines = ", ".join(str(b.line) for b in result.bad_rows[:10])

@@ -66,7 +66,7 @@ def read_csv(
             raise _csv_problem(source, options, exc) from None
     if bad:
         bad = diagnose.number_bad_rows(
-            source, _delimiter(source), options.encoding, bad, without=quotes
+            source, _delimiter(source, options), options.encoding, bad, without=quotes
         )
     diagnose.check_utf8(source, table, options)
     unclosed = [BadRow(q.line, q.text, "opens a quote that is never closed") for q in quotes]
@@ -99,7 +99,7 @@ def _whole_csv(source: Source, options: ReadOptions, how: _Pass) -> tuple[Any, l
 
     failed: ParseError | None = None
     with ThreadPoolExecutor(1, thread_name_prefix="mlk-blocks") as pool:
-        whole = pool.submit(_blocks_whole, source, how)
+        whole = pool.submit(_blocks_whole, source, how, _delimiter(source, options))
         try:
             table, bad = _csv_table(source, options, how)
         except ParseError as exc:
@@ -178,7 +178,7 @@ def _exact_integers(source: Source, options: ReadOptions, how: _Pass, table: Any
     return table
 
 
-def _blocks_whole(source: Source, how: _Pass) -> bool:
+def _blocks_whole(source: Source, how: _Pass, separator: str) -> bool:
     """False if Arrow's fast parse may drop the end of a block: one ends inside a quote.
 
     Arrow's multi-threaded reader reads the file in chunks of the block size, cuts each at
@@ -194,7 +194,7 @@ def _blocks_whole(source: Source, how: _Pass) -> bool:
     """
     if how.quoted_breaks:  # cut between rows: nothing can be lost
         return True
-    delimiter = ord(_delimiter(source))
+    delimiter = ord(separator)
     carry = b""  # the start of the next block: the last chunk's bytes past its cut
     with source.path.open("rb", buffering=0) as handle:
         size = os.fstat(handle.fileno()).st_size
@@ -335,7 +335,7 @@ def _breaks_lines(bad: list[BadRow]) -> bool:
 
 def _open_quotes(source: Source, options: ReadOptions) -> list[diagnose.OpenQuote]:
     """The lines to set aside for quotes never closed; refuse them under ``fail``."""
-    found = diagnose.open_quotes(source, _delimiter(source), options.encoding)
+    found = diagnose.open_quotes(source, _delimiter(source, options), options.encoding)
     fail = options.on_bad_rows == "fail"
     quotes = list(itertools.islice(found, 1 if fail else MAX_OPEN_QUOTES + 1))
     if not quotes:
@@ -359,7 +359,10 @@ def _open_quotes(source: Source, options: ReadOptions) -> list[diagnose.OpenQuot
     return quotes
 
 
-def _delimiter(source: Source) -> str:
+def _delimiter(source: Source, options: ReadOptions) -> str:
+    """The field separator: the one given (or detected at ingest), else the format's."""
+    if options.delimiter is not None:
+        return options.delimiter
     return "\t" if source.format == "tsv" else ","
 
 
@@ -384,12 +387,13 @@ def _csv_options(
         block_size=how.block, use_threads=threads, encoding=options.encoding
     )
     parse_opts = pacsv.ParseOptions(
-        delimiter=_delimiter(source),
+        delimiter=_delimiter(source, options),
         invalid_row_handler=on_invalid,
         newlines_in_values=how.quoted_breaks,
     )
     convert_opts = pacsv.ConvertOptions(
         column_types=types,
+        decimal_point=options.decimal,
         null_values=list(options.null_values),
         strings_can_be_null=True,  # the same null tokens in every column
         quoted_strings_can_be_null=True,  # "" and "NA" quoted too, as pandas reads them
@@ -479,7 +483,7 @@ def _csv_problem(source: Source, options: ReadOptions, exc: ParseError) -> Usage
     if "Empty CSV file" in text:
         return UsageError(f"{source.path} has no header line; nothing to ingest")
     if exc.bad and options.on_bad_rows == "fail":
-        line = diagnose.csv_bad_row_line(source, _delimiter(source), options.encoding)
+        line = diagnose.csv_bad_row_line(source, _delimiter(source, options), options.encoding)
         where = f"line {line}" if line else "a row"
         return UsageError(
             f"{source.path}: {where} {exc.bad[0].problem}; fix it, or pass "

@@ -32,7 +32,14 @@ from mlkernel.data import schema as schemas
 from mlkernel.data import tables
 from mlkernel.data.progress import Meter
 from mlkernel.data.readers import BAD_ROW_MODES, BadRow, ReadOptions, memory_pool, read_source
-from mlkernel.data.sources import Hasher, Source, expand, sniff
+from mlkernel.data.sources import (
+    Hasher,
+    Source,
+    csv_delimiter,
+    detect_delimiter,
+    expand,
+    sniff,
+)
 from mlkernel.data.storage import Written, commit, sweep, uncommit, write_ipc, write_parquet
 from mlkernel.digest import of_bytes, of_file
 from mlkernel.errors import UsageError
@@ -59,6 +66,8 @@ class AddOptions:
     progress: bool | Callable[[int, int], None] = True
     parquet: bool = False  # also store a Parquet copy now (else made on first need)
     null_values: tuple[str, ...] | None = None  # the fields that are missing; None: the default
+    delimiter: str | None = None  # CSV's field separator; None: detected (see _delimiter)
+    decimal: str = "."  # CSV's decimal mark: "." or ","
 
 
 @dataclass(slots=True)
@@ -139,7 +148,20 @@ def add(
     name = options.name if options.name is not None else default_name(target, files[0])
     validate_name(name, "dataset name")  # an empty --name is refused, not replaced
     column_types = schemas.load_schema_file(options.schema) if options.schema else {}
+    delimiter, detected = _delimiter(sources, options.delimiter)
     read_opts = ReadOptions(options.on_bad_rows, column_types, options.encoding)
+    if options.decimal not in (".", ","):
+        raise UsageError(f"decimal mark {options.decimal!r} is neither '.' nor ','; pass one")
+    if (
+        options.decimal == ","
+        and delimiter in (None, ",")
+        and any(s.format == "csv" for s in sources)
+    ):
+        raise UsageError(
+            "a decimal comma needs another field separator than the comma; pass --delimiter "
+            "(e.g. ';')"
+        )
+    read_opts = dataclasses.replace(read_opts, delimiter=delimiter, decimal=options.decimal)
     if options.null_values is not None:
         read_opts = dataclasses.replace(read_opts, null_values=tuple(options.null_values))
     latest = _latest(k, name)
@@ -169,10 +191,43 @@ def add(
             return IngestResult(latest, False, table.num_rows, time.monotonic() - started, bad)
         props = _properties(target, sources, digests, table, read_opts, latest, ipc, parquet)
         props = {**(properties or {}), **props}
+        if detected:
+            props["delimiter_detected"] = True  # options.delimiter was read off the file
         return _register(k, name, props, written, bad, table.num_rows, started, execution_id)
     finally:
         for each in written:
             each.path.unlink(missing_ok=True)
+
+
+def _delimiter(sources: list[Source], given: str | None) -> tuple[str | None, bool]:
+    """The CSV field separator to parse with (None: the format's), and whether it was
+    detected rather than given.
+
+    Given, it is checked (:func:`sources.csv_delimiter`). Otherwise each CSV file's header
+    is looked at (:func:`sources.detect_delimiter`): a file separated by ``;``, tab or ``|``
+    is read with it, and a header that leaves it in doubt is refused. Files that disagree
+    are refused: one version is read with one separator.
+    """
+    texts = [s for s in sources if s.format in ("csv", "tsv")]
+    if given is not None:
+        if not texts:
+            raise UsageError(
+                f"--delimiter applies to CSV and TSV files, not to {sources[0].format}; "
+                "leave it out"
+            )
+        return csv_delimiter(given), False
+    found = {s.path.name: detect_delimiter(s) for s in texts if s.format == "csv"}
+    seen = {d for d in found.values() if d is not None}
+    seen |= {"\t" for s in texts if s.format == "tsv" and seen - {","}}
+    if len(seen) > 1:
+        listed = ", ".join(f"{name} {d!r}" for name, d in list(found.items())[:5] if d)
+        raise UsageError(
+            f"the files are separated by different delimiters ({listed}); add them apart, "
+            "or pass --delimiter"
+        )
+    if not seen or seen == {","}:
+        return None, False
+    return seen.pop(), True
 
 
 def _check_schema_names(declared: dict[str, Any], columns: list[str], target: Any) -> None:
@@ -252,6 +307,8 @@ def _table_options_only(options: AddOptions, what: str) -> None:
             ("encoding", options.encoding != "utf8"),
             ("on_bad_rows", options.on_bad_rows != "fail"),
             ("null_values", options.null_values is not None),
+            ("delimiter", options.delimiter is not None),
+            ("decimal", options.decimal != "."),
         )
         if used
     ]

@@ -69,6 +69,8 @@ class ReadOptions:
     max_categories: int = DEFAULT_MAX_CATEGORIES
     block_size: int = BLOCK_SIZE
     null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
+    delimiter: str | None = None  # CSV's field separator; None: the format's (',' or tab)
+    decimal: str = "."  # CSV's decimal mark in numbers: "." or ","
 
     def key(self) -> dict[str, Any]:
         """What, besides the bytes, decides the stored result (for dedupe)."""
@@ -80,6 +82,10 @@ class ReadOptions:
         }
         if self.null_values != DEFAULT_NULL_VALUES:  # versions made before it stay equal
             key["null_values"] = list(self.null_values)
+        if self.delimiter is not None:  # given or detected; versions made before it stay equal
+            key["delimiter"] = self.delimiter
+        if self.decimal != ".":
+            key["decimal"] = self.decimal
         return key
 
 

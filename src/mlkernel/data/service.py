@@ -50,6 +50,8 @@ class DataService:
         execution_id: int | None = None,
         properties: Mapping[str, Any] | None = None,
         null_values: Sequence[str] | None = None,
+        delimiter: str | None = None,
+        decimal: str = ".",
     ) -> IngestResult:
         """Ingest a file, directory, glob or in-memory table as a new version of ``name``.
 
@@ -63,7 +65,10 @@ class DataService:
         its own); without it the ingest records an execution ``data add NAME``.
         ``properties``: more for the version to record. ``null_values``: the field values
         read as missing, in every column and format (default:
-        ``readers.DEFAULT_NULL_VALUES``, pandas' list; ``[]``: none).
+        ``readers.DEFAULT_NULL_VALUES``, pandas' list; ``[]``: none). ``delimiter``: the
+        CSV field separator, one character or ``tab``/``semicolon``/``pipe``/``comma``
+        (default: a header without a comma that ``;``, tab or ``|`` splits is read so).
+        ``decimal``: a CSV's decimal mark, ``"."`` or ``","`` (``1,5`` is 1.5).
         """
         from mlkernel.data.ingest import AddOptions, add, add_table
 
@@ -71,7 +76,16 @@ class DataService:
             raise UsageError("null_values is a string; pass a list of strings, e.g. ['NA', '']")
         nulls = tuple(null_values) if null_values is not None else None
         options = AddOptions(
-            name, schema, on_bad_rows, encoding, format, progress, parquet, null_values=nulls
+            name,
+            schema,
+            on_bad_rows,
+            encoding,
+            format,
+            progress,
+            parquet,
+            null_values=nulls,
+            delimiter=delimiter,
+            decimal=decimal,
         )
         extra = dict(properties or {})
         if isinstance(source, str | PathLike):

@@ -8,7 +8,10 @@ on the extension); :class:`Watch` reports how far the parser has read, and
 
 from __future__ import annotations
 
+import csv
 import glob
+import io
+import itertools
 import os
 import threading
 from collections.abc import Callable
@@ -19,7 +22,16 @@ from typing import Any
 from mlkernel import digest as digests
 from mlkernel.errors import ConflictError, NotFoundError, UsageError
 
-__all__ = ["FORMATS", "Hasher", "Source", "Watch", "expand", "sniff"]
+__all__ = [
+    "FORMATS",
+    "Hasher",
+    "Source",
+    "Watch",
+    "csv_delimiter",
+    "detect_delimiter",
+    "expand",
+    "sniff",
+]
 
 FORMATS = ("csv", "tsv", "ndjson", "json", "parquet")
 _COMPRESSED = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2"}
@@ -198,6 +210,76 @@ def sniff(path: Path, fmt: str | None = None) -> Source:
     if chosen == "parquet" and compression is not None:
         raise UsageError(f"{path} is a compressed Parquet file; decompress it first")
     return Source(path, chosen, compression, st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+# The separators besides the comma that a CSV file's header is checked for, with their
+# names (``--delimiter semicolon``); a header without a comma holding one of them, each row
+# of the first ones as many fields, is read with it (:func:`detect_delimiter`).
+_DETECTED = {";": "semicolon", "\t": "tab", "|": "pipe"}
+_DELIMITER_WORDS = {**{v: k for k, v in _DETECTED.items()}, "comma": ",", "\\t": "\t"}
+_DETECT_BYTES = 1 << 16
+_DETECT_ROWS = 50
+
+
+def csv_delimiter(text: str) -> str:
+    """The field separator ``text`` names: one character, or tab, semicolon, pipe, comma
+    (or ``\\t``, as a shell passes it)."""
+    delimiter = _DELIMITER_WORDS.get(text.lower(), text)
+    if len(delimiter) != 1 or not delimiter.isascii() or delimiter in '"\r\n':
+        raise UsageError(
+            f"delimiter {text!r} is not one character that can separate fields; pass e.g. "
+            "--delimiter ';' (or semicolon, tab, pipe, comma)"
+        )
+    return delimiter
+
+
+def detect_delimiter(source: Source) -> str | None:
+    """A CSV file's separator, read off its first lines: ``,`` if the header has a comma;
+    else the one of ``;``, tab and ``|`` in the header that splits most of the first rows
+    into as many fields as the header; None if the header holds none of them (one column).
+
+    Refuses a header without a comma whose separator cannot be told (no candidate splits
+    the rows alike, or several do), naming ``--delimiter``: read with a comma, such a file
+    would become one column of ``a;b`` strings without a word.
+    """
+    try:
+        with source.stream() as stream:
+            head = stream.read(_DETECT_BYTES)
+    except (OSError, ValueError):  # a corrupt compressed file: the parse names it
+        return None
+    if len(head) == _DETECT_BYTES:  # it ends mid-row: keep whole lines
+        head = head[: max(head.rfind(b"\n"), 0) + 1] or head
+    if b"\0" in head:  # UTF-16 or UTF-32: the parse refuses it, naming the encoding
+        return None
+    text = head.removeprefix(b"\xef\xbb\xbf").decode("latin-1")  # separators are ASCII
+    header = text.split("\n", 1)[0]
+    if "," in header:
+        return ","
+    present = [c for c in _DETECTED if c in header]
+    if not present:
+        return None
+    fits = [c for c in present if _splits_alike(text, c)]
+    if len(fits) == 1:
+        return fits[0]
+    named = " and ".join(f"{_DETECTED[c]}s" for c in present)
+    example = "'\\t'" if present[0] == "\t" else f"'{present[0]}'"
+    raise UsageError(
+        f"{source.path}: the header has no comma but has {named}, and the separator cannot "
+        f"be told from the first rows; pass --delimiter {example} (or --delimiter , to read "
+        "each line as one column)"
+    )
+
+
+def _splits_alike(text: str, delimiter: str) -> bool:
+    """Whether the header splits into several fields, and most of the first rows into as
+    many (a bad row among them is then the parse's to name or set aside)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header, *rows = [row for row in itertools.islice(reader, _DETECT_ROWS) if row]
+    except (csv.Error, ValueError):  # a stray NUL, a field past csv's limit
+        return False
+    alike = sum(len(row) == len(header) for row in rows)
+    return len(header) > 1 and alike * 2 > len(rows) if rows else len(header) > 1
 
 
 def _decompressed_head(path: Path, compression: str) -> bytes:

@@ -39,6 +39,7 @@ LAYERS = {
     "fsutil": 0,
     "digest": 0,
     "gclock": 0,
+    "authz": 0,
     "settings": 0,
     "meta": 1,
     "artifacts": 1,

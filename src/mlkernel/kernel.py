@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from mlkernel.authz import OPERATIONS, Action, Actor, Operation, exempt, operation
 from mlkernel.config import (
     CONFIG_FILE,
     STATE_DIR,
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from mlkernel.tracking.provenance import Environment, ProvenanceProbe
     from mlkernel.tracking.run import Run
 
-__all__ = ["Kernel", "init", "open_project"]
+__all__ = ["Kernel", "init", "open_project", "operations"]
 
 STATE_SUBDIRS = ("objects", "cache", "logs", "keys", "backups")
 
@@ -59,7 +60,7 @@ def _user() -> str:
 class Kernel:
     """An open mlkernel project."""
 
-    def __init__(self, config: ProjectConfig) -> None:
+    def __init__(self, config: ProjectConfig, actor: Actor | None = None) -> None:
         from mlkernel.artifacts.store import LocalObjectStore
         from mlkernel.meta.changes import watcher_for
         from mlkernel.meta.store import MetaStore
@@ -67,7 +68,10 @@ class Kernel:
 
         self.config = config
         self.root = config.root
-        self.user = _user()
+        # Who calls: every operation authorizes this actor and records its name (created_by,
+        # user). as_actor() gives views for other actors over the same storage.
+        self.actor = actor if actor is not None else Actor(_user())
+        self._base: Kernel | None = None  # the kernel that opened the storage, for a view
         self.host = socket.gethostname()
         self.meta: MetaStore = MetaStore(config.metadata_url, config.name, config.root)
         try:
@@ -82,18 +86,54 @@ class Kernel:
         self._monitor: MonitorService | None = None
         self._provenance: ProvenanceProbe | None = None
 
+    @property
+    def user(self) -> str:
+        """The name of the actor this kernel works for (recorded as created_by, user)."""
+        return self.actor.name
+
+    @operation(
+        "kernel.as_actor",
+        Action.ADMIN,
+        resource="actor",
+        no_cli="SDK: servers and daemons act for their callers",
+    )
+    def as_actor(self, actor: Actor) -> Kernel:
+        """This project seen by ``actor``: the same storage, services that act for it.
+
+        Cheap: nothing is reopened. The metadata store, the object store, the in-memory
+        table, the provenance probe and the environment cache are shared; the services
+        (``data``, ``monitor``, ``pipelines``) are built anew for the actor. Closing a
+        view closes nothing; close the kernel that opened the project.
+        """
+        base = self._base or self
+        view = Kernel.__new__(Kernel)
+        view.__dict__.update(
+            {k: v for k, v in base.__dict__.items() if k not in ("pipelines", "_provenance")}
+        )
+        view.actor = actor
+        view._base = base
+        view._data = None
+        view._monitor = None
+        view._provenance = None
+        return view
+
     # -- life cycle ------------------------------------------------------------------
 
     @property
     def provenance(self) -> ProvenanceProbe:
         """The background worker that finds each run's environment and git commit."""
+        if self._base is not None:
+            return self._base.provenance
         if self._provenance is None:
             from mlkernel.tracking.provenance import ProvenanceProbe
 
             self._provenance = ProvenanceProbe(self.root, self.config.state_dir / "cache")
         return self._provenance
 
+    @exempt("life cycle: releases the storage this kernel opened")
     def close(self) -> None:
+        if self._base is not None:  # a view: the storage is its base kernel's
+            return
         if self._provenance is not None:
             self._provenance.close()
         # The store's connections first: the table's watcher may close a descriptor of
@@ -136,20 +176,30 @@ class Kernel:
 
     # -- resolving -------------------------------------------------------------------
 
+    @operation(
+        "artifacts.resolve",
+        Action.READ,
+        resource="ref",
+        no_cli="SDK: every command that takes a reference resolves it",
+    )
     def resolve(self, ref: str | Ref, kind: str | None = None) -> ArtifactRecord:
         """The artifact a reference names, answered from memory."""
         return self.table.resolve(ref, kind)
 
+    @operation("artifacts.ls", Action.READ, resource="kind", cli="ls")
     def ls(self, kind: str | None = None) -> list[ArtifactRecord]:
+        """The latest version of every artifact (of one ``kind``)."""
         if kind is not None:
             validate_kind(kind)
         return self.table.latest(kind)
 
+    @operation("artifacts.versions", Action.READ, resource="ref", cli="ls")
     def versions(self, ref: str | ArtifactRecord) -> list[ArtifactRecord]:
         """Every version of the artifact ``ref`` names (a reference or one of its records)."""
         record = self.resolve(ref) if isinstance(ref, str) else ref
         return self.table.versions(record.kind, record.name)
 
+    @operation("aliases.ls", Action.READ, cli="ls")
     def aliases(self) -> dict[tuple[str, str, str], int]:
         """Every alias of the project: (kind, name, alias) -> version."""
         return self.table.all_aliases()
@@ -159,7 +209,9 @@ class Kernel:
         """Where the metadata lives, without a password: the SQLite file or the server."""
         return self.meta.display_url
 
+    @operation("artifacts.show", Action.READ, resource="ref", cli="show")
     def show(self, ref: str) -> dict[str, Any]:
+        """One artifact version: its record, aliases, versions, alias history and producer."""
         record = self.resolve(ref)
         info = record.to_dict()
         info["aliases"] = self.table.aliases_of(record.kind, record.name)
@@ -172,6 +224,12 @@ class Kernel:
 
     # -- artifacts -------------------------------------------------------------------
 
+    @operation(
+        "artifacts.log",
+        Action.WRITE,
+        resource="name",
+        no_cli="SDK: the CLI stores artifacts through `mlk data add` and pipeline runs",
+    )
     @registers
     def log_artifact(
         self,
@@ -230,7 +288,7 @@ class Kernel:
                 "register",
                 host=self.host,
                 pid=os.getpid(),
-                user=self.user,
+                user=self.actor.name,
             )
         record, _new = self.meta.register_artifact(
             kind,
@@ -239,7 +297,7 @@ class Kernel:
             uri=self.objects.uri(digest),
             size=size,
             properties=props,
-            created_by=self.user,
+            created_by=self.actor.name,
             execution_id=execution_id,
             dedupe=dedupe,
         )
@@ -290,6 +348,9 @@ class Kernel:
         except Exception:
             return None
 
+    @operation(
+        "artifacts.log_env", Action.WRITE, no_cli="recorded by each run for its Python environment"
+    )
     @registers
     def env_artifact(self, env: Environment) -> ArtifactRecord:
         """The ``env`` artifact for ``env``, stored once and reused while unchanged."""
@@ -306,7 +367,7 @@ class Kernel:
                 uri=self.objects.uri(digest),
                 size=size,
                 properties={"format": "json", "summary": env.summary},
-                created_by=self.user,
+                created_by=self.actor.name,
                 execution_id=None,
                 dedupe=True,
             )
@@ -314,6 +375,12 @@ class Kernel:
         self._env_ids[env.digest] = found.id
         return found
 
+    @operation(
+        "artifacts.path",
+        Action.READ,
+        resource="ref",
+        no_cli="SDK: `mlk get` copies the content instead",
+    )
     def path(self, ref: str, *, verify: bool | None = None) -> Path:
         """The read-only file holding an artifact's content."""
         record = self.resolve(ref)
@@ -321,6 +388,9 @@ class Kernel:
         check = verify if verify is not None else self.config.tracking.verify_reads
         return self.objects.local_path_for_reading(record.digest, verify=check)
 
+    @operation(
+        "artifacts.load", Action.READ, resource="ref", no_cli="SDK: the content as a Python value"
+    )
     def load(self, ref: str, *, verify: bool | None = None) -> Any:
         """An artifact's content: the object for pickles, else the bytes."""
         record = self.resolve(ref)
@@ -331,6 +401,7 @@ class Kernel:
             return pickle.loads(data)
         return data
 
+    @exempt("a check that operations make on a record they have already authorized")
     def require_object(self, record: ArtifactRecord) -> None:
         """Raise a one-line :class:`IntegrityError` if ``record``'s object is not here.
 
@@ -362,6 +433,7 @@ class Kernel:
             "artifact again here"
         )
 
+    @operation("artifacts.export", Action.READ, resource="ref", cli="get")
     def export(self, ref: str, dest: Path, *, verify: bool = True, force: bool = False) -> Path:
         """Copy an artifact's content to ``dest``; folders are unpacked.
 
@@ -417,6 +489,7 @@ class Kernel:
                 raise
         return dest
 
+    @operation("artifacts.verify", Action.READ, cli="verify")
     def verify(self) -> list[tuple[ArtifactRecord, str]]:
         """Re-hash every object an artifact references (its companions listed in
         ``properties["objects"]`` too); return (artifact, problem) pairs."""
@@ -446,21 +519,27 @@ class Kernel:
 
     # -- aliases ---------------------------------------------------------------------
 
+    @operation("aliases.set", Action.WRITE, resource="ref", cli="alias set")
     def alias_set(self, ref: str, alias: str) -> tuple[ArtifactRecord, int | None]:
         """Point ``alias`` at the version ``ref`` names; return it and the previous version."""
         validate_alias(alias)
         record = self.resolve(ref)
-        before = self.meta.set_alias(record.kind, record.name, alias, record.version, self.user)
+        before = self.meta.set_alias(
+            record.kind, record.name, alias, record.version, self.actor.name
+        )
         self.table.note_alias(record.kind, record.name, alias, record.version)
         return record, before
 
+    @operation("aliases.rm", Action.DELETE, resource="ref", cli="alias rm")
     def alias_rm(self, ref: str, alias: str) -> int:
+        """Remove ``alias`` from the artifact ``ref`` names; return the version it pointed at."""
         parsed = parse_ref(ref)
         record = self.resolve(Ref(parsed.kind, parsed.name))
-        before = self.meta.remove_alias(record.kind, record.name, alias, self.user)
+        before = self.meta.remove_alias(record.kind, record.name, alias, self.actor.name)
         self.table.note_alias(record.kind, record.name, alias, None)
         return before
 
+    @operation("aliases.rollback", Action.WRITE, resource="ref", cli="alias rollback")
     def alias_rollback(self, ref: str, alias: str) -> tuple[ArtifactRecord, int | None]:
         """Move ``alias`` back to the version it pointed at before its last move."""
         parsed = parse_ref(ref)
@@ -483,6 +562,12 @@ class Kernel:
 
     # -- runs ------------------------------------------------------------------------
 
+    @operation(
+        "runs.start",
+        Action.WRITE,
+        resource="name",
+        no_cli="SDK: `with k.start_run(...) as run`; `mlk run` runs pipelines",
+    )
     def start_run(
         self,
         name: str,
@@ -499,12 +584,20 @@ class Kernel:
             _check_key(key)
         input_records = [self.resolve(ref) for ref in inputs or []]
         execution_id = self.meta.insert_execution(
-            name, type_, host=self.host, pid=os.getpid(), user=self.user, params=dict(params or {})
+            name,
+            type_,
+            host=self.host,
+            pid=os.getpid(),
+            user=self.actor.name,
+            params=dict(params or {}),
         )
         for record in input_records:
             self.meta.add_event(execution_id, record.id, "in")
         return Run(self, execution_id, name)
 
+    @operation(
+        "runs.ls_all", Action.READ, no_cli="SDK: `mlk runs ls` lists through the pipeline service"
+    )
     def runs(
         self,
         *,
@@ -513,12 +606,20 @@ class Kernel:
         name: str | None = None,
         include_internal: bool = False,
     ) -> list[ExecutionRecord]:
+        """Runs newest first, without the one-off ``register`` executions unless asked."""
         runs = self.meta.list_executions(limit=limit, state=state, name=name)
         if include_internal:
             return runs
         return [r for r in runs if r.type != "register"]
 
+    @operation(
+        "runs.info",
+        Action.READ,
+        resource="run_id",
+        no_cli="SDK: `mlk runs show` shows through the pipeline service",
+    )
     def run_info(self, run_id: int) -> dict[str, Any]:
+        """One run: its record, parameters, metric summaries, inputs and outputs."""
         from mlkernel.tracking.values import metric_summary
 
         record = self.meta.get_execution(run_id)
@@ -535,10 +636,18 @@ class Kernel:
             info["environment"] = self.table.get(record.env_artifact_id).ref
         return info
 
+    @operation(
+        "runs.metrics",
+        Action.READ,
+        resource="run_id",
+        no_cli="SDK: a run's metric series as values",
+    )
     def metrics(self, run_id: int, key: str | None = None) -> list[tuple[str, int, float, float]]:
+        """The metric rows (key, step, value, timestamp) of a run, of one ``key``."""
         self.meta.get_execution(run_id)
         return self.meta.metrics(run_id, key)
 
+    @operation("runs.end", Action.WRITE, resource="run_id", cli="runs fail")
     def end_run(self, run_id: int, state: str, reason: str | None = None) -> str:
         """End a running or lost run as ``cancelled`` or ``failed`` (see
         :mod:`mlkernel.tracking.ending`); the outcome in words."""
@@ -548,6 +657,11 @@ class Kernel:
 
     # -- scheduling ------------------------------------------------------------------
 
+    @operation(
+        "mode.claim",
+        Action.EXECUTE,
+        no_cli="SDK: `with k.ml_mode():` claims the machine for this process",
+    )
     def ml_mode(self, pid: int | None = None) -> AbstractContextManager[dict[str, Any]]:
         """Give ``pid`` (default: this process) the machine while the block runs.
 
@@ -562,7 +676,9 @@ class Kernel:
 
     # -- lineage ---------------------------------------------------------------------
 
+    @operation("artifacts.lineage", Action.READ, resource="ref", cli="lineage")
     def lineage(self, ref: str, direction: str = "up", depth: int = 100) -> Lineage:
+        """The artifacts and runs upstream (or downstream) of ``ref``, ``depth`` levels deep."""
         from mlkernel.meta.records import Lineage
 
         if direction not in ("up", "down"):
@@ -584,6 +700,7 @@ class Kernel:
 
     # -- housekeeping ----------------------------------------------------------------
 
+    @operation("artifacts.gc", Action.DELETE, cli="gc")
     def gc(self, *, dry_run: bool = True, grace: float | None = None) -> GCReport:
         """Delete objects (and cached copies) no artifact references, leaving those younger
         than ``grace`` seconds (``storage.gc_grace``): they may belong to a registration
@@ -598,7 +715,9 @@ class Kernel:
             caches=[self.config.state_dir / "cache" / "data"],
         )
 
+    @operation("project.status", Action.READ, cli="status")
     def status(self) -> dict[str, Any]:
+        """The project at a glance: metadata, counts, latest artifacts, aliases, storage."""
         counts = self.meta.counts()
         objects, stored = self.objects.usage()
         latest = [r.to_dict() for r in self.table.latest() if r.kind != "env"]
@@ -625,6 +744,7 @@ class Kernel:
             },
         }
 
+    @exempt("a sentence about where objects live, from the configuration only")
     def objects_note(self) -> str | None:
         """What a team sharing a PostgreSQL database must know: objects are not shared."""
         if self.meta.is_sqlite:
@@ -645,6 +765,7 @@ class Kernel:
 
         return PipelineService(self)
 
+    @exempt("delegates to PipelineService.run, which authorizes")
     def run_pipeline(self, pipeline: Any, **options: Any) -> RunResult:
         """Run a pipeline (a name declared in mlkernel.toml, ``file.py:function``,
         ``module:function`` or a ``@pipeline`` function); see ``PipelineService.run``."""
@@ -718,3 +839,45 @@ def init(
         kernel.close()
         raise
     return kernel
+
+
+def operations() -> list[Operation]:
+    """Every public operation of the kernel and its services, by name (authz.OPERATIONS
+    once all the service modules are imported)."""
+    import mlkernel.data.service
+    import mlkernel.monitor.service
+    import mlkernel.pipeline.service
+    import mlkernel.tracking.run  # noqa: F401
+
+    return [OPERATIONS[name] for name in sorted(OPERATIONS)]
+
+
+def operations_table() -> str:
+    """The table of docs/operations.md, generated from the registry."""
+    lines = [
+        "| operation | action | method | CLI | inputs → output | summary |",
+        "|---|---|---|---|---|---|",
+    ]
+    for op in operations():
+        inputs = ", ".join(f"{p}: {t}" for p, t in op.inputs)
+        cli = f"`{op.cli}`" if op.cli else f"none ({op.no_cli})"
+        cells = (
+            f"`{op.name}`",
+            op.action.value,
+            f"`{op.method}`",
+            cli,
+            f"`({inputs}) -> {op.output}`".replace("|", "\\|"),
+            op.summary.replace("|", "\\|"),
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def exemptions_table() -> str:
+    """The public service methods that are not operations, and why (docs/operations.md)."""
+    from mlkernel.authz import EXEMPT
+
+    operations()  # imports every service module, so each has declared its exemptions
+    lines = ["| method | why it calls no authorize |", "|---|---|"]
+    lines += [f"| `{method}` | {why} |" for method, why in sorted(EXEMPT.items())]
+    return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from mlkernel.authz import Action, Actor, operation
 from mlkernel.errors import UsageError
 
 if TYPE_CHECKING:
@@ -34,8 +35,14 @@ class DataService:
     def __init__(self, kernel: Kernel) -> None:
         self._kernel = kernel
 
+    @property
+    def actor(self) -> Actor:
+        """Who calls: the kernel's actor (:meth:`Kernel.as_actor`)."""
+        return self._kernel.actor
+
     # -- ingest ----------------------------------------------------------------------
 
+    @operation("data.add", Action.WRITE, resource="name", cli="data add")
     def add(
         self,
         source: str | PathLike[str] | Any,
@@ -96,24 +103,53 @@ class DataService:
 
     # -- finding ---------------------------------------------------------------------
 
+    @operation(
+        "data.resolve",
+        Action.READ,
+        resource="ref",
+        no_cli="SDK: every command that takes a reference resolves it",
+    )
     def resolve(self, ref: str | ArtifactRecord) -> ArtifactRecord:
         """The ingested dataset version ``ref`` names; a one-line error for anything else."""
         record = ref if not isinstance(ref, str) else self._kernel.resolve(ref, kind="dataset")
         check_ingested(record)
         return record
 
+    @operation(
+        "data.ls", Action.READ, cli="data ls", summary="The latest version of every dataset."
+    )
     def ls(self) -> list[ArtifactRecord]:
         return self._kernel.ls("dataset")
 
+    @operation(
+        "data.versions",
+        Action.READ,
+        resource="ref",
+        cli="data ls",
+        summary="Every version of the dataset ``ref`` names.",
+    )
     def versions(self, ref: str) -> list[ArtifactRecord]:
         record = self.resolve(ref)
         return self._kernel.table.versions("dataset", record.name)
 
+    @operation(
+        "data.ipc_path",
+        Action.READ,
+        resource="ref",
+        no_cli="SDK: the stored Arrow file, for memory-mapping",
+        summary="The stored Arrow IPC file of a version.",
+    )
     def ipc_path(self, ref: str | ArtifactRecord) -> Path:
         record = self.resolve(ref)
         self._kernel.require_object(record)
         return self._kernel.objects.local_path_for_reading(record.digest)
 
+    @operation(
+        "data.parquet_path",
+        Action.READ,
+        resource="ref",
+        no_cli="SDK: the Parquet copy, for engines that read Parquet",
+    )
     def parquet_path(self, ref: str | ArtifactRecord) -> Path:
         """A Parquet (zstd) copy of the version: the stored one, else made once and cached.
 
@@ -158,6 +194,7 @@ class DataService:
         dtype: str = ...,
     ) -> Any: ...
 
+    @operation("data.open", Action.READ, resource="ref", no_cli="SDK: a table in memory")
     def open(
         self,
         ref: str,
@@ -194,6 +231,9 @@ class DataService:
         table = layouts.select(table, columns, filter, record.ref)
         return _convert(table, as_)
 
+    @operation(
+        "data.iter_batches", Action.READ, resource="ref", no_cli="SDK: record batches in memory"
+    )
     def iter_batches(
         self, ref: str, *, rows: int = 65_536, columns: Sequence[str] | None = None
     ) -> Iterator[Any]:
@@ -206,6 +246,7 @@ class DataService:
 
     # -- exporting -------------------------------------------------------------------
 
+    @operation("data.export", Action.READ, resource="ref", cli="data export")
     def export(
         self,
         ref: str | ArtifactRecord,
@@ -245,11 +286,19 @@ class DataService:
 
     # -- describing ------------------------------------------------------------------
 
+    @operation(
+        "data.head",
+        Action.READ,
+        resource="ref",
+        cli="data head",
+        summary="The first ``n`` rows of a version.",
+    )
     def head(self, ref: str, n: int = 10) -> Any:
         if n < 0:
             raise UsageError(f"n is {n}; ask for 0 or more rows (the first n)")
         return self.open(ref).slice(0, n)
 
+    @operation("data.show", Action.READ, resource="ref", cli="data show")
     def show(self, ref: str) -> dict[str, Any]:
         """Schema, size, versions and lineage of one version."""
         k = self._kernel
@@ -262,6 +311,7 @@ class DataService:
         info["produced_by_run"] = info.get("produced_by", {}).get("name")
         return info
 
+    @operation("data.diff", Action.READ, resource="a", cli="data diff")
     def diff(self, a: str, b: str) -> dict[str, Any]:
         """Schema and size differences from version ``a`` to version ``b``."""
         from mlkernel.data.schema import diff_schemas

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mlkernel.monitor.profile import DatasetProfile
     from mlkernel.monitor.report import ReportChange
 
+from mlkernel.authz import Action, Actor, exempt, operation
 from mlkernel.monitor.names import drift_report_names, drift_run_name
 
 __all__ = ["DriftReport", "MonitorService"]
@@ -79,6 +80,12 @@ class MonitorService:
     def __init__(self, kernel: Kernel) -> None:
         self._kernel = kernel
 
+    @property
+    def actor(self) -> Actor:
+        """Who calls: the kernel's actor (:meth:`Kernel.as_actor`)."""
+        return self._kernel.actor
+
+    @exempt("the project's drift settings, from the configuration only")
     def drift_options(self) -> DriftOptions:
         """``[monitor.drift]`` of mlkernel.toml (methods, thresholds, per-column overrides)."""
         from mlkernel.monitor.drift import DriftOptions
@@ -89,6 +96,12 @@ class MonitorService:
 
     # -- profiles --------------------------------------------------------------------
 
+    @operation(
+        "monitor.stored_profile",
+        Action.READ,
+        resource="ref",
+        no_cli="SDK: building block of `mlk data profile`",
+    )
     def stored_profile(self, ref: str | ArtifactRecord) -> ArtifactRecord | None:
         """The profile artifact of a dataset version, if one was computed."""
         dataset = self._dataset(ref)
@@ -97,6 +110,7 @@ class MonitorService:
                 return record
         return None
 
+    @operation("monitor.profile_record", Action.WRITE, resource="ref", cli="data profile")
     def profile_record(self, ref: str | ArtifactRecord, *, force: bool = False) -> ArtifactRecord:
         """Profile a dataset version (once) and return the stored ``profile`` artifact."""
         dataset = self._dataset(ref)
@@ -129,6 +143,7 @@ class MonitorService:
                 dedupe=False,
             )
 
+    @operation("monitor.profile", Action.WRITE, resource="ref", cli="data profile")
     def profile(self, ref: str | ArtifactRecord, *, force: bool = False) -> DatasetProfile:
         """The profile of a dataset version: stored once, loaded afterwards."""
         from mlkernel.monitor.profile import DatasetProfile
@@ -138,6 +153,7 @@ class MonitorService:
 
     # -- drift -----------------------------------------------------------------------
 
+    @operation("monitor.drift", Action.WRITE, resource="current", cli="data drift")
     def drift(
         self,
         reference: str | ArtifactRecord,
@@ -151,6 +167,7 @@ class MonitorService:
             self.profile(reference), self.profile(current), options or self.drift_options()
         )
 
+    @operation("monitor.report", Action.WRITE, resource="current", cli="data drift")
     def report(
         self,
         reference: str | ArtifactRecord,

@@ -72,7 +72,7 @@ class Recorder:
             self.echo(line)
 
     def _who(self) -> dict[str, Any]:
-        return {"host": self.k.host, "pid": os.getpid(), "user": self.k.user}
+        return {"host": self.k.host, "pid": os.getpid(), "user": self.k.actor.name}
 
     def log_dir(self) -> Path:
         return self.k.config.state_dir / "logs" / f"run-{self.run_id}"
@@ -282,7 +282,7 @@ class Recorder:
             uri=self.k.objects.uri(output["digest"]),
             size=int(output["size"]),
             properties=properties,
-            created_by=self.k.user,
+            created_by=self.k.actor.name,
             execution_id=execution_id,
         )
         self.k.table.note_artifact(record)
@@ -314,7 +314,7 @@ class Recorder:
                 uri=self.k.objects.uri(digest),
                 size=size,
                 properties={"format": "file", "role": "log", "run": self.run_id},
-                created_by=self.k.user,
+                created_by=self.k.actor.name,
                 execution_id=step.execution_id,
             )
         self.k.table.note_artifact(record)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from mlkernel.authz import Action, Actor, operation
 from mlkernel.errors import ConflictError, NotFoundError, UsageError
 from mlkernel.fsutil import pid_alive
 
@@ -38,6 +39,11 @@ class PipelineService:
         self._k = kernel
 
     @property
+    def actor(self) -> Actor:
+        """Who calls: the kernel's actor (:meth:`Kernel.as_actor`)."""
+        return self._k.actor
+
+    @property
     def settings(self) -> dict[str, Any]:
         """``[pipelines]``, checked against its schema when the project was opened
         (:data:`mlkernel.pipeline.settings.PIPELINES`)."""
@@ -46,16 +52,25 @@ class PipelineService:
 
     # -- finding ---------------------------------------------------------------------
 
+    @operation("pipelines.declared", Action.READ, cli="pipelines ls")
     def declared(self) -> dict[str, str]:
+        """The pipelines mlkernel.toml declares: name -> target."""
         from mlkernel.pipeline.loader import declared
 
         return declared(self.settings)
 
+    @operation("pipelines.last_run", Action.READ, resource="name", cli="pipelines ls")
     def last_run(self, name: str) -> ExecutionRecord | None:
         """The newest pipeline run named ``name``, if any."""
         last = self._k.meta.list_runs(limit=1, name=name, exclude_types=("register", "step", "run"))
         return last[0] if last else None
 
+    @operation(
+        "pipelines.load",
+        Action.READ,
+        resource="pipeline",
+        no_cli="SDK: building block of run and graph",
+    )
     def load(self, pipeline: str | Pipeline) -> tuple[Pipeline, str | None, str]:
         """The pipeline, the target it was loaded from, and its name (the name declared
         in mlkernel.toml when it was named so)."""
@@ -94,13 +109,21 @@ class PipelineService:
                 return name
         return None
 
+    @operation(
+        "pipelines.params",
+        Action.READ,
+        resource="name",
+        no_cli="SDK: a pipeline's parameters with overrides",
+    )
     def params(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """Overrides for pipeline ``name``: mlkernel.toml's, then ``overrides`` on top."""
         from mlkernel.pipeline.params import config_params
 
         return {**config_params(self.settings, name), **(overrides or {})}
 
+    @operation("pipelines.graph", Action.READ, resource="pipeline", cli="pipelines show")
     def graph(self, pipeline: str | Pipeline, params: dict[str, Any] | None = None) -> Graph:
+        """The step graph of a pipeline with its parameters, without running it."""
         found, _, name = self.load(pipeline)
         graph = found.build(self.params(name, params))
         graph.name = name
@@ -108,6 +131,7 @@ class PipelineService:
 
     # -- running ---------------------------------------------------------------------
 
+    @operation("pipelines.run", Action.EXECUTE, resource="pipeline", cli="run")
     def run(
         self,
         pipeline: str | Pipeline | None = None,
@@ -181,6 +205,7 @@ class PipelineService:
 
     # -- inspecting ------------------------------------------------------------------
 
+    @operation("pipelines.steps", Action.READ, resource="run_id", cli="runs show")
     def steps(self, run_id: int) -> list[dict[str, Any]]:
         """The steps of a pipeline run, in the order they were recorded."""
         record = self._pipeline_run(run_id)
@@ -228,6 +253,7 @@ class PipelineService:
             "best": resources.get("best"),  # a tuning step: its best trial and params
         }
 
+    @operation("runs.ls", Action.READ, cli="runs ls")
     def runs(
         self,
         *,
@@ -252,7 +278,9 @@ class PipelineService:
             found.append(info)
         return found
 
+    @operation("runs.show", Action.READ, resource="run_id", cli="runs show")
     def run_info(self, run_id: int) -> dict[str, Any]:
+        """One run: its record, parameters, metrics, inputs, outputs and steps."""
         info = self._k.run_info(run_id)
         record = self._k.meta.get_execution(run_id)
         if record.type == "pipeline" and record.context_id is not None:
@@ -265,6 +293,7 @@ class PipelineService:
             info["steps"] = self.steps(run_id)
         return info
 
+    @operation("runs.logs", Action.READ, resource="run_id", cli="runs logs")
     def logs(self, run_id: int, step: str | None = None) -> list[tuple[str, str]]:
         """(step, text) of each step's stored output; a running step's log so far."""
         record = self._k.meta.get_execution(run_id)
@@ -306,6 +335,7 @@ class PipelineService:
             return f"(skipped: {execution.error})\n"
         return ""
 
+    @operation("runs.cancel", Action.WRITE, resource="run_id", cli="runs cancel")
     def cancel(self, run_id: int, *, wait: float = 15.0) -> str:
         """Stop a running pipeline run: signal its process (Ctrl-C), or, when that
         process is gone, mark the run and its running steps cancelled."""
@@ -335,19 +365,25 @@ class PipelineService:
 
     # -- triggers --------------------------------------------------------------------
 
+    @operation("triggers.ls", Action.READ, cli="triggers ls")
     def triggers(self) -> list[dict[str, Any]]:
+        """The triggers mlkernel.toml declares, described."""
         from mlkernel.pipeline.triggers import describe
 
         return describe(self._k)
 
+    @operation("triggers.run_pending", Action.EXECUTE, cli="triggers run-pending")
     def run_pending(
         self, *, now: float | None = None, echo: Callable[[str], None] | None = None
     ) -> list[dict[str, Any]]:
+        """Run every trigger that is due now; what each did."""
         from mlkernel.pipeline.triggers import run_pending
 
         return run_pending(self._k, now=now, echo=echo)
 
+    @operation("triggers.fire", Action.EXECUTE, resource="name", cli="triggers fire")
     def fire(self, name: str, *, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Fire the trigger ``name`` now."""
         from mlkernel.pipeline.triggers import fire
 
         return fire(self._k, name, echo=echo)

@@ -49,7 +49,7 @@ def end_run(k: Kernel, run_id: int, state: str, reason: str | None = None) -> st
                 f"`mlk runs fail {run_id}`"
             )
         return k.pipelines.cancel(run_id)  # signals its process, as before
-    who = f"by {k.user} with `mlk runs {'cancel' if state == 'cancelled' else 'fail'}`"
+    who = f"by {k.actor.name} with `mlk runs {'cancel' if state == 'cancelled' else 'fail'}`"
     if record.state == LOST:
         who += f" (its process {record.pid} on {record.host} had ended)"
     error = f"{state} {who}" + (f": {reason}" if reason else "")

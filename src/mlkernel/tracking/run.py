@@ -28,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from mlkernel.authz import Action, Actor, exempt, operation
 from mlkernel.errors import StorageError, UsageError
 from mlkernel.tracking.values import (
     INT64_MAX,
@@ -80,8 +81,14 @@ class Run:
         self._env = probe.environment()
         self._git = probe.git()
 
+    @property
+    def actor(self) -> Actor:
+        """Who calls: the kernel's actor (:meth:`Kernel.as_actor`)."""
+        return self._kernel.actor
+
     # -- metrics and params ------------------------------------------------------------
 
+    @exempt("hot path, per value: authorized once when the run was started (runs.start)")
     def log_metric(
         self, key: str, value: float, step: int | None = None, timestamp: float | None = None
     ) -> None:
@@ -92,6 +99,7 @@ class Run:
         """
         self._append([self._row(key, value, step, timestamp)])
 
+    @exempt("hot path, per value: authorized once when the run was started (runs.start)")
     def log_metrics(
         self,
         metrics: Mapping[str, float],
@@ -144,9 +152,11 @@ class Run:
         ) and now >= self._retry_at:
             self._flush_quietly()
 
+    @exempt("calls log_params, which authorizes")
     def log_param(self, key: str, value: Any) -> None:
         self.log_params({key: value})
 
+    @operation("runs.log_params", Action.WRITE, no_cli="SDK: inside a run")
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Set parameters (once each). Values are stored as JSON: NumPy values become
         numbers and lists, NaN and infinities are kept, other objects their ``str()``;
@@ -159,6 +169,7 @@ class Run:
             check_key(key, "parameter key")
         self._kernel.meta.add_params(self.id, dict(params))
 
+    @exempt("writes what log_metric buffered: authorized when the run was started")
     def flush(self) -> None:
         """Write the buffered metrics now; on failure they stay buffered and this raises."""
         with self._lock:
@@ -195,6 +206,7 @@ class Run:
 
     # -- artifacts ---------------------------------------------------------------------
 
+    @exempt("delegates to Kernel.log_artifact, which authorizes")
     def log_artifact(
         self,
         path_or_object: Any,
@@ -213,6 +225,7 @@ class Run:
             dedupe=dedupe,
         )
 
+    @operation("runs.use_artifact", Action.READ, resource="ref", no_cli="SDK: inside a run")
     def use_artifact(self, ref: str) -> ArtifactRecord:
         """Declare ``ref`` an input of this run (an edge in the lineage graph)."""
         record = self._kernel.resolve(ref)
@@ -221,6 +234,9 @@ class Run:
 
     # -- ending ----------------------------------------------------------------------
 
+    @operation(
+        "runs.finish", Action.WRITE, no_cli="SDK: leaving `with k.start_run(...)` ends the run"
+    )
     def end(self, state: str = "completed", error: str | None = None) -> None:
         """Write the buffered metrics and the run's outcome in one transaction."""
         if self.state != "running":

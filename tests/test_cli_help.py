@@ -309,3 +309,26 @@ def test_every_mlk_command_line_in_the_docs_parses(page: str, line: str) -> None
         build_parser().parse_args(words[1:])
     except SystemExit:
         pytest.fail(f"{page}: `{line}` is not a valid mlk command line")
+
+
+def test_global_options_may_follow_the_command(tmp_path: Path) -> None:
+    # `mlk status -C DIR` was "unrecognized arguments: -C DIR".
+    from mlkernel.cli.main import _global_options_first
+
+    missing = _mlk("status", "-C", str(tmp_path / "nope"))
+    assert missing.returncode == 4 and "does not exist" in missing.stderr, missing.stderr
+    assert _global_options_first(["data", "ls", "-C", "p", "--debug"]) == [
+        "-C",
+        "p",
+        "--debug",
+        "data",
+        "ls",
+    ]
+    # A program's own words are left as typed.
+    for argv in (
+        ["mode", "ml", "--", "prog", "-C", "x", "--debug"],
+        ["mode", "ml", "prog", "-C", "x"],
+        ["-C", "p", "mode", "run", "prog", "--debug"],
+    ):
+        kept = _global_options_first(argv)
+        assert kept[kept.index("mode") :] == argv[argv.index("mode") :], argv

@@ -113,8 +113,32 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _global_options_first(argv: list[str]) -> list[str]:
+    """``mlk status -C DIR`` and ``mlk data ls --debug`` as well as ``mlk -C DIR status``:
+    the global options may follow the command; they are moved before it (never past a
+    ``--`` or into the command line of a program ``mlk mode ml``/``run`` starts)."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--" or rest[-2:] in (["mode", "ml"], ["mode", "run"]):
+            rest.extend(argv[i:])  # the rest is a program's command line, as typed
+            break
+        if arg in _TAKES_VALUE and i + 1 < len(argv):
+            front.extend(argv[i : i + 2])
+            i += 2
+            continue
+        if arg.startswith("--project=") or arg == "--debug":
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
+    arguments = _global_options_first(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser(_command_in(arguments))
     args = parser.parse_args(arguments)
     if getattr(args, "func", None) is None:

@@ -373,16 +373,15 @@ class Watcher:
         except Exception as exc:  # any other failure too: one file must not stop every watch
             why = f"internal error ({type(exc).__name__}: {_os_error(exc)}); please report it"
             return self._failed(spec, path, size, mtime, digest, why)
-        state = "ingested" if result.created else "unchanged"
-        self._remember(
-            key,
-            size=size,
-            mtime=mtime,
-            digest=digest,
-            dataset=spec.dataset,
-            state=state,
-            artifact_id=result.record.id,
-        )
+        row = {
+            "size": size,
+            "mtime": mtime,
+            "digest": digest,
+            "dataset": spec.dataset,
+            "state": "ingested" if result.created else "unchanged",
+            "artifact_id": result.record.id,
+        }
+        self._remember(key, **row)
         event = WatchEvent(path, result.record.ref, result.created)
         if not result.created:
             return self._emit(event)  # identical content: nothing new to analyse
@@ -392,16 +391,7 @@ class Watcher:
             return self._emit(event)
         self._analyse_safely(spec, result.record, event)
         if event.error:
-            self._remember(
-                key,
-                size=size,
-                mtime=mtime,
-                digest=digest,
-                dataset=spec.dataset,
-                state=state,
-                artifact_id=result.record.id,
-                error=event.error,
-            )
+            self._remember(key, **row, error=event.error)  # kept, so it is not redone
         return self._emit(event)
 
     def _record_analysis_error(self, record: ArtifactRecord, error: str) -> None:

@@ -1,25 +1,16 @@
 """Every user error is one line on stderr that names the fix, with its own exit code."""
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import mlkernel
+from mlkernel.testing import run_mlk
 
 
 def mlk(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLK_DEBUG"}
-    return subprocess.run(
-        [sys.executable, "-m", "mlkernel", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=60,
-    )
+    return run_mlk(*args, cwd=cwd, timeout=60)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], code: int, fragment: str) -> None:

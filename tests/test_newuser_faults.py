@@ -11,20 +11,13 @@ from pathlib import Path
 import pytest
 
 import mlkernel
+from mlkernel.testing import run_mlk
 
 INTERNAL_ERROR = 70
 
 
 def mlk(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "mlkernel", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_mlk(*args, cwd=cwd, columns=200)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import pytest
 
 from mlkernel.errors import ConflictError
 from mlkernel.kernel import Kernel
+from mlkernel.testing import run_mlk
 
 WORKER = textwrap.dedent(
     """
@@ -35,14 +36,7 @@ WORKER = textwrap.dedent(
 
 
 def mlk(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLK_DEBUG"}
-    return subprocess.run(
-        [sys.executable, "-m", "mlkernel", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    return run_mlk("-C", str(root), *args)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], code: int, fragment: str) -> None:

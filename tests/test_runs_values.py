@@ -8,10 +8,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import struct
 import subprocess
-import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +27,7 @@ from hypothesis import strategies as st
 from mlkernel.config import TrackingConfig
 from mlkernel.errors import StorageError, UsageError
 from mlkernel.kernel import Kernel
+from mlkernel.testing import run_mlk
 from mlkernel.tracking.run import unsaved_path
 
 EDGE_FLOATS = [
@@ -89,14 +88,7 @@ def test_any_float_reads_back_exactly(project: Kernel, values: list[float]) -> N
 
 
 def mlk(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLK_DEBUG"}
-    return subprocess.run(
-        [sys.executable, "-m", "mlkernel", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    return run_mlk("-C", str(root), *args)
 
 
 def strict_json(text: str) -> Any:

@@ -4,29 +4,20 @@ a database that does not exist is named with the command that creates it."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
 import mlkernel
+from mlkernel.testing import run_mlk
 
 LOCAL = "local to this machine and folder"
 
 
 def mlk(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLK_DEBUG"}
-    return subprocess.run(
-        [sys.executable, "-m", "mlkernel", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-    )
+    return run_mlk(*args, cwd=cwd)
 
 
 def test_objects_are_local_and_every_place_says_so(pg_url: str, tmp_path: Path) -> None:

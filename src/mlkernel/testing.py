@@ -10,6 +10,7 @@ printed reason, or fails when ``MLK_REQUIRE_SERVICES=1`` (as CI sets it).
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,3 +127,24 @@ def _stop_the_machines_controller_tests_started(
             stop_if_unused()
     except (MLKernelError, OSError, AttributeError):
         pass  # no controller, or one that cannot be asked: nothing of ours to stop
+
+
+def run_mlk(
+    *args: str, cwd: Path | None = None, columns: int | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``mlk ARGS`` as a real subprocess of this Python, as a user runs it: no
+    ``MLK_DEBUG`` (errors are the one-line kind), ``COLUMNS`` set when given (tables at a
+    known width); output captured as text."""
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MLK_DEBUG"}
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
+    return subprocess.run(
+        [sys.executable, "-m", "mlkernel", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )

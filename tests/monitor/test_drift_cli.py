@@ -2,9 +2,7 @@
 
 import html
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +12,11 @@ import pytest
 
 import mlkernel
 from mlkernel.monitor.watch import describe_comparison
+from mlkernel.testing import run_mlk
 
 
 def mlk(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLK_DEBUG"}
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "mlkernel", *args],
-        capture_output=True,
-        text=True,
-        cwd=root,
-        env=env,
-        timeout=120,
-    )
+    return run_mlk(*args, cwd=root, columns=200)
 
 
 def write(path: Path, columns: dict[str, object]) -> Path:

@@ -4,28 +4,18 @@ end in an internal error (exit 70)."""
 import decimal
 import json
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 import mlkernel
+from mlkernel.testing import run_mlk
 
 
 def mlk(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLK_DEBUG"}
-    env["COLUMNS"] = "250"
-    return subprocess.run(
-        [sys.executable, "-m", "mlkernel", *args],
-        capture_output=True,
-        text=True,
-        cwd=root,
-        env=env,
-        timeout=120,
-    )
+    return run_mlk(*args, cwd=root, columns=250)
 
 
 @pytest.fixture

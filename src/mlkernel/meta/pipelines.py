@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 from mlkernel.errors import NotFoundError
 from mlkernel.meta.liveness import process_start
 from mlkernel.meta.records import ExecutionRecord
-from mlkernel.meta.rows import EXECUTION_COLUMNS, dump, execution_record, from_json, state_filter
+from mlkernel.meta.rows import (
+    EXECUTION_COLUMNS,
+    dump,
+    execution_record,
+    from_json,
+    id_list,
+    state_filter,
+)
 
 if TYPE_CHECKING:
     from mlkernel.meta.db import Tx
@@ -170,10 +177,9 @@ class PipelineQueries:
 
     def context_executions(self, context_ids: Iterable[int]) -> list[ExecutionRecord]:
         """Executions of these contexts (a pipeline run and its steps), oldest first."""
-        wanted = sorted({int(i) for i in context_ids})
-        if not wanted:
+        marks = id_list(context_ids)
+        if marks is None:
             return []
-        marks = ", ".join(str(i) for i in wanted)  # integers only: safe to inline
         rows = self._rows(
             f"SELECT {EXECUTION_COLUMNS} FROM execution WHERE context_id IN ({marks}) ORDER BY id"
         )
@@ -181,10 +187,9 @@ class PipelineQueries:
 
     def params_of(self, execution_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """The parameters of several executions (a pipeline run's steps) in one query."""
-        wanted = sorted({int(i) for i in execution_ids})
-        if not wanted:
+        marks = id_list(execution_ids)
+        if marks is None:
             return {}
-        marks = ", ".join(str(i) for i in wanted)  # integers only: safe to inline
         found: dict[int, dict[str, Any]] = {}
         for execution_id, key, value in self._rows(
             f"SELECT execution_id, key, value FROM param WHERE execution_id IN ({marks}) "
@@ -196,10 +201,9 @@ class PipelineQueries:
     def metrics_of(self, execution_ids: Iterable[int]) -> dict[int, dict[str, float]]:
         """The last value of each metric of several executions, in one query (a value
         stored as NULL, which is how NaN is stored, reads as NaN)."""
-        wanted = sorted({int(i) for i in execution_ids})
-        if not wanted:
+        marks = id_list(execution_ids)
+        if marks is None:
             return {}
-        marks = ", ".join(str(i) for i in wanted)  # integers only: safe to inline
         found: dict[int, dict[str, float]] = {}
         for execution_id, key, value in self._rows(
             f"SELECT execution_id, key, value FROM metric WHERE execution_id IN ({marks}) "

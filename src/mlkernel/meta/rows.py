@@ -12,7 +12,7 @@ from mlkernel.meta.liveness import LOST, is_lost
 from mlkernel.meta.records import ExecutionRecord
 
 __all__ = ["ARTIFACT_COLUMNS", "EXECUTION_COLUMNS", "dump", "dump_param", "execution_record"]
-__all__ += ["from_json", "metric_rows", "read_metric", "safe_text", "state_filter"]
+__all__ += ["from_json", "id_list", "metric_rows", "read_metric", "safe_text", "state_filter"]
 
 ARTIFACT_COLUMNS = (
     "id, kind, name, version, digest, uri, size, properties, created_at, created_by, execution_id"
@@ -21,6 +21,13 @@ EXECUTION_COLUMNS = (
     'id, name, type, state, started_at, ended_at, error, host, pid, "user", git_commit, '
     "git_dirty, env_artifact_id, cache_key, code_digest, context_id, resources, proc_start"
 )
+
+
+def id_list(ids: Iterable[int]) -> str | None:
+    """``ids`` as the inside of an SQL ``IN (...)``, sorted and without repeats; None when
+    there are none. Integers only (each is passed through ``int``), so safe to inline."""
+    wanted = sorted({int(i) for i in ids})
+    return ", ".join(str(i) for i in wanted) if wanted else None
 
 
 def from_json(value: Any) -> Any:

@@ -27,6 +27,7 @@ from mlkernel.meta.rows import (
     dump_param,
     execution_record,
     from_json,
+    id_list,
     metric_rows,
     read_metric,
     safe_text,
@@ -338,10 +339,9 @@ class MetaStore(PipelineQueries, WatchQueries):
         return execution_record(rows[0])
 
     def executions(self, ids: Iterable[int]) -> dict[int, ExecutionRecord]:
-        wanted = sorted({int(i) for i in ids})
-        if not wanted:
+        marks = id_list(ids)
+        if marks is None:
             return {}
-        marks = ", ".join(str(i) for i in wanted)  # integers only: safe to inline
         rows = self._rows(f"SELECT {EXECUTION_COLUMNS} FROM execution WHERE id IN ({marks})")
         return {row[0]: execution_record(row) for row in rows}
 

@@ -148,3 +148,29 @@ def run_mlk(
         env=env,
         timeout=timeout,
     )
+
+
+def start_mlk(root: Path, *args: str) -> subprocess.Popen[str]:
+    """``mlk -C ROOT ARGS`` started in the background, stdout and stderr together (for
+    tests that interrupt it while a step runs)."""
+    import sys
+
+    mlk = Path(sys.executable).with_name("mlk")
+    return subprocess.Popen(
+        [str(mlk), "-C", str(root), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(proc: subprocess.Popen[str], *marks: Path, what: str, timeout: float = 60) -> None:
+    """Wait until every file of ``marks`` exists (a step writes one when it has started);
+    fail with ``what`` after ``timeout`` seconds, or with ``proc``'s output if it ended."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not all(mark.exists() for mark in marks):
+        assert time.monotonic() < deadline, what
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        time.sleep(0.05)

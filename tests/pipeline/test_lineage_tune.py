@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from mlkernel.errors import UsageError
 from mlkernel.kernel import Kernel
-from mlkernel.testing import need
+from mlkernel.testing import need, start_mlk, wait_for
 
 Writer = Callable[[Path, str, str], Path]
 
@@ -297,14 +296,8 @@ def test_a_run_cancelled_mid_search_keeps_the_trials_that_ran(
         """,
     )
     declare(k.root, '[pipelines]\nml_mode = false\nslow = "flows/slowsearch.py:slowsearch"\n')
-    mlk = Path(sys.executable).with_name("mlk")
-    proc = subprocess.Popen([str(mlk), "-C", str(k.root), "run", "slow"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not (k.root / "started").exists():
-        assert time.monotonic() < deadline, "the third trial did not start"
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        time.sleep(0.05)
+    proc = start_mlk(k.root, "run", "slow")
+    wait_for(proc, k.root / "started", what="the third trial did not start")
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mlkernel.kernel import Kernel
+from mlkernel.testing import start_mlk, wait_for
 
 Writer = Callable[[Path, str, str], Path]
 
@@ -237,17 +238,8 @@ def test_ctrl_c_cancels_the_run_and_ends_its_steps(k: Kernel, write: Writer, dec
     )
     declare(k.root, '[pipelines]\nml_mode = false\nhang = "pipes/hang.py:pipe"\n')
     mlk = Path(sys.executable).with_name("mlk")
-    proc = subprocess.Popen(
-        [str(mlk), "-C", str(k.root), "run", "hang"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while not ((k.root / "one").exists() and (k.root / "two").exists()):
-        assert time.monotonic() < deadline, "the steps did not start"
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        time.sleep(0.05)
+    proc = start_mlk(k.root, "run", "hang")
+    wait_for(proc, k.root / "one", k.root / "two", what="the steps did not start")
     pids = [int(p) for name in ("one", "two") for p in (k.root / name).read_text().split()]
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
@@ -403,16 +395,8 @@ def test_ctrl_c_during_an_inline_step_cancels_the_run(
         """,
     )
     declare(k.root, '[pipelines]\nml_mode = false\nslow = "pipes/slow.py:pipe"\n')
-    mlk = Path(sys.executable).with_name("mlk")
-    proc = subprocess.Popen(
-        [str(mlk), "-C", str(k.root), "run", "slow", "--executor", "inline"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not (k.root / "started").exists():
-        assert time.monotonic() < deadline, "the step did not start"
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        time.sleep(0.05)
+    proc = start_mlk(k.root, "run", "slow", "--executor", "inline")
+    wait_for(proc, k.root / "started", what="the step did not start")
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130, out
@@ -475,21 +459,10 @@ def test_a_second_ctrl_c_does_not_cut_the_cleanup_short(
         """,
     )
     declare(k.root, '[pipelines]\nml_mode = false\nstubborn = "pipes/stubborn.py:pipe"\n')
-    mlk = Path(sys.executable).with_name("mlk")
-    proc = subprocess.Popen(
-        [str(mlk), "-C", str(k.root), "run", "stubborn"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while not (k.root / "started").exists():
-        assert time.monotonic() < deadline, "the step did not start"
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.05)
+    proc = start_mlk(k.root, "run", "stubborn")
+    wait_for(proc, k.root / "started", what="the step did not start")
     proc.send_signal(signal.SIGINT)
-    while not (k.root / "terminated").exists():
-        assert time.monotonic() < deadline, "the step was not asked to stop"
-        time.sleep(0.05)
+    wait_for(proc, k.root / "terminated", what="the step was not asked to stop")
     proc.send_signal(signal.SIGINT)  # while the step process is given its grace period
     try:
         out, _ = proc.communicate(timeout=60)

@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from mlkernel.kernel import Kernel
+from mlkernel.testing import run_mlk
 
 
 def write_batch(path: Path, shift: float, seed: int, n: int = 300) -> None:
@@ -20,15 +20,7 @@ def write_batch(path: Path, shift: float, seed: int, n: int = 300) -> None:
 
 
 def watch_once(root: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLK_DEBUG"}
-    return subprocess.run(
-        [sys.executable, "-m", "mlkernel", "data", "watch", "--once", "--poll", "0.2"],
-        capture_output=True,
-        text=True,
-        cwd=root,
-        env=env,
-        timeout=120,
-    )
+    return run_mlk("data", "watch", "--once", "--poll", "0.2", cwd=root)
 
 
 def versions(k: Kernel) -> list[int]:

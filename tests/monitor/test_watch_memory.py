@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pyarrow.csv as pacsv
 
 from mlkernel.kernel import Kernel
 from mlkernel.monitor.watch import Watcher, WatchSpec
+from mlkernel.testing import run_mlk
 
 WATCH = '\n[[watch]]\npath = "incoming/*.csv"\ndataset = "train"\ndebounce = 0.2\n'
 
@@ -26,15 +26,7 @@ def write_batch(path: Path, shift: float, seed: int, n: int = 500) -> Path:
 
 
 def watch_once(root: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLK_DEBUG"}
-    return subprocess.run(
-        [sys.executable, "-m", "mlkernel", "data", "watch", "--once", "--poll", "0.2"],
-        capture_output=True,
-        text=True,
-        cwd=root,
-        env=env,
-        timeout=120,
-    )
+    return run_mlk("data", "watch", "--once", "--poll", "0.2", cwd=root)
 
 
 def versions(k: Kernel, kind: str = "dataset", name: str = "train") -> list[int]:

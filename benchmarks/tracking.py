@@ -166,7 +166,7 @@ def _mlk_prepare(mlk: Any, path: Path, n: int) -> float:
     t0 = time.perf_counter()
     k = mlk.init(path, name="big")
     try:
-        meta = k.meta
+        meta = k.context.meta
         for e in range(max(1, n // OPEN_PER_RUN)):
             exec_id = meta.insert_execution(
                 "train", "run", host=k.host, pid=os.getpid(), user=k.user
@@ -187,7 +187,7 @@ def _mlk_prepare(mlk: Any, path: Path, n: int) -> float:
                     kind,
                     name,
                     digest=digest,
-                    uri=k.objects.uri(digest),
+                    uri=k.context.objects.uri(digest),
                     size=1000 + i,
                     properties=props,
                     created_by=k.user,
@@ -206,7 +206,7 @@ t0 = time.perf_counter()
 import mlkernel as mlk
 k = mlk.open(sys.argv[1])
 t1 = time.perf_counter()
-print(json.dumps({"s": t1 - t0, "n": len(k.table)}))
+print(json.dumps({"s": t1 - t0, "n": len(k.context.table)}))
 k.close()
 """
 
@@ -220,7 +220,7 @@ def _mlk_open(mlk: Any, path: Path, n: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         k = mlk.open(path)
         times.append(time.perf_counter() - t0)
-        loaded = len(k.table)
+        loaded = len(k.context.table)
         k.close()
     cold = [_cold(sys.executable, _MLK_COLD, str(path)) for _ in range(COLD_REPEATS)]
     return {

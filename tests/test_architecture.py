@@ -39,10 +39,12 @@ LAYERS = {
     "fsutil": 0,
     "digest": 0,
     "gclock": 0,
+    "provenance": 0,
     "authz": 0,
     "settings": 0,
     "meta": 1,
     "artifacts": 1,
+    "context": 1,
     "sched": 2,
     "security": 2,
     "tracking": 3,
@@ -250,8 +252,8 @@ def test_the_layout_guard_catches_what_it_is_for() -> None:
         "def f(k, root, digest, record, store):\n"
         "    a = os.path.join(root, digest[:2], digest[2:])\n"
         "    b = k.config.state_dir / 'objects' / record.digest[:2]\n"
-        "    c = k.objects.path(record.digest)\n"
-        "    d = str(k.objects.root)\n"
+        "    c = k.context.objects.path(record.digest)\n"
+        "    d = str(k.context.objects.root)\n"
         "    e = store.tmp / 'x'\n"
         "    with gclock.shared(root):\n"
         "        pass\n"
@@ -270,10 +272,10 @@ def test_the_layout_guard_catches_what_it_is_for() -> None:
     legitimate = (
         "def g(k, record, path):\n"
         "    short = record.digest[:12]\n"
-        "    where = k.objects.location\n"
-        "    mapped = k.objects.local_path_for_reading(record.digest)\n"
+        "    where = k.context.objects.location\n"
+        "    mapped = k.context.objects.local_path_for_reading(record.digest)\n"
         "    parts = path.name[:2]\n"
-        "    return k.objects.put_bytes(b'x'), k.objects.staging, self_path(path)\n"
+        "    return k.context.objects.put_bytes(b'x'), k.context.objects.staging, self_path(path)\n"
     )
     assert _layout_spellings(legitimate) == []
 

@@ -64,7 +64,7 @@ def test_corrupt_database(root: Path) -> None:
 
 def test_missing_object(root: Path) -> None:
     with mlkernel.open(root) as k:
-        path = k.objects.path(k.resolve("notes").digest)
+        path = k.context.objects.path(k.resolve("notes").digest)
     path.unlink()
     one_line_error(mlk("-C", str(root), "get", "notes", "-o", str(root / "out")), 6, "missing")
     result = mlk("-C", str(root), "verify")
@@ -74,7 +74,7 @@ def test_missing_object(root: Path) -> None:
 
 def test_altered_object(root: Path) -> None:
     with mlkernel.open(root) as k:
-        path = k.objects.path(k.resolve("notes").digest)
+        path = k.context.objects.path(k.resolve("notes").digest)
     path.chmod(0o644)
     path.write_bytes(b"tampered")
     out = root / "out.txt"

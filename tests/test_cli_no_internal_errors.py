@@ -113,12 +113,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         k.data.add(csv2, name="train", progress=False)
         k.log_artifact({"w": 1}, kind="model", name="churn")
         k.log_artifact(b"hello", kind="file", name="notes")
-        digest, size = k.objects.put_bytes(b"a,b\n1,2\n")
-        k.meta.register_artifact(  # a dataset as older mlkernel logged it: a plain object
+        digest, size = k.context.objects.put_bytes(b"a,b\n1,2\n")
+        k.context.meta.register_artifact(  # a dataset as older mlkernel logged it: a plain object
             "dataset",
             "legacy",
             digest=digest,
-            uri=k.objects.uri(digest),
+            uri=k.context.objects.uri(digest),
             size=size,
             properties={"format": "file"},
             created_by="test",
@@ -126,7 +126,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         )
         k.monitor.report("train@1", "train@2")  # report:drift-train
         k.alias_set("model:churn@1", "production")
-        model_file = k.objects.path(k.resolve("model:churn").digest)
+        model_file = k.context.objects.path(k.resolve("model:churn").digest)
     a_file = base / "a_file"
     a_file.write_text("not a folder")
     return {

@@ -39,7 +39,7 @@ def root(tmp_path: Path) -> Path:
 
 def test_status_created_column_shows_local_time(root: Path) -> None:
     with mlkernel.open(root) as k:
-        created = k.show("model:churn@2")["created_at"]
+        created = k.show("model:churn@2").record.created_at
     out = mlk(root, "status", columns=200)
     assert out.returncode == 0, out.stderr
     row = next(line for line in out.stdout.splitlines() if "model:churn" in line)

@@ -60,8 +60,8 @@ def test_four_writers_lose_nothing(project: Kernel) -> None:
     assert all(r.state == "completed" for r in runs)
     total = sum(len(project.metrics(r.id)) for r in runs)
     assert total == PROCESSES * RUNS * METRICS
-    versions = project.table.versions("model", "shared")
+    versions = project.context.table.versions("model", "shared")
     assert [v.version for v in versions] == list(range(1, PROCESSES * RUNS * ARTIFACTS + 1))
     assert len({v.digest for v in versions}) == PROCESSES * RUNS * ARTIFACTS
     for run in runs:
-        assert len(project.meta.params(run.id)) == 2
+        assert len(project.context.meta.params(run.id)) == 2

@@ -37,20 +37,20 @@ def _mlk(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_young_unreferenced_objects_are_left_and_reported(project: Kernel) -> None:
-    young, _ = project.objects.put_bytes(f"just written {project.name}".encode())
-    old, _ = project.objects.put_bytes(f"left behind {project.name}".encode())
-    _age(project.objects.path(old))
+    young, _ = project.context.objects.put_bytes(f"just written {project.name}".encode())
+    old, _ = project.context.objects.put_bytes(f"left behind {project.name}".encode())
+    _age(project.context.objects.path(old))
 
     report = project.gc(dry_run=False)
     assert report.removed == [old] and report.young == [young]
-    assert project.objects.exists(young) and not project.objects.exists(old)
+    assert project.context.objects.exists(young) and not project.context.objects.exists(old)
 
     shown = _mlk(project.root, "gc", "--apply")
     assert shown.returncode == 0, shown.stderr
     assert "skipped 1 unreferenced objects younger than 600 s" in shown.stdout
     listed = json.loads(_mlk(project.root, "gc", "--apply", "--grace", "0", "--json").stdout)
     assert listed["removed"] == [young] and listed["young"] == [] and listed["grace"] == 0
-    assert not project.objects.exists(young)
+    assert not project.context.objects.exists(young)
 
     refused = _mlk(project.root, "gc", "--grace", "-1")
     assert refused.returncode not in {0, 70}
@@ -58,22 +58,22 @@ def test_young_unreferenced_objects_are_left_and_reported(project: Kernel) -> No
 
 
 def test_finding_an_object_already_stored_makes_it_young_again(project: Kernel) -> None:
-    digest, _ = project.objects.put_bytes(f"reusable {project.name}".encode())
-    _age(project.objects.path(digest))
+    digest, _ = project.context.objects.put_bytes(f"reusable {project.name}".encode())
+    _age(project.context.objects.path(digest))
     assert project.gc().removed == [digest]  # a candidate
-    assert project.objects.put_bytes(f"reusable {project.name}".encode())[0] == digest
+    assert project.context.objects.put_bytes(f"reusable {project.name}".encode())[0] == digest
     assert project.gc(dry_run=False).young == [digest]
-    assert project.objects.exists(digest)
+    assert project.context.objects.exists(digest)
 
 
 def test_an_artifact_registered_while_gc_runs_keeps_its_object(project: Kernel) -> None:
     """The dedupe race, made to happen: between gc's first read of the referenced digests
     and its delete phase, a writer finds the (old, unreferenced) object and registers it."""
     content = f"reused {project.name}".encode()  # unique: digests other projects reference are kept
-    digest, _ = project.objects.put_bytes(content)
-    _age(project.objects.path(digest))
+    digest, _ = project.context.objects.put_bytes(content)
+    _age(project.context.objects.path(digest))
     reads = 0
-    real = project.meta.referenced_digests
+    real = project.context.meta.referenced_digests
 
     def referenced() -> set[str]:
         nonlocal reads
@@ -83,7 +83,7 @@ def test_an_artifact_registered_while_gc_runs_keeps_its_object(project: Kernel) 
             project.log_artifact(content, kind="file", name="reuse")
         return found
 
-    project.meta.referenced_digests = referenced  # type: ignore[method-assign]
+    project.context.meta.referenced_digests = referenced  # type: ignore[method-assign]
     report = project.gc(dry_run=False, grace=0)
     assert digest not in report.removed
     project.verify()
@@ -96,12 +96,12 @@ REGISTER_LATER = textwrap.dedent(
     import mlkernel
 
     k = mlkernel.open(sys.argv[1])
-    with k.objects.writing():  # as an ingest does, from the move into the store to the commit
-        digest, size = k.objects.put_bytes(f"in flight {k.name}".encode())
+    with k.context.objects.writing():  # as an ingest does, from the move into the store to the commit
+        digest, size = k.context.objects.put_bytes(f"in flight {k.name}".encode())
         print(digest, flush=True)
         sys.stdin.readline()
-        k.meta.register_artifact(
-            "file", "flight", digest=digest, uri=k.objects.uri(digest), size=size,
+        k.context.meta.register_artifact(
+            "file", "flight", digest=digest, uri=k.context.objects.uri(digest), size=size,
             properties={"format": "bytes"}, created_by="test", execution_id=None,
         )
     k.close()
@@ -120,7 +120,7 @@ def test_gc_waits_for_a_registration_in_flight_in_another_process(project: Kerne
     )
     assert child.stdin is not None and child.stdout is not None
     digest = child.stdout.readline().strip()
-    real = project.meta.referenced_digests
+    real = project.context.meta.referenced_digests
     reads = 0
 
     def referenced() -> set[str]:
@@ -133,7 +133,7 @@ def test_gc_waits_for_a_registration_in_flight_in_another_process(project: Kerne
             child.stdin.flush()
         return found
 
-    project.meta.referenced_digests = referenced  # type: ignore[method-assign]
+    project.context.meta.referenced_digests = referenced  # type: ignore[method-assign]
     try:
         report = project.gc(dry_run=False, grace=0)
     finally:
@@ -144,45 +144,45 @@ def test_gc_waits_for_a_registration_in_flight_in_another_process(project: Kerne
 
 
 def test_gc_waits_for_another_threads_registration(project: Kernel) -> None:
-    digest, size = project.objects.put_bytes(f"thread {project.name}".encode())
-    _age(project.objects.path(digest))
+    digest, size = project.context.objects.put_bytes(f"thread {project.name}".encode())
+    _age(project.context.objects.path(digest))
     holding, go = threading.Event(), threading.Event()
 
     def register() -> None:
-        with project.objects.writing():
+        with project.context.objects.writing():
             holding.set()
             go.wait(60)
-            project.meta.register_artifact(
-                "file", "threaded", digest=digest, uri=project.objects.uri(digest), size=size,
+            project.context.meta.register_artifact(
+                "file", "threaded", digest=digest, uri=project.context.objects.uri(digest), size=size,
                 properties={}, created_by="test", execution_id=None,
             )  # fmt: skip
 
     writer = threading.Thread(target=register)
     writer.start()
     holding.wait(60)
-    real = project.meta.referenced_digests
+    real = project.context.meta.referenced_digests
 
     def referenced() -> set[str]:
         found = real()
         go.set()  # candidates listed: the other thread may commit now
         return found
 
-    project.meta.referenced_digests = referenced  # type: ignore[method-assign]
+    project.context.meta.referenced_digests = referenced  # type: ignore[method-assign]
     try:
         report = project.gc(dry_run=False, grace=0)
     finally:
         go.set()
         writer.join(60)
-    assert digest not in report.removed and project.objects.exists(digest)
+    assert digest not in report.removed and project.context.objects.exists(digest)
 
 
 def test_gc_from_inside_a_registration_is_refused(project: Kernel) -> None:
     from mlkernel.errors import UsageError
 
     # Content of its own: digests referenced by other projects in the database are kept.
-    digest, _ = project.objects.put_bytes(f"gc from inside {project.name}".encode())
-    _age(project.objects.path(digest))
-    with project.objects.writing(), pytest.raises(UsageError, match="while this thread"):
+    digest, _ = project.context.objects.put_bytes(f"gc from inside {project.name}".encode())
+    _age(project.context.objects.path(digest))
+    with project.context.objects.writing(), pytest.raises(UsageError, match="while this thread"):
         project.gc(dry_run=False)
 
 
@@ -217,7 +217,7 @@ def test_verify_checks_companion_objects(project: Kernel, tmp_path: Path) -> Non
     record = project.data.add(csv, name="p", parquet=True, progress=False).record
     companion = record.properties["objects"]["parquet"]
     assert project.verify() == []
-    path = project.objects.path(companion)
+    path = project.context.objects.path(companion)
     os.chmod(path, 0o644)
     path.unlink()
     problems = project.verify()
@@ -250,7 +250,7 @@ WORKER = textwrap.dedent(
         for i in range(count):
             # An unreferenced object, then (often) an artifact with that same content:
             # the dedupe path, where the writer finds the object gc is about to delete.
-            k.objects.put_bytes(f"junk {me} {i}".encode())
+            k.context.objects.put_bytes(f"junk {me} {i}".encode())
             if i % 2:
                 k.log_artifact(f"junk {me} {i - 1}".encode(), kind="model", name=f"m{me}")
             else:
@@ -285,8 +285,8 @@ INGESTERS, FILES, REGISTRARS, ARTIFACTS, ORPHANS = 2, 8, 2, 40, 600
 def test_gc_ingest_registration_aliases_and_reads_together(project: Kernel) -> None:
     root = project.root
     for i in range(ORPHANS):  # old garbage, so that gc has something to do
-        digest, _ = project.objects.put_bytes(f"orphan {i}".encode())
-        _age(project.objects.path(digest))
+        digest, _ = project.context.objects.put_bytes(f"orphan {i}".encode())
+        _age(project.context.objects.path(digest))
 
     def start(role: str, me: int, count: int = 0) -> subprocess.Popen[str]:
         return subprocess.Popen(
@@ -309,7 +309,9 @@ def test_gc_ingest_registration_aliases_and_reads_together(project: Kernel) -> N
 
     problems = project.verify()
     assert problems == [], [f"{r.ref}: {p}" for r, p in problems[:5]]
-    versions = [v for last in project.ls() for v in project.table.versions(last.kind, last.name)]
+    versions = [
+        v for last in project.ls() for v in project.context.table.versions(last.kind, last.name)
+    ]
     datasets = [v for v in versions if v.kind == "dataset"]
     models = [v for v in versions if v.kind == "model"]
     assert len(datasets) == INGESTERS * FILES and len(models) == REGISTRARS * ARTIFACTS
@@ -321,7 +323,7 @@ def test_gc_ingest_registration_aliases_and_reads_together(project: Kernel) -> N
 
 def test_temporary_files_of_live_writers_stay_however_old(project: Kernel) -> None:
     """A slow writer's temporary file is not a crash's leftover while its process lives."""
-    tmp = project.objects.staging
+    tmp = project.context.objects.staging
     tmp.mkdir(parents=True, exist_ok=True)
     live = tmp / f"data-{os.getpid()}-slowingest.arrow"
     dead = tmp / "obj-999999999-crashed"

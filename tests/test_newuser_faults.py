@@ -294,7 +294,7 @@ def test_a_schema_naming_a_column_the_file_lacks_is_refused_not_ignored(project:
     assert done.returncode == 2, done.stdout
     assert "'prcie'" in done.stderr and "price, city" in done.stderr, done.stderr
     with mlkernel.open(project) as k:
-        assert not k.table.versions("dataset", "t")
+        assert not k.context.table.versions("dataset", "t")
 
 
 def test_a_dataset_altered_on_disk_reads_as_damaged_not_internal_error(project: Path) -> None:

@@ -58,7 +58,7 @@ def killed_run(k: Kernel, name: str) -> int:
         assert worker.stdout is not None
         run_id = int(worker.stdout.readline())
         # alive: its record reads as running
-        assert k.meta.get_execution(run_id).state == "running"
+        assert k.context.meta.get_execution(run_id).state == "running"
         assert [r.id for r in k.runs(state="running")] == [run_id]
     finally:
         worker.send_signal(signal.SIGKILL)
@@ -69,11 +69,11 @@ def killed_run(k: Kernel, name: str) -> int:
 def test_a_killed_run_is_lost_and_can_be_cancelled_or_failed(project: Kernel) -> None:
     first = killed_run(project, "train")
     second = killed_run(project, "tune")
-    record = project.meta.get_execution(first)
+    record = project.context.meta.get_execution(first)
     assert record.state == "lost" and record.proc_start is not None
     assert {r.id for r in project.runs(state="lost")} == {first, second}
     assert project.runs(state="running") == []
-    assert project.status()["runs"] == {"lost": 2}
+    assert project.status().runs == {"lost": 2}
 
     listed = json.loads(mlk(project.root, "runs", "ls", "--json").stdout)
     assert {r["id"]: r["state"] for r in listed} == {first: "lost", second: "lost"}
@@ -90,8 +90,8 @@ def test_a_killed_run_is_lost_and_can_be_cancelled_or_failed(project: Kernel) ->
     assert cancelled.stdout.strip() == f"run {first} cancelled"
     failed = mlk(project.root, "runs", "fail", str(second), "--reason", "out of memory")
     assert failed.returncode == 0, failed.stderr
-    one = project.meta.get_execution(first)
-    two = project.meta.get_execution(second)
+    one = project.context.meta.get_execution(first)
+    two = project.context.meta.get_execution(second)
     assert (one.state, two.state) == ("cancelled", "failed")
     assert one.error is not None and "had ended" in one.error
     assert two.error is not None and two.error.endswith("out of memory")
@@ -105,7 +105,7 @@ def test_a_killed_run_is_lost_and_can_be_cancelled_or_failed(project: Kernel) ->
 
 
 def test_a_reused_pid_or_another_host_is_told_apart(project: Kernel) -> None:
-    meta = project.meta
+    meta = project.context.meta
     meta.insert_execution("mine", "run", host=project.host, pid=os.getpid(), user="u")
     reused = meta.insert_execution("reused", "run", host=project.host, pid=os.getpid(), user="u")
     with meta.write() as tx:  # this pid, but a process that started an hour earlier
@@ -124,7 +124,7 @@ def test_ending_a_live_tracked_run_from_outside_stands(project: Kernel) -> None:
         run.log_metric("loss", 1.0)
         assert project.end_run(run.id, "cancelled", "wrong data") == "cancelled"
         run.log_metric("loss", 0.5)
-    record = project.meta.get_execution(run.id)
+    record = project.context.meta.get_execution(run.id)
     assert record.state == "cancelled" and run.state == "cancelled"
     assert record.error is not None and record.error.endswith("wrong data")
     assert [v for _k, _s, v, _t in project.metrics(run.id)] == [1.0, 0.5]
@@ -136,25 +136,25 @@ def test_a_lost_pipeline_run_ends_with_its_running_steps(project: Kernel) -> Non
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
     who = {"host": project.host, "pid": int(gone.stdout), "user": "u"}
-    run_id, context = project.meta.start_pipeline("pipe", params={}, properties={}, **who)
-    done = project.meta.record_step("prep", state="completed", context_id=context, ended=True,
+    run_id, context = project.context.meta.start_pipeline("pipe", params={}, properties={}, **who)
+    done = project.context.meta.record_step("prep", state="completed", context_id=context, ended=True,
                                     **who)  # fmt: skip
-    hung = project.meta.record_step("train", state="running", context_id=context, **who)
-    assert project.meta.get_execution(run_id).state == "lost"
-    assert project.meta.get_execution(hung).state == "lost"
+    hung = project.context.meta.record_step("train", state="running", context_id=context, **who)
+    assert project.context.meta.get_execution(run_id).state == "lost"
+    assert project.context.meta.get_execution(hung).state == "lost"
     result = mlk(project.root, "runs", "cancel", str(run_id))
     assert result.returncode == 0, result.stderr
-    states = {i: project.meta.get_execution(i).state for i in (run_id, done, hung)}
+    states = {i: project.context.meta.get_execution(i).state for i in (run_id, done, hung)}
     assert states == {run_id: "cancelled", done: "completed", hung: "cancelled"}
 
 
 def test_a_pipeline_run_on_another_host_is_failed_not_cancelled(project: Kernel) -> None:
     who = {"host": "another-host", "pid": 4242, "user": "u"}
-    run_id, context = project.meta.start_pipeline("pipe", params={}, properties={}, **who)
-    step = project.meta.record_step("train", state="running", context_id=context, **who)
-    assert project.meta.get_execution(run_id).state == "running"  # cannot be judged here
+    run_id, context = project.context.meta.start_pipeline("pipe", params={}, properties={}, **who)
+    step = project.context.meta.record_step("train", state="running", context_id=context, **who)
+    assert project.context.meta.get_execution(run_id).state == "running"  # cannot be judged here
     one_line_error(mlk(project.root, "runs", "cancel", str(run_id)), 5, "mlk runs fail")
     result = mlk(project.root, "runs", "fail", str(run_id), "--reason", "machine is gone")
     assert result.returncode == 0, result.stderr
-    assert project.meta.get_execution(run_id).state == "failed"
-    assert project.meta.get_execution(step).state == "failed"
+    assert project.context.meta.get_execution(run_id).state == "failed"
+    assert project.context.meta.get_execution(step).state == "failed"

@@ -73,18 +73,18 @@ def test_any_float_reads_back_exactly(project: Kernel, values: list[float]) -> N
         run.flush()  # the first half through a flush, the rest with the run's end
         for value in values[half:]:
             run.log_metric("m", value)
-    assert project.meta.get_execution(run.id).state == "completed"
+    assert project.context.meta.get_execution(run.id).state == "completed"
     stored = project.metrics(run.id, "m")
     assert [step for _k, step, _v, _t in stored] == list(range(len(values)))
     for (_k, _s, got, _t), logged in zip(stored, values, strict=True):
         assert same_float(got, logged), (got, logged)
-    summary = project.run_info(run.id)["metrics"]["m"]
-    assert same_float(summary["last"], values[-1])
+    summary = project.run_info(run.id).metrics["m"]
+    assert same_float(summary.last, values[-1])
     finite = [v for v in values if not math.isnan(v)]
     if finite:
-        assert summary["min"] == min(finite) and summary["max"] == max(finite)
+        assert summary.min == min(finite) and summary.max == max(finite)
     else:
-        assert math.isnan(summary["min"]) and math.isnan(summary["max"])
+        assert math.isnan(summary.min) and math.isnan(summary.max)
 
 
 def mlk(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -105,14 +105,14 @@ def test_nan_metric_keeps_the_run_and_what_came_before(project: Kernel) -> None:
         run.log_metric("loss", math.nan)
         run.log_metric("acc", math.inf)
         run.log_metric("acc", -math.inf)
-    assert project.meta.get_execution(run.id).state == "completed"
+    assert project.context.meta.get_execution(run.id).state == "completed"
     values = [v for _k, _s, v, _t in project.metrics(run.id, "loss")]
     assert values[:2] == [0.5, 0.25] and math.isnan(values[2])
     info = project.run_info(run.id)
-    assert math.isnan(info["metrics"]["loss"]["last"])
-    assert (info["metrics"]["loss"]["min"], info["metrics"]["loss"]["max"]) == (0.25, 0.5)
-    assert (info["metrics"]["acc"]["min"], info["metrics"]["acc"]["max"]) == (-math.inf, math.inf)
-    assert math.isnan(info["params"]["lr"])
+    assert math.isnan(info.metrics["loss"].last)
+    assert (info.metrics["loss"].min, info.metrics["loss"].max) == (0.25, 0.5)
+    assert (info.metrics["acc"].min, info.metrics["acc"].max) == (-math.inf, math.inf)
+    assert math.isnan(info.params["lr"])
 
     shown = mlk(project.root, "runs", "show", str(run.id))
     assert shown.returncode == 0, shown.stderr
@@ -168,7 +168,7 @@ def test_bad_metric_calls_are_refused_at_the_call(project: Kernel, call: dict[st
                 {"ok": 1.0, args["key"]: args["value"]}, args["step"], args["timestamp"]
             )
         run.log_metric("m", 2.0)
-    assert project.meta.get_execution(run.id).state == "completed"
+    assert project.context.meta.get_execution(run.id).state == "completed"
     assert [(k, s, v) for k, s, v, _t in project.metrics(run.id)] == [("m", 0, 1.0), ("m", 1, 2.0)]
 
 
@@ -197,7 +197,7 @@ def test_numbers_of_other_types_are_stored(project: Kernel) -> None:
         run.log_metric("m", 1.0, step=2**63 - 1)
         with pytest.raises(UsageError, match="64-bit range"):
             run.log_metric("m", 2.0)  # the next step would not fit
-    assert project.meta.get_execution(run.id).state == "completed"
+    assert project.context.meta.get_execution(run.id).state == "completed"
 
 
 def test_parameters_of_any_kind_are_stored_or_refused_at_the_call(project: Kernel) -> None:
@@ -228,8 +228,8 @@ def test_parameters_of_any_kind_are_stored_or_refused_at_the_call(project: Kerne
         with pytest.raises(UsageError):
             run.log_param("bad\ud800", 1)
         run.log_param("after", 1)
-    assert project.meta.get_execution(run.id).state == "completed"
-    params = project.run_info(run.id)["params"]
+    assert project.context.meta.get_execution(run.id).state == "completed"
+    params = project.run_info(run.id).params
     assert params["np_int"] == 5 and isinstance(params["np_int"], int)
     assert params["np_float"] == 0.5
     assert params["array"] == [0, 1, 2]
@@ -255,7 +255,7 @@ def test_an_error_text_the_database_refuses_still_ends_the_run(project: Kernel) 
     with pytest.raises(RuntimeError), project.start_run("train") as run:
         run.log_metric("loss", 1.0)
         raise RuntimeError("bad byte \x00 in " + b"caf\xe9".decode("utf-8", "surrogateescape"))
-    record = project.meta.get_execution(run.id)
+    record = project.context.meta.get_execution(run.id)
     assert record.state == "failed"
     assert record.error is not None and record.error.startswith("RuntimeError: bad byte")
     assert len(project.metrics(run.id)) == 1
@@ -265,7 +265,7 @@ def test_an_error_text_the_database_refuses_still_ends_the_run(project: Kernel) 
 def broken_database(k: Kernel) -> Iterator[None]:
     """Every write fails while the block runs, as on a full disk or a server that turned
     read-only: the writer connection itself is made read-only, so the driver raises."""
-    db: Any = k.meta.db
+    db: Any = k.context.meta.db
     if db.is_sqlite:
         db._writer.execute("PRAGMA query_only = ON")
     else:
@@ -285,20 +285,21 @@ def broken_database(k: Kernel) -> Iterator[None]:
 
 
 def test_a_failed_flush_keeps_its_rows_for_the_next(project: Kernel) -> None:
-    project.config = dataclasses.replace(project.config, tracking=TrackingConfig(flush_rows=3))
-    with project.start_run("train") as run:
-        with broken_database(project):
-            with pytest.raises(StorageError):
-                run.log_metric("a", 1.0)
-                run.flush()  # an explicit flush says that it failed
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                for i in range(5):  # automatic flushes fail quietly, once warned
-                    run.log_metric("b", float(i))
-            assert [str(w.message) for w in caught if "could not be written" in str(w.message)]
-        run.log_metric("c", math.nan)
-    assert project.meta.get_execution(run.id).state == "completed"
-    keys = [(k, s) for k, s, _v, _t in project.metrics(run.id)]
+    config = dataclasses.replace(project.config, tracking=TrackingConfig(flush_rows=3))
+    with Kernel(config) as k:
+        with k.start_run("train") as run:
+            with broken_database(k):
+                with pytest.raises(StorageError):
+                    run.log_metric("a", 1.0)
+                    run.flush()  # an explicit flush says that it failed
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    for i in range(5):  # automatic flushes fail quietly, once warned
+                        run.log_metric("b", float(i))
+                assert [str(w.message) for w in caught if "could not be written" in str(w.message)]
+            run.log_metric("c", math.nan)
+        assert k.context.meta.get_execution(run.id).state == "completed"
+        keys = [(key, s) for key, s, _v, _t in k.metrics(run.id)]
     assert keys == [("a", 0), *(("b", i) for i in range(5)), ("c", 0)]
 
 
@@ -314,11 +315,11 @@ def test_an_end_that_cannot_be_written_is_reported_and_recoverable(project: Kern
     assert "\n" not in message and f"mlk runs fail {run.id}" in message
     spilled = unsaved_path(project.config.state_dir, run.id)
     assert spilled.exists()
-    assert project.meta.get_execution(run.id).state == "running"  # its process lives
+    assert project.context.meta.get_execution(run.id).state == "running"  # its process lives
     assert [k for k, *_ in project.metrics(run.id)] == ["early"]
     # the database works again: ending the run from outside writes the saved metrics in
     assert project.end_run(run.id, "failed", "disk was full") == "failed"
-    record = project.meta.get_execution(run.id)
+    record = project.context.meta.get_execution(run.id)
     assert record.state == "failed" and record.error is not None
     assert record.error.endswith("disk was full")
     got = [(k, s, v) for k, s, v, _t in project.metrics(run.id)]
@@ -339,7 +340,7 @@ def test_an_end_can_be_retried_by_the_run_itself(project: Kernel) -> None:
         run.end()
     assert run.state == "running"
     run.end()
-    assert project.meta.get_execution(run.id).state == "completed"
+    assert project.context.meta.get_execution(run.id).state == "completed"
     assert [v for _k, _s, v, _t in project.metrics(run.id)] == [3.0]
     assert not unsaved_path(project.config.state_dir, run.id).exists()
 
@@ -359,7 +360,7 @@ def test_a_dropped_postgres_connection_loses_nothing(tmp_path: Path, pg_url: str
         run.log_metric("loss", 0.5)
         run.flush()
         run.log_metric("loss", math.nan)
-        writer: Any = k.meta.db
+        writer: Any = k.context.meta.db
         admin = psycopg2.connect(pg_url)
         admin.autocommit = True
         with admin.cursor() as cur:
@@ -369,7 +370,7 @@ def test_a_dropped_postgres_connection_loses_nothing(tmp_path: Path, pg_url: str
             run.flush()
         run.log_metric("loss", 0.25)
         run.end()
-        assert k.meta.get_execution(run.id).state == "completed"
+        assert k.context.meta.get_execution(run.id).state == "completed"
         values = [v for _k, _s, v, _t in k.metrics(run.id)]
         assert values[0] == 0.5 and math.isnan(values[1]) and values[2:] == [0.25]
     finally:
@@ -384,4 +385,4 @@ def test_an_ended_run_refuses_what_it_could_not_keep(project: Kernel) -> None:
     with pytest.raises(UsageError, match=f"run {run.id} has ended"):
         run.log_metric("m", 2.0)  # once silently buffered and never written
     assert [v for _k, _s, v, _t in project.metrics(run.id)] == [1.0]
-    assert project.meta.get_execution(run.id).state == "completed"
+    assert project.context.meta.get_execution(run.id).state == "completed"

@@ -19,14 +19,14 @@ def test_run_records_params_metrics_and_outputs(project: Kernel) -> None:
         run.log_metrics({"acc": 0.5, "f1": 0.25}, step=7)
         model = run.log_artifact({"weights": [1, 2, 3]}, kind="model", name="churn")
     info = project.run_info(run.id)
-    assert info["state"] == "completed"
-    assert info["params"] == {"lr": 0.1, "layers": [3, 4]}
-    assert info["metrics"]["loss"]["steps"] == 25
-    assert info["metrics"]["loss"]["last"] == pytest.approx(1 / 25)
-    assert info["metrics"]["acc"]["last"] == 0.5
-    assert info["outputs"] == ["model:churn@1"]
-    assert info["environment"].startswith("env:python@")
-    assert info["resources"]["metrics"] == 27
+    assert info.record.state == "completed"
+    assert info.params == {"lr": 0.1, "layers": [3, 4]}
+    assert info.metrics["loss"].steps == 25
+    assert info.metrics["loss"].last == pytest.approx(1 / 25)
+    assert info.metrics["acc"].last == 0.5
+    assert info.outputs == ["model:churn@1"]
+    assert info.environment is not None and info.environment.startswith("env:python@")
+    assert info.record.resources["metrics"] == 27
     steps = [step for _key, step, _v, _ts in project.metrics(run.id, "loss")]
     assert steps == list(range(25))
     assert project.load(model.ref) == {"weights": [1, 2, 3]}
@@ -41,15 +41,15 @@ def test_failed_run_keeps_metrics_and_error(project: Kernel) -> None:
         raise RuntimeError("diverged")
     assert run_id is not None
     info = project.run_info(run_id)
-    assert info["state"] == "failed"
-    assert info["error"].startswith("RuntimeError: diverged")
-    assert info["metrics"]["loss"]["steps"] == 10
+    assert info.record.state == "failed"
+    assert (info.record.error or "").startswith("RuntimeError: diverged")
+    assert info.metrics["loss"].steps == 10
 
 
 def test_interrupted_run_is_cancelled(project: Kernel) -> None:
     with pytest.raises(KeyboardInterrupt), project.start_run("train") as run:
         raise KeyboardInterrupt
-    assert project.run_info(run.id)["state"] == "cancelled"
+    assert project.run_info(run.id).record.state == "cancelled"
 
 
 def test_metrics_flush_in_batches_before_the_run_ends(project: Kernel) -> None:
@@ -110,8 +110,8 @@ def test_aliases_move_and_roll_back(project: Kernel) -> None:
     assert project.resolve("model:churn@production").version == 3
     record, before = project.alias_rollback("model:churn", "production")
     assert (record.version, before) == (1, 3)
-    history = project.show("churn")["alias_history"]
-    assert [(h["from"], h["to"]) for h in history] == [(None, 1), (1, 3), (3, 1)]
+    history = project.show("churn").alias_history
+    assert [(h.from_version, h.to_version) for h in history] == [(None, 1), (1, 3), (3, 1)]
     assert project.alias_rm("model:churn", "production") == 1
     with pytest.raises(NotFoundError, match="has no alias 'production'"):
         project.resolve("churn@production")
@@ -167,9 +167,9 @@ def test_git_commit_and_dirty_flag(tmp_path: Path) -> None:
             pass
     # git answers may land after a short run ends; closing the kernel waits for them
     with mlkernel.open(root) as k:
-        assert k.meta.get_execution(clean.id).git_commit == head.strip()
-        assert k.meta.get_execution(clean.id).git_dirty is False
-        assert k.meta.get_execution(dirty.id).git_dirty is True
+        assert k.context.meta.get_execution(clean.id).git_commit == head.strip()
+        assert k.context.meta.get_execution(clean.id).git_dirty is False
+        assert k.context.meta.get_execution(dirty.id).git_dirty is True
 
 
 def test_lineage_closure_in_both_directions(project: Kernel) -> None:
@@ -201,23 +201,23 @@ def test_lineage_closure_in_both_directions(project: Kernel) -> None:
 
 def test_gc_removes_only_unreferenced_objects(project: Kernel) -> None:
     kept = project.log_artifact(b"kept", kind="file", name="kept")
-    orphan_digest, _ = project.objects.put_bytes(b"orphan")
+    orphan_digest, _ = project.context.objects.put_bytes(b"orphan")
     old = time.time() - 3600  # older than the grace period that protects young objects
-    os.utime(project.objects.path(orphan_digest), (old, old))
+    os.utime(project.context.objects.path(orphan_digest), (old, old))
     dry = project.gc()
     assert dry.dry_run and orphan_digest in dry.removed and kept.digest not in dry.removed
-    assert project.objects.exists(orphan_digest)
+    assert project.context.objects.exists(orphan_digest)
     done = project.gc(dry_run=False)
     assert orphan_digest in done.removed
-    assert not project.objects.exists(orphan_digest)
-    assert project.objects.exists(kept.digest)
+    assert not project.context.objects.exists(orphan_digest)
+    assert project.context.objects.exists(kept.digest)
 
 
 def test_gc_keeps_companion_objects(project: Kernel) -> None:
-    companion, _ = project.objects.put_bytes(b"parquet copy")
+    companion, _ = project.context.objects.put_bytes(b"parquet copy")
     project.log_artifact(b"main", kind="file", name="d", properties={"objects": {"pq": companion}})
     assert companion not in project.gc(dry_run=False, grace=0).removed
-    assert project.objects.exists(companion)
+    assert project.context.objects.exists(companion)
 
 
 def test_status_summarises(project: Kernel) -> None:
@@ -226,11 +226,12 @@ def test_status_summarises(project: Kernel) -> None:
         run.log_artifact({"w": 1}, kind="model", name="churn")
     project.alias_set("model:churn@1", "production")
     status = project.status()
-    assert status["artifacts"]["model"]["versions"] == 1
-    assert status["runs"] == {"completed": 1}
-    assert status["metrics"] == 1
-    assert status["aliases"] == [{"ref": "model:churn@1", "alias": "production"}]
-    assert status["storage"]["objects"] >= 2
+    assert status.artifacts["model"].versions == 1
+    assert status.runs == {"completed": 1}
+    assert status.metrics == 1
+    assert status.aliases == [("production", "model:churn@1")]
+    assert status.objects >= 2
+    assert status.to_dict()["aliases"] == [{"ref": "model:churn@1", "alias": "production"}]
 
 
 def test_init_refuses_existing_project(project: Kernel) -> None:

@@ -25,7 +25,11 @@ def _nothing_left(k: Kernel) -> None:
     assert k.data.ls() == []
     collectable = k.gc(dry_run=True)
     assert collectable.removed == [] and collectable.young == []  # young: within the grace
-    assert not list(k.objects.staging.glob("data-*")) if k.objects.staging.exists() else True
+    assert (
+        not list(k.context.objects.staging.glob("data-*"))
+        if k.context.objects.staging.exists()
+        else True
+    )
 
 
 def test_wrong_field_count_fails_with_the_line_number(project: Kernel, write: Write) -> None:

@@ -93,5 +93,5 @@ def test_sigkill_mid_ingest_leaves_nothing(
     # The next ingest sweeps the dead process's temporary files and succeeds.
     with mlkernel.open(root) as k:
         assert k.data.add(data, name="big", progress=False).ref == "dataset:big@1"
-        assert not list(k.objects.staging.glob("data-*"))
+        assert not list(k.context.objects.staging.glob("data-*"))
         assert k.gc(dry_run=True).removed == []

@@ -40,7 +40,7 @@ def test_csv_is_ingested_with_inferred_types(
     # One object, the Arrow file, hashed while it was written: its digest is its content's.
     assert props["objects"] == {"ipc": result.record.digest}
     assert props["bytes"] == props["ipc_bytes"] == result.record.size
-    project.objects.verify(result.record.digest)
+    project.context.objects.verify(result.record.digest)
     assert [r.ref for r in project.ls()] == ["dataset:sales@1"]
 
 
@@ -60,14 +60,14 @@ def test_parquet_is_stored_when_asked_and_otherwise_made_on_first_need(
     eager = project.data.add(write("b.csv", sample(40)), parquet=True, progress=False)
     props = eager.record.properties
     stored = props["objects"]["parquet"]
-    assert project.data.parquet_path(eager.ref) == project.objects.path(stored)
+    assert project.data.parquet_path(eager.ref) == project.context.objects.path(stored)
     assert props["bytes"] == props["ipc_bytes"] + props["parquet_bytes"]
-    assert pq.read_table(project.objects.path(stored)).num_rows == 40
+    assert pq.read_table(project.context.objects.path(stored)).num_rows == 40
     # The copy is listed in the version's properties, not registered as an artifact of its
     # own, and gc keeps it.
     assert [r.ref for r in project.ls()] == ["dataset:a@1", "dataset:b@1"]
     assert project.gc(dry_run=False).removed == []
-    project.objects.verify(stored)
+    project.context.objects.verify(stored)
 
 
 def test_identical_content_makes_no_new_version(

@@ -48,7 +48,7 @@ def test_tables_are_ingested_with_the_run_as_producer(project: Kernel, flavour: 
     with project.start_run("prepare") as run:
         record = run.log_artifact(make[flavour](), kind="dataset", name="prepared")
     assert record.execution_id == run.id
-    assert (record.id, "out") in project.meta.events(run.id)
+    assert (record.id, "out") in project.context.meta.events(run.id)
     assert project.data.open("prepared").column("x").to_pylist() == [1.5, 2.5, 3.5]
     assert project.data.open("prepared").equals(project.data.open("direct"))
     assert project.data.show("prepared")["produced_by_run"] == "prepare"
@@ -80,12 +80,12 @@ def root(sqlite_project: Kernel, tmp_path: Path) -> Path:
     k = sqlite_project
     k.data.add(_csv(tmp_path), name="train", progress=False)
     k.log_artifact({"w": 1}, kind="model", name="churn")
-    digest, size = k.objects.put_bytes(b"a,b\n1,2\n")
-    k.meta.register_artifact(
+    digest, size = k.context.objects.put_bytes(b"a,b\n1,2\n")
+    k.context.meta.register_artifact(
         "dataset",
         "legacy",
         digest=digest,
-        uri=k.objects.uri(digest),
+        uri=k.context.objects.uri(digest),
         size=size,
         properties={"format": "file", "source": "legacy.csv"},
         created_by="test",
@@ -144,7 +144,7 @@ def test_a_pipeline_step_handle_refuses_a_plain_object_dataset(root: Path) -> No
 
     with mlkernel.open(root) as k:
         legacy, train = k.resolve("dataset:legacy"), k.resolve("dataset:train")
-        objects = k.objects.root
+        objects = k.context.objects.root
     with pytest.raises(UsageError, match="not ingested"):
         Artifact(legacy.to_dict(), objects).open()
     assert Artifact(train.to_dict(), objects).open().num_rows == 3

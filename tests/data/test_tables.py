@@ -32,8 +32,8 @@ def test_ingest_records_what_describe_gives(
     k = sqlite_project
     first = k.data.add(write("a.csv", sample(30)), name="a", progress=False, parquet=True)
     props = first.record.properties
-    ipc = k.objects.path(props["objects"]["ipc"])
-    parquet = k.objects.path(props["objects"]["parquet"])
+    ipc = k.context.objects.path(props["objects"]["ipc"])
+    parquet = k.context.objects.path(props["objects"]["parquet"])
     table = layout.map_table(ipc)
     # What was recorded, against facts found apart from data.tables: the files, the table.
     assert props["objects"]["ipc"] == first.record.digest

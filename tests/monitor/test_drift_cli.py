@@ -56,8 +56,8 @@ def test_drift_lists_added_and_removed_columns_and_new_missing_values(
     # the JSON report stored for the page lists the same changes, word for word
     doc = json.loads(mlk(root, "data", "drift", "t@1", "t@2", "--json").stdout)
     with mlkernel.open(root) as k:
-        stored = json.loads(k.objects.read_bytes(k.resolve(doc["report_json"]).digest))
-        page = k.objects.read_bytes(k.resolve(doc["report"]).digest).decode()
+        stored = json.loads(k.context.objects.read_bytes(k.resolve(doc["report_json"]).digest))
+        page = k.context.objects.read_bytes(k.resolve(doc["report"]).digest).decode()
     texts = [c["text"] for c in stored["changes"]]
     assert [c["text"] for c in doc["changes"]] == texts  # --json says the same
     assert len(texts) == 3

@@ -98,8 +98,8 @@ def test_reports_of_x_and_x_json_do_not_mix_and_triggers_tell_them_apart(
         assert report.result.dataset_drift
         assert k.pipelines.run_pending() == []
         k.monitor.report("dataset:x.json@1", "dataset:x.json@2")
-        for record in k.table.latest("report"):
-            versions = k.table.versions("report", record.name)
+        for record in k.context.table.latest("report"):
+            versions = k.context.table.versions("report", record.name)
             # one report artifact name: one dataset, one format
             assert len({(v.properties["dataset"], v.properties["format"]) for v in versions}) == 1
         # now x.json drifts: the trigger fires, naming it

@@ -75,7 +75,7 @@ def test_drift_report_shows_dates(root: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     with mlkernel.open(root) as k:  # the report's JSON document, which the page is made from
-        stored = json.loads(k.objects.read_bytes(k.resolve(doc["report_json"]).digest))
+        stored = json.loads(k.context.objects.read_bytes(k.resolve(doc["report_json"]).digest))
     side = next(c for c in stored["columns"] if c["column"] == "date")["reference"]
     assert side["mean"] == pytest.approx(15353.5)  # the number stays for programs
     assert side["readable"]["mean"] == "2012-01-15"  # 14.5 days after the 1st, rounded

@@ -55,7 +55,7 @@ def test_report_artifacts_have_lineage_to_both_versions(
     out = tmp_path / "report.html"
     report = k.monitor.report("train@1", "train@2", html=out)
     assert out.read_text().startswith("<!DOCTYPE html>")
-    assert k.objects.read_bytes(report.html.digest) == out.read_bytes()
+    assert k.context.objects.read_bytes(report.html.digest) == out.read_bytes()
     up = k.lineage(report.html.ref, "up", depth=1)
     parents = {up.artifacts[e.parent_id].ref for e in up.edges}
     assert {"dataset:train@1", "dataset:train@2"} <= parents

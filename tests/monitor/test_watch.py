@@ -119,7 +119,7 @@ def test_summary_lists_changes(k: Kernel) -> None:
     record = watcher.write_summary(since=0)
     import json
 
-    doc = json.loads(k.objects.read_bytes(record.digest))
+    doc = json.loads(k.context.objects.read_bytes(record.digest))
     assert doc["files"] == 2 and doc["new_versions"] == 2
     assert doc["changes"][1]["reports"][0]["report"].startswith("report:drift-train@")
 

@@ -24,7 +24,7 @@ def watch_once(root: Path) -> subprocess.CompletedProcess[str]:
 
 
 def versions(k: Kernel) -> list[int]:
-    return [v.version for v in k.table.versions("dataset", "train")]
+    return [v.version for v in k.context.table.versions("dataset", "train")]
 
 
 def _watch(k: Kernel, baseline: str) -> None:
@@ -48,7 +48,7 @@ def test_a_baseline_of_a_dataset_that_does_not_exist_is_a_config_error(project: 
         assert "watch[0] baseline 'dataset:nope@1' does not exist" in lines[0]
         assert "Traceback" not in result.stderr
         assert versions(k) == []
-        assert k.meta.watched_files() == {}
+        assert k.context.meta.watched_files() == {}
 
 
 def test_a_baseline_that_is_not_a_dataset_is_a_config_error(project: Kernel) -> None:
@@ -74,14 +74,14 @@ def test_a_baseline_still_to_come_is_left_out_once_with_a_note(project: Kernel) 
     )
     assert first.stdout.count(note) == 2, first.stdout  # one per new version
     assert "analysis failed" not in first.stdout
-    reports = len(k.table.versions("report", "drift-train"))
+    reports = len(k.context.table.versions("report", "drift-train"))
     assert reports == 1  # train@2 against train@1
 
     second = watch_once(k.root)  # nothing new: nothing redone, nothing printed again
     assert second.returncode == 0, second.stderr
     assert second.stdout.splitlines() == ["watching incoming/*.csv → dataset train"]
-    assert len(k.table.versions("report", "drift-train")) == reports
-    assert k.meta.unanalysed_watched_files() == []
+    assert len(k.context.table.versions("report", "drift-train")) == reports
+    assert k.context.meta.unanalysed_watched_files() == []
 
     write_batch(k.root / "incoming" / "c.csv", 0.0, 3)  # version 3, the baseline itself
     write_batch(k.root / "incoming" / "d.csv", 0.0, 4)

@@ -176,7 +176,7 @@ def test_a_bad_file_is_recorded_and_the_watcher_goes_on(k: Kernel, spec: WatchSp
     for name in ("a-broken.csv.gz", "b-empty.csv", "e-deep.json"):
         error = by_name[name].error
         assert error and "\n" not in error and by_name[name].version is None
-    rows = k.meta.watched_files()
+    rows = k.context.meta.watched_files()
     assert rows["incoming/a-broken.csv.gz"].state == "failed"
     assert rows["incoming/a-broken.csv.gz"].error == by_name["a-broken.csv.gz"].error
     assert rows["incoming/d-good.csv"].state == "ingested"
@@ -185,7 +185,7 @@ def test_a_bad_file_is_recorded_and_the_watcher_goes_on(k: Kernel, spec: WatchSp
     (incoming / "a-broken.csv.gz").write_bytes(gzip.compress(("a,b\n" + REST).encode()))
     (again,) = settle(Watcher(k, [spec]), time.monotonic() + 200)
     assert again.version == "dataset:train@2" and again.error is None
-    assert k.meta.watched_files()["incoming/a-broken.csv.gz"].state == "ingested"
+    assert k.context.meta.watched_files()["incoming/a-broken.csv.gz"].state == "ingested"
 
 
 def test_a_bad_file_is_quarantined_when_configured(k: Kernel) -> None:
@@ -264,4 +264,4 @@ def test_a_file_removed_before_it_is_read_is_no_failure(
     assert [(e.path.name, e.version, e.error) for e in events] == [
         ("kept.csv", "dataset:train@1", None)
     ]
-    assert "incoming/gone.csv" not in k.meta.watched_files()
+    assert "incoming/gone.csv" not in k.context.meta.watched_files()

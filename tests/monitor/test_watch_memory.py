@@ -30,7 +30,7 @@ def watch_once(root: Path) -> subprocess.CompletedProcess[str]:
 
 
 def versions(k: Kernel, kind: str = "dataset", name: str = "train") -> list[int]:
-    return [v.version for v in k.table.versions(kind, name)]
+    return [v.version for v in k.context.table.versions(kind, name)]
 
 
 def test_a_restarted_watcher_does_only_what_is_new(project: Kernel) -> None:
@@ -44,16 +44,16 @@ def test_a_restarted_watcher_does_only_what_is_new(project: Kernel) -> None:
     first = watch_once(k.root)
     assert first.returncode == 0, first.stderr
     assert versions(k) == [1, 2]
-    reports = len(k.table.versions("report", "drift-train"))
+    reports = len(k.context.table.versions("report", "drift-train"))
     assert reports == 1
 
     second = watch_once(k.root)  # a restart: both files are known, nothing happens
     assert second.returncode == 0, second.stderr
     assert second.stdout.splitlines() == ["watching incoming/*.csv → dataset train"]
     assert versions(k) == [1, 2]
-    assert len(k.table.versions("report", "drift-train")) == reports
+    assert len(k.context.table.versions("report", "drift-train")) == reports
 
-    rows = k.meta.watched_files()
+    rows = k.context.meta.watched_files()
     assert sorted(rows) == ["incoming/a.csv", "incoming/b.csv"]
     a = rows["incoming/a.csv"]
     assert (a.state, a.dataset, a.size) == (
@@ -72,8 +72,11 @@ def test_a_restarted_watcher_does_only_what_is_new(project: Kernel) -> None:
     third = watch_once(k.root)
     assert third.returncode == 0, third.stderr
     assert versions(k) == [1, 2, 3]
-    assert k.meta.watched_files()["incoming/b.csv"].artifact_id == k.resolve("dataset:train@3").id
-    assert k.meta.watched_files()["incoming/a.csv"].mtime == (
+    assert (
+        k.context.meta.watched_files()["incoming/b.csv"].artifact_id
+        == k.resolve("dataset:train@3").id
+    )
+    assert k.context.meta.watched_files()["incoming/a.csv"].mtime == (
         (incoming / "a.csv").stat().st_mtime_ns / 1e9
     )
 
@@ -92,7 +95,7 @@ def test_a_new_watcher_object_reads_the_memory(project: Kernel) -> None:
     (k.root / "incoming" / "copy.csv").write_bytes((k.root / "incoming" / "a.csv").read_bytes())
     (event,) = again.scan(clock + 4) + again.scan(clock + 5)
     assert (event.created, event.version) == (False, "dataset:train@1")
-    assert k.meta.watched_files()["incoming/copy.csv"].state == "unchanged"
+    assert k.context.meta.watched_files()["incoming/copy.csv"].state == "unchanged"
     assert Watcher(k, [spec]).scan(clock + 6) + Watcher(k, [spec]).scan(clock + 7) == []
 
 
@@ -121,7 +124,7 @@ def test_analyses_left_undone_are_resumed_after_a_restart(project: Kernel) -> No
 
 
 def test_one_row_per_path_replaced_in_place(project: Kernel) -> None:
-    meta = project.meta
+    meta = project.context.meta
     first = meta.record_watched_file(
         "in/a.csv", size=3, mtime=1.5, digest="d1", dataset="t", state="failed", error="bad"
     )

@@ -64,10 +64,10 @@ def test_unchanged_steps_are_reused_and_recorded(pipe_project: Kernel) -> None:
     assert k.load(final.ref) == {"value": 40}
     assert final.version == 1  # reused, not stored again
     cached = k.run_info(again.steps["c"].execution_id or 0)
-    assert cached["state"] == "cached"
-    assert cached["outputs"] == ["model:final@1"]
-    assert cached["inputs"] == [again.steps["b"].output]
-    assert cached["params"] == {"scale": 2}
+    assert cached.record.state == "cached"
+    assert cached.outputs == ["model:final@1"]
+    assert cached.inputs == [again.steps["b"].output]
+    assert cached.params == {"scale": 2}
 
 
 def test_a_parameter_change_reruns_that_step_only(pipe_project: Kernel) -> None:
@@ -114,11 +114,11 @@ def test_a_missing_object_is_a_cache_miss(pipe_project: Kernel, tmp_path: Path) 
     k = pipe_project
     _states(k)
     digest = k.resolve("model:final").digest
-    path = k.objects.path(digest)
+    path = k.context.objects.path(digest)
     path.chmod(0o644)
     path.unlink()
     assert _states(k)["c"] == "ran"
-    assert k.objects.exists(digest)
+    assert k.context.objects.exists(digest)
 
 
 NAMED_TWICE = """

@@ -146,7 +146,9 @@ def test_inline_and_process_store_the_same_dataset(k: Kernel, write: Writer) -> 
     assert [v.version for v in k.data.versions("train")] == [1]
     inline_digest = k.data.resolve("train").digest
     # written again by the inline executor, the object's bytes are the same
-    assert k.data.ipc_path("train").read_bytes() == k.objects.path(inline_digest).read_bytes()
+    assert (
+        k.data.ipc_path("train").read_bytes() == k.context.objects.path(inline_digest).read_bytes()
+    )
 
 
 SAME = """
@@ -299,7 +301,7 @@ def test_a_value_that_is_no_table_fails_the_step_in_one_line(
     assert "\n" not in message
     assert message == error.replace("{root}", str(k.root.resolve()))
     assert result.error == f"step wrong failed: {message}"
-    assert k.table.versions("dataset", "bad") == []
+    assert k.context.table.versions("dataset", "bad") == []
     assert message in dict(k.pipelines.logs(result.id))["wrong"]
 
 

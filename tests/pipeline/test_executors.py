@@ -79,9 +79,9 @@ def test_a_workers_output_is_found_by_the_projects_object_store(k: Kernel) -> No
     """The worker opens the store from the location in its task spec and writes there."""
     from mlkernel.pipeline.task import encode_output
 
-    output, _ = encode_output(b"payload", k.objects.location, step="s")
+    output, _ = encode_output(b"payload", k.context.objects.location, step="s")
     assert output is not None
-    assert k.objects.read_bytes(output["digest"], verify=True) == b"payload"
-    assert output["size"] == k.objects.size(output["digest"]) == len(b"payload")
-    path = k.objects.local_path_for_reading(output["digest"])
+    assert k.context.objects.read_bytes(output["digest"], verify=True) == b"payload"
+    assert output["size"] == k.context.objects.size(output["digest"]) == len(b"payload")
+    path = k.context.objects.local_path_for_reading(output["digest"])
     assert not path.stat().st_mode & 0o222  # read-only, as the store makes it

@@ -94,9 +94,9 @@ def test_tuning_records_trials_and_passes_the_best_on(
     losses = []
     for trial in trials:
         info = k.run_info(trial["id"])
-        assert set(info["params"]) == {"lr"}
-        assert info["inputs"] == ["step:prepare@1"]
-        losses.append(info["metrics"]["loss"]["last"])
+        assert set(info.params) == {"lr"}
+        assert info.inputs == ["step:prepare@1"]
+        losses.append(info.metrics["loss"].last)
     model = k.load("model:churn")
     assert abs(model["lr"] - 0.3) == min(losses)  # the best trial's output went on
     tune = result.steps["train.tune"]
@@ -122,8 +122,8 @@ def test_ray_tune_on_the_ray_executor(k: Kernel, write: Writer, tmp_path: Path) 
     assert result.state == "completed", result.error
     trials = [s for s in k.pipelines.steps(result.id) if ".trial-" in s["name"]]
     assert len(trials) == 6
-    losses = [k.run_info(t["id"])["metrics"]["loss"]["last"] for t in trials]
-    assert all(0.01 <= k.run_info(t["id"])["params"]["lr"] <= 1.0 for t in trials)
+    losses = [k.run_info(t["id"]).metrics["loss"].last for t in trials]
+    assert all(0.01 <= k.run_info(t["id"]).params["lr"] <= 1.0 for t in trials)
     assert abs(k.load("model:churn")["lr"] - 0.3) == min(losses)
 
 

@@ -102,7 +102,7 @@ def test_a_failure_skips_downstream_and_resume_continues(flaky: Kernel) -> None:
     assert failed.error == (
         "step fragile failed: ValueError: the flag file says no (at flaky.py:15)"
     )
-    record = k.meta.get_execution(failed.id)
+    record = k.context.meta.get_execution(failed.id)
     assert (record.state, record.error) == ("failed", failed.error)
     logs = dict(k.pipelines.logs(failed.id))
     assert "about to fail" in logs["fragile"]
@@ -421,7 +421,7 @@ def test_an_echo_that_fails_does_not_stop_the_run(k: Kernel, write: Writer) -> N
     result = k.pipelines.run("pipes/chatty.py:pipe", executor="inline", ml_mode=False, echo=echo)
     assert result.state == "completed", result.error
     assert len(seen) == 1  # dropped after its first failure
-    assert k.meta.get_execution(result.id).state == "completed"
+    assert k.context.meta.get_execution(result.id).state == "completed"
 
 
 def test_a_second_ctrl_c_does_not_cut_the_cleanup_short(

@@ -11,6 +11,7 @@ from mlkernel.refs import KINDS
 if TYPE_CHECKING:
     from rich.tree import Tree
 
+    from mlkernel.artifacts.catalog import AliasChange
     from mlkernel.meta.records import Lineage
 
 
@@ -126,42 +127,41 @@ def _show(args: argparse.Namespace) -> int:
     with open_kernel(args) as k:
         info = k.show(args.ref)
     if args.json:
-        return emit_json(info)
+        return emit_json(info.to_dict())
+    record = info.record
     out = console()
-    out.print(f"[bold]{info['ref']}[/]")
+    out.print(f"[bold]{record.ref}[/]")
     rows: list[tuple[str, Any]] = [
-        ("digest", f"blake3:{info['digest']}"),
-        ("size", human_bytes(info["size"])),
-        ("created", f"{human_time(info['created_at'])} by {info['created_by']}"),
-        ("versions", ", ".join(map(str, info["versions"]))),
-        ("aliases", ", ".join(f"{a}→{v}" for a, v in info["aliases"].items()) or "-"),
+        ("digest", f"blake3:{record.digest}"),
+        ("size", human_bytes(record.size)),
+        ("created", f"{human_time(record.created_at)} by {record.created_by}"),
+        ("versions", ", ".join(map(str, info.versions))),
+        ("aliases", ", ".join(f"{a}→{v}" for a, v in info.aliases.items()) or "-"),
     ]
-    producer = info.get("produced_by")
-    if producer:
-        rows.append(("produced by", f"{producer['type']} {producer['name']} #{producer['id']}"))
-        if producer.get("git_commit"):
-            dirty = " (dirty)" if producer.get("git_dirty") else ""
-            rows.append(("code", f"git {producer['git_commit'][:12]}{dirty}"))
-    for key, value in info["properties"].items():
+    producer = info.produced_by
+    if producer is not None:
+        rows.append(("produced by", f"{producer.type} {producer.name} #{producer.id}"))
+        if producer.git_commit:
+            dirty = " (dirty)" if producer.git_dirty else ""
+            rows.append(("code", f"git {producer.git_commit[:12]}{dirty}"))
+    for key, value in record.properties.items():
         rows.append((key, value))
     for key, value in rows:
         out.print(f"  {key:<12} {esc(value)}")
-    history = info.get("alias_history") or []
-    if history:
+    if info.alias_history:
         out.print("  alias history (oldest first)")
-        for move in history:
+        for move in info.alias_history:
             out.print(f"    {alias_move(move)}", markup=False)
     return 0
 
 
-def alias_move(move: dict[str, Any]) -> str:
+def alias_move(move: AliasChange) -> str:
     """One alias move in words: ``2026-12-04 16:35:10  production  1 -> 2  by ana``."""
     from mlkernel.cli.render import human_time
 
-    at = human_time(move["at"]) if isinstance(move.get("at"), int | float) else str(move.get("at"))
-    was = "-" if move.get("from") is None else move["from"]
-    now = "(removed)" if move.get("to") is None else move["to"]
-    return f"{at}  {move['alias']}  {was} -> {now}  by {move.get('by') or '?'}"
+    was = "-" if move.from_version is None else move.from_version
+    now = "(removed)" if move.to_version is None else move.to_version
+    return f"{human_time(move.at)}  {move.alias}  {was} -> {now}  by {move.by or '?'}"
 
 
 def lineage_tree(lineage: Lineage) -> Tree:

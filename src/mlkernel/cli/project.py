@@ -76,43 +76,42 @@ def _status(args: argparse.Namespace) -> int:
     with open_kernel(args) as k:
         info = k.status()
     if args.json:
-        return emit_json(info)
+        return emit_json(info.to_dict())
     out = console()
-    out.print(f"[bold]{info['project']}[/]  {esc(info['root'])}")
-    out.print(f"metadata: {esc(info['metadata'])} ({info['backend']})")
-    storage = info["storage"]
-    out.print(f"storage:  {storage['objects']} objects, {human_bytes(storage['bytes'])}")
-    if storage.get("note"):
-        out.print(f"note:     {storage['note']}")
-    runs = info["runs"]
+    out.print(f"[bold]{info.project}[/]  {esc(info.root)}")
+    out.print(f"metadata: {esc(info.metadata)} ({info.backend})")
+    out.print(f"storage:  {info.objects} objects, {human_bytes(info.stored_bytes)}")
+    if info.note:
+        out.print(f"note:     {info.note}")
+    runs = info.runs
     out.print(
         f"runs:     {sum(runs.values())} ("
         + (", ".join(f"{n} {s}" for s, n in sorted(runs.items())) or "none")
-        + f"), {info['metrics']} metric values"
+        + f"), {info.metrics} metric values"
     )
-    kinds = info["artifacts"]
     table(
         ["kind", "names", "versions", "size"],
-        [(k, v["names"], v["versions"], human_bytes(v["bytes"])) for k, v in sorted(kinds.items())],
+        [
+            (kind, c.names, c.versions, human_bytes(c.bytes))
+            for kind, c in sorted(info.artifacts.items())
+        ],
         title="Artifacts",
     )
     table(
         ["artifact", "latest", "size", "created", "by"],
         [
             (
-                f"{a['kind']}:{a['name']}",
-                a["version"],
-                human_bytes(a["size"]),
-                human_time(a["created_at"]),  # local time, as `mlk ls` shows it
-                a["created_by"],
+                f"{a.kind}:{a.name}",
+                a.version,
+                human_bytes(a.size),
+                human_time(a.created_at),  # local time, as `mlk ls` shows it
+                a.created_by,
             )
-            for a in info["latest"]
+            for a in info.latest
         ],
         title="Latest versions",
     )
-    table(
-        ["alias", "points at"], [(a["alias"], a["ref"]) for a in info["aliases"]], title="Aliases"
-    )
+    table(["alias", "points at"], info.aliases, title="Aliases")
     return 0
 
 

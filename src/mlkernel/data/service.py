@@ -7,7 +7,7 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from mlkernel.authz import Action, Actor, operation
+from mlkernel.authz import Action, Actor, exempt, operation
 from mlkernel.errors import UsageError
 
 if TYPE_CHECKING:
@@ -298,12 +298,46 @@ class DataService:
             raise UsageError(f"n is {n}; ask for 0 or more rows (the first n)")
         return self.open(ref).slice(0, n)
 
+    @exempt("the artifact service's port: delegates to add, which authorizes")
+    def ingest(
+        self,
+        value: Any,
+        *,
+        name: str | None,
+        properties: Mapping[str, Any] | None,
+        execution_id: int | None,
+    ) -> ArtifactRecord:
+        """``log_artifact(..., kind="dataset")``: ingest a path or an in-memory table
+        (pandas, polars, pyarrow) as :meth:`add` does, produced by the run when there is
+        one; anything else is refused, naming ``k.data.add``, since the data commands could
+        not read it. Identical content makes no new version."""
+        from mlkernel.data.tables import is_table
+
+        if not isinstance(value, str | PathLike) and not is_table(value):
+            raise UsageError(
+                f"cannot log a {type(value).__name__} as a dataset: a dataset is ingested from "
+                "a file or a pandas/polars/Arrow table (k.data.add(..., name=...)); log other "
+                "objects with another kind, e.g. kind='file' or kind='model'"
+            )
+        result = self.add(
+            value, name=name, progress=False, execution_id=execution_id, properties=properties
+        )
+        return result.record
+
+    @exempt("the artifact service's port: delegates to export, which authorizes")
+    def export_as(self, record: ArtifactRecord, dest: Path, *, force: bool) -> Path | None:
+        """Export an ingested dataset in the format ``dest``'s name asks for (``mlk get``);
+        None when the name asks for none, and the stored Arrow file is copied instead."""
+        if not record.ingested or export_format(dest) is None:
+            return None
+        return self.export(record, dest, force=force)
+
     @operation("data.show", Action.READ, resource="ref", cli="data show")
     def show(self, ref: str) -> dict[str, Any]:
         """Schema, size, versions and lineage of one version."""
         k = self._kernel
         record = self.resolve(ref)
-        info = k.show(record.ref)
+        info = k.show(record.ref).to_dict()
         lineage = k.lineage(record.ref, "down", depth=3)
         info["used_by"] = sorted(
             {lineage.artifacts[e.child_id].ref for e in lineage.edges} - {record.ref}
@@ -330,16 +364,8 @@ class DataService:
 
 
 def is_ingested(record: ArtifactRecord) -> bool:
-    """Whether ``record`` is a dataset version whose content is a stored Arrow file.
-
-    Every ingest (``data add``, a frame, a pipeline step's table) records the Arrow file as
-    ``properties["objects"]["ipc"]``; a ``dataset`` logged as a plain object by mlkernel
-    before datasets were always ingested has no such entry.
-    """
-    if record.kind != "dataset":
-        return False
-    objects = record.properties.get("objects")
-    return isinstance(objects, dict) and objects.get("ipc") == record.digest
+    """Whether ``record`` is a dataset version whose content is a stored Arrow file."""
+    return record.ingested
 
 
 def check_ingested(record: ArtifactRecord) -> None:

@@ -36,6 +36,19 @@ class ArtifactRecord(NamedTuple):
     def ref(self) -> str:
         return f"{self.kind}:{self.name}@{self.version}"
 
+    @property
+    def ingested(self) -> bool:
+        """Whether this is a dataset version whose content is a stored Arrow file.
+
+        Every ingest (``data add``, a frame, a pipeline step's table) records the Arrow
+        file as ``properties["objects"]["ipc"]``; a ``dataset`` logged as a plain object
+        before datasets were always ingested has no such entry.
+        """
+        if self.kind != "dataset":
+            return False
+        objects = self.properties.get("objects")
+        return isinstance(objects, dict) and objects.get("ipc") == self.digest
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

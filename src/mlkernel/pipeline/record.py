@@ -81,7 +81,7 @@ class Recorder:
 
     def start(self, properties: dict[str, Any]) -> int:
         """Record the run as started (its git state is read meanwhile); its id."""
-        from mlkernel.tracking.provenance import git_state
+        from mlkernel.provenance import git_state
 
         root = self.k.root
         self._git_thread = threading.Thread(

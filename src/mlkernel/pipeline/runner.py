@@ -29,7 +29,7 @@ from mlkernel.pipeline.results import RunOptions, RunResult, SafeEcho, StepResul
 if TYPE_CHECKING:
     from mlkernel.kernel import Kernel
     from mlkernel.pipeline.graph import Graph
-    from mlkernel.tracking.provenance import Environment
+    from mlkernel.provenance import Environment
 
 __all__ = ["RunOptions", "RunResult", "Runner", "SafeEcho", "StepResult"]
 
@@ -75,7 +75,7 @@ class Runner:
         self.echo = SafeEcho(options.echo) if options.echo is not None else None
 
     def run(self) -> RunResult:
-        from mlkernel.tracking.provenance import environment
+        from mlkernel.provenance import environment
 
         k = self.k
         env = self.env or environment(k.config.state_dir / "cache")

@@ -148,7 +148,7 @@ class PipelineService:
         """Run a pipeline (a declared name, ``file.py:function``, ``module:function`` or a
         :class:`Pipeline`); with ``resume``, continue that failed run from its failed step."""
         from mlkernel.pipeline.runner import Runner, RunOptions
-        from mlkernel.tracking.provenance import environment
+        from mlkernel.provenance import environment
 
         # Before the pipeline's folders join sys.path: the environment's cache key
         # includes the modification times of the sys.path folders.
@@ -281,7 +281,7 @@ class PipelineService:
     @operation("runs.show", Action.READ, resource="run_id", cli="runs show")
     def run_info(self, run_id: int) -> dict[str, Any]:
         """One run: its record, parameters, metrics, inputs, outputs and steps."""
-        info = self._k.run_info(run_id)
+        info = self._k.run_info(run_id).to_dict()
         record = self._k.meta.get_execution(run_id)
         if record.type == "pipeline" and record.context_id is not None:
             context = self._k.meta.get_context(record.context_id)

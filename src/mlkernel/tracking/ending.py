@@ -14,22 +14,27 @@ when it ended (``.mlkernel/logs/unsaved-run-ID.json``) are written in the same c
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlkernel.errors import ConflictError, UsageError
+from mlkernel.fsutil import pid_alive
 from mlkernel.meta.liveness import LOST
 from mlkernel.tracking.run import unsaved_path
 
 if TYPE_CHECKING:
-    from mlkernel.kernel import Kernel
+    from mlkernel.context import Context
+    from mlkernel.meta.records import ExecutionRecord
 
-__all__ = ["ENDINGS", "end_run"]
+__all__ = ["ENDINGS", "cancel_pipeline", "end_run"]
 
 ENDINGS = ("cancelled", "failed")
 
 
-def end_run(k: Kernel, run_id: int, state: str, reason: str | None = None) -> str:
+def end_run(k: Context, run_id: int, state: str, reason: str | None = None) -> str:
     """End run ``run_id`` as ``state`` (cancelled or failed); the outcome in words:
     ``cancelled``, ``failed``, or ``signalled`` (a live pipeline run was asked to stop
     and has not finished yet)."""
@@ -48,7 +53,7 @@ def end_run(k: Kernel, run_id: int, state: str, reason: str | None = None) -> st
                 f"`mlk runs cancel {run_id}`, or mark it failed from here with "
                 f"`mlk runs fail {run_id}`"
             )
-        return k.pipelines.cancel(run_id)  # signals its process, as before
+        return cancel_pipeline(k, record)  # signals its process
     who = f"by {k.actor.name} with `mlk runs {'cancel' if state == 'cancelled' else 'fail'}`"
     if record.state == LOST:
         who += f" (its process {record.pid} on {record.host} had ended)"
@@ -69,6 +74,31 @@ def end_run(k: Kernel, run_id: int, state: str, reason: str | None = None) -> st
     if metrics:
         path.unlink(missing_ok=True)
     return state
+
+
+def cancel_pipeline(ctx: Context, record: ExecutionRecord, wait: float = 15.0) -> str:
+    """Stop the running pipeline run ``record``: signal its process (as Ctrl-C would) and
+    wait up to ``wait`` seconds for it to end its steps (``cancelled``, or ``signalled``
+    if it has not yet); when that process is gone, mark the run and its running steps
+    cancelled."""
+    if record.host != ctx.host:
+        raise ConflictError(
+            f"run {record.id} runs on host {record.host}; cancel it there with `mlk runs cancel`"
+        )
+    if pid_alive(record.pid):
+        os.kill(record.pid, signal.SIGINT)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if ctx.meta.get_execution(record.id).state != "running":
+                return "cancelled"
+            time.sleep(0.1)
+        return "signalled"
+    assert record.context_id is not None
+    running = [
+        e.id for e in ctx.meta.context_executions([record.context_id]) if e.state == "running"
+    ]
+    ctx.meta.end_executions(running, "cancelled", "cancelled: its process had ended")
+    return "cancelled"
 
 
 def _unsaved_metrics(run_id: int, path: Path) -> list[tuple[int, str, int, float, float]]:

@@ -39,7 +39,8 @@ from mlkernel.tracking.values import (
 )
 
 if TYPE_CHECKING:
-    from mlkernel.kernel import Kernel
+    from mlkernel.artifacts.service import ArtifactService
+    from mlkernel.context import Context
     from mlkernel.meta.records import ArtifactRecord
 
 __all__ = ["ENDED_STATES", "Run", "unsaved_path"]
@@ -58,12 +59,15 @@ def unsaved_path(state_dir: Path, run_id: int) -> Path:
 
 
 class Run:
-    def __init__(self, kernel: Kernel, execution_id: int, name: str) -> None:
-        self._kernel = kernel
+    def __init__(
+        self, ctx: Context, artifacts: ArtifactService, execution_id: int, name: str
+    ) -> None:
+        self._ctx = ctx
+        self._artifacts = artifacts
         self.id = execution_id
         self.name = name
         self.state = "running"
-        tracking = kernel.config.tracking
+        tracking = ctx.config.tracking
         self._flush_rows = tracking.flush_rows
         self._flush_seconds = tracking.flush_seconds
         self._buffer: list[tuple[int, str, int, float, float]] = []
@@ -77,14 +81,14 @@ class Run:
         self._lock = threading.Lock()
         self._started = time.time()
         self._cpu = os.times()
-        probe = kernel.provenance
+        probe = ctx.shared.provenance
         self._env = probe.environment()
         self._git = probe.git()
 
     @property
     def actor(self) -> Actor:
-        """Who calls: the kernel's actor (:meth:`Kernel.as_actor`)."""
-        return self._kernel.actor
+        """Who calls: the actor that started the run."""
+        return self._ctx.actor
 
     # -- metrics and params ------------------------------------------------------------
 
@@ -167,7 +171,7 @@ class Run:
             )
         for key in params:
             check_key(key, "parameter key")
-        self._kernel.meta.add_params(self.id, dict(params))
+        self._ctx.meta.add_params(self.id, dict(params))
 
     @exempt("writes what log_metric buffered: authorized when the run was started")
     def flush(self) -> None:
@@ -177,7 +181,7 @@ class Run:
             rows, self._buffer = self._buffer, []
             if rows:
                 try:
-                    self._kernel.meta.insert_metrics(rows)
+                    self._ctx.meta.insert_metrics(rows)
                 except BaseException:
                     self._buffer = rows + self._buffer  # keep them for the next attempt
                     raise
@@ -206,7 +210,7 @@ class Run:
 
     # -- artifacts ---------------------------------------------------------------------
 
-    @exempt("delegates to Kernel.log_artifact, which authorizes")
+    @exempt("delegates to ArtifactService.log, which authorizes")
     def log_artifact(
         self,
         path_or_object: Any,
@@ -216,7 +220,7 @@ class Run:
         properties: Mapping[str, Any] | None = None,
         dedupe: bool = True,
     ) -> ArtifactRecord:
-        return self._kernel.log_artifact(
+        return self._artifacts.log(
             path_or_object,
             kind=kind,
             name=name,
@@ -228,8 +232,8 @@ class Run:
     @operation("runs.use_artifact", Action.READ, resource="ref", no_cli="SDK: inside a run")
     def use_artifact(self, ref: str) -> ArtifactRecord:
         """Declare ``ref`` an input of this run (an edge in the lineage graph)."""
-        record = self._kernel.resolve(ref)
-        self._kernel.meta.add_event(self.id, record.id, "in")
+        record = self._ctx.table.resolve(ref)
+        self._ctx.meta.add_event(self.id, record.id, "in")
         return record
 
     # -- ending ----------------------------------------------------------------------
@@ -248,7 +252,7 @@ class Run:
         self.state = state
         env_id = None
         try:
-            env_id = self._kernel.env_artifact(self._env.result(timeout=60)).id
+            env_id = self._artifacts.log_env(self._env.result(timeout=60)).id
         except Exception:  # provenance is best effort; the run's own outcome must be kept
             env_id = None
         try:
@@ -269,7 +273,7 @@ class Run:
             self._drop_imported()
             rows, self._buffer = self._buffer, []
             try:
-                ended = self._kernel.meta.finish_execution(
+                ended = self._ctx.meta.finish_execution(
                     self.id,
                     state,
                     error=error,
@@ -291,7 +295,7 @@ class Run:
                 raise  # Ctrl-C while ending: the metrics are saved all the same
         self._unspill()
         if not ended:  # ended meanwhile by `mlk runs cancel/fail`: that outcome stands
-            self.state = self._kernel.meta.get_execution(self.id).state
+            self.state = self._ctx.meta.get_execution(self.id).state
 
     def _spill(self, state: str) -> str:
         """Save the unsaved buffer for `mlk runs fail/cancel`; where it is, in words."""
@@ -300,7 +304,7 @@ class Run:
         from mlkernel.fsutil import write_atomic
 
         rows = self._buffer
-        path = unsaved_path(self._kernel.config.state_dir, self.id)
+        path = unsaved_path(self._ctx.config.state_dir, self.id)
         kept = f"its {len(rows)} unsaved metrics are kept in this Run object (call end() again)"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -318,13 +322,13 @@ class Run:
         """The saved copy goes once its rows are in the database (no duplicates later)."""
         if self._spilled:
             with contextlib.suppress(OSError):
-                unsaved_path(self._kernel.config.state_dir, self.id).unlink(missing_ok=True)
+                unsaved_path(self._ctx.config.state_dir, self.id).unlink(missing_ok=True)
             self._spilled = 0
 
     def _drop_imported(self) -> None:
         """Rows saved by a failed end that `mlk runs fail/cancel` has since written in
         (it removes the file) are not written a second time."""
-        if self._spilled and not unsaved_path(self._kernel.config.state_dir, self.id).exists():
+        if self._spilled and not unsaved_path(self._ctx.config.state_dir, self.id).exists():
             del self._buffer[: self._spilled]
             self._spilled = 0
 

@@ -27,7 +27,7 @@ from typing import Any
 from mlkernel.errors import InvalidNameError, UsageError
 
 __all__ = ["INT64_MAX", "INT64_MIN", "MAX_KEY", "check_key", "metric_step", "metric_time"]
-__all__ += ["metric_summary", "metric_value"]
+__all__ += ["metric_value"]
 
 MAX_KEY = 250
 INT64_MIN = -(2**63)
@@ -123,18 +123,3 @@ def metric_time(key: str, timestamp: Any) -> float:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def metric_summary(values: list[float]) -> dict[str, Any]:
-    """``last``, ``min``, ``max`` and ``steps`` of one metric's values in step order.
-
-    ``min`` and ``max`` leave NaN out (NaN when every value is NaN); ``last`` is the last
-    value as logged, NaN included; infinities count as the extremes they are.
-    """
-    numbers_ = [v for v in values if not math.isnan(v)]
-    return {
-        "last": values[-1],
-        "steps": len(values),
-        "min": min(numbers_) if numbers_ else math.nan,
-        "max": max(numbers_) if numbers_ else math.nan,
-    }

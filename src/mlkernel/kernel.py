@@ -106,6 +106,7 @@ class Kernel:
         self.config = ctx.config
         self.root = ctx.root
         self.actor = ctx.actor
+        self.host = ctx.host
         self.artifacts = ArtifactService(ctx)
         self.catalog = CatalogService(ctx)
         self.tracking = RunService(ctx, self.artifacts)
@@ -171,10 +172,6 @@ class Kernel:
     def user(self) -> str:
         """The name of the actor this kernel works for (recorded as created_by, user)."""
         return self.actor.name
-
-    @property
-    def host(self) -> str:
-        return self.context.host
 
     @property
     def metadata_location(self) -> str:

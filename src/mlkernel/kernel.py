@@ -110,7 +110,7 @@ class Kernel:
         self.artifacts = ArtifactService(ctx)
         self.catalog = CatalogService(ctx)
         self.tracking = RunService(ctx, self.artifacts)
-        self.data: DataService = DataService(self)
+        self.data: DataService = DataService(ctx, self.artifacts, self.catalog)
         """Datasets: ingest, open in a layout, stream (see :mod:`mlkernel.data`)."""
         self.artifacts.datasets = self.data
 

@@ -93,7 +93,7 @@ def test_a_new_version_records_its_schema_changes(project: Kernel, write: Write)
     assert changes["added"] == ["c"] and changes["removed"] == ["b"]
     assert changes["changed"] == [{"name": "a", "from": "int64", "to": "double"}]
     diff = project.data.diff("t@1", "t@2")
-    assert diff["schema"]["added"] == ["c"] and diff["rows"] == {"from": 2, "to": 2}
+    assert diff.schema.added == ["c"] and (diff.rows.before, diff.rows.after) == (2, 2)
 
 
 RECORDS = [{"id": i, "name": f"n{i}", "score": i / 2} for i in range(30)]

@@ -26,7 +26,7 @@ def test_log_artifact_of_a_file_ingests_it(project: Kernel, tmp_path: Path) -> N
     assert record.properties["rows"] == 3 and record.properties["columns"] == 2
     table = project.data.open("train")
     assert table.column("a").to_pylist() == [1, 2, 3]
-    assert project.data.show("train")["properties"]["rows"] == 3
+    assert project.data.show("train").properties["rows"] == 3
     # The same bytes again are the same version, as with `data add`.
     assert project.log_artifact(_csv(tmp_path), kind="dataset", name="train").version == 1
 
@@ -51,7 +51,7 @@ def test_tables_are_ingested_with_the_run_as_producer(project: Kernel, flavour: 
     assert (record.id, "out") in project.context.meta.events(run.id)
     assert project.data.open("prepared").column("x").to_pylist() == [1.5, 2.5, 3.5]
     assert project.data.open("prepared").equals(project.data.open("direct"))
-    assert project.data.show("prepared")["produced_by_run"] == "prepare"
+    assert project.data.show("prepared").produced_by_run == "prepare"
 
 
 def test_what_cannot_be_ingested_is_refused_and_nothing_is_stored(

@@ -113,7 +113,7 @@ def test_steps_make_dataset_versions_that_flow_on(k: Kernel, write: Writer) -> N
     ).stdout  # fmt: skip
     for text in ("model:churn@1", "step train", "dataset:train@1", "step prepare", "dataset:raw@1"):
         assert text in shown
-    assert k.data.show("train")["used_by"] == ["model:churn@1"]
+    assert k.data.show("train").used_by == ["model:churn@1"]
     shown = subprocess.run(
         [str(Path(sys.executable).with_name("mlk")), "-C", str(k.root), "data", "show", "train"],
         capture_output=True, text=True, check=True,

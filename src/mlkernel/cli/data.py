@@ -229,16 +229,15 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-
     from mlkernel.cli.render import console, emit_json, esc, human_bytes, human_time, table
 
     with open_kernel(args) as k:
-        info = k.data.show(args.ref)
+        shown = k.data.show(args.ref)
     if args.json:
-        return emit_json(info)
-    props = info["properties"]
+        return emit_json(shown.to_dict())
+    record, props = shown.record, shown.properties
     out = console()
-    out.print(f"[bold]{info['ref']}[/]")
+    out.print(f"[bold]{record.ref}[/]")
     lines = [
         ("rows", f"{props.get('rows', 0):,}"),
         ("columns", props.get("columns")),
@@ -249,12 +248,12 @@ def _show(args: argparse.Namespace) -> int:
             if "source_bytes" in props  # a version a pipeline step made has no source file
             else f"{props.get('source')}",
         ),
-        ("digest", f"blake3:{info['digest']}"),
-        ("created", f"{human_time(info['created_at'])} by {info['created_by']}"),
-        ("versions", ", ".join(map(str, info["versions"]))),
-        ("aliases", ", ".join(f"{a}→{v}" for a, v in info["aliases"].items()) or "-"),
-        ("made by", info.get("produced_by_run") or "-"),
-        ("used by", ", ".join(info["used_by"]) or "-"),
+        ("digest", f"blake3:{record.digest}"),
+        ("created", f"{human_time(record.created_at)} by {record.created_by}"),
+        ("versions", ", ".join(map(str, shown.detail.versions))),
+        ("aliases", ", ".join(f"{a}→{v}" for a, v in shown.detail.aliases.items()) or "-"),
+        ("made by", shown.produced_by_run or "-"),
+        ("used by", ", ".join(shown.used_by) or "-"),
     ]
     if props.get("bad_rows"):
         lines.append(("bad rows", f"{props['bad_rows']} {props.get('quarantine') or 'skipped'}"))
@@ -327,25 +326,27 @@ def _diff(args: argparse.Namespace) -> int:
     from mlkernel.cli.render import console, emit_json, esc, human_bytes
 
     with open_kernel(args) as k:
-        info = k.data.diff(args.a, args.b)
+        diff = k.data.diff(args.a, args.b)
     if args.json:
-        return emit_json(info)
+        return emit_json(diff.to_dict())
     out = console()
-    out.print(f"[bold]{info['from']} → {info['to']}[/]")
-    if info["same_content"]:
+    out.print(f"[bold]{diff.from_ref} → {diff.to_ref}[/]")
+    if diff.same_content:
         out.print("  same content")
-    schema = info["schema"]
-    for column in schema["added"]:
+    for column in diff.schema.added:
         out.print(f"  + column {esc(column)}")
-    for column in schema["removed"]:
+    for column in diff.schema.removed:
         out.print(f"  - column {esc(column)}")
-    for change in schema["changed"]:
-        out.print(f"  ~ column {esc(change['name'])}: {change['from']} -> {change['to']}")
-    for key in ("rows", "columns"):
-        a, b = info[key]["from"], info[key]["to"]
-        out.print(f"  {key:<8} {a:,} → {b:,} ({b - a:+,})")
-    a, b = info["bytes"]["from"], info["bytes"]["to"]
-    out.print(f"  {'bytes':<8} {human_bytes(a)} → {human_bytes(b)}")
+    for change in diff.schema.changed:
+        out.print(f"  ~ column {esc(change.name)}: {change.from_type} -> {change.to_type}")
+    for key, counts in (("rows", diff.rows), ("columns", diff.columns)):
+        a, b = counts.before, counts.after
+        moved = f"{a:,} → {b:,} ({b - a:+,})" if a is not None and b is not None else "-"
+        out.print(f"  {key:<8} {moved}")
+    sizes = [
+        human_bytes(n) if n is not None else "-" for n in (diff.bytes.before, diff.bytes.after)
+    ]
+    out.print(f"  {'bytes':<8} {sizes[0]} → {sizes[1]}")
     return 0
 
 

@@ -43,11 +43,11 @@ from mlkernel.data.sources import (
 from mlkernel.data.storage import Written, commit, sweep, uncommit, write_ipc, write_parquet
 from mlkernel.digest import of_bytes, of_file
 from mlkernel.errors import UsageError
-from mlkernel.gclock import registers
 from mlkernel.refs import MAX_NAME, validate_name
 
 if TYPE_CHECKING:
-    from mlkernel.kernel import Kernel
+    from mlkernel.artifacts.service import ArtifactService
+    from mlkernel.context import Context
     from mlkernel.meta.records import ArtifactRecord
 
 __all__ = ["SOURCE_COLUMN", "AddOptions", "IngestResult", "add", "add_table"]
@@ -127,7 +127,8 @@ def default_name(target: str | Path, first: Path) -> str:
 
 
 def add(
-    k: Kernel,
+    ctx: Context,
+    artifacts: ArtifactService,
     target: str | Path,
     options: AddOptions,
     *,
@@ -164,13 +165,14 @@ def add(
     read_opts = dataclasses.replace(read_opts, delimiter=delimiter, decimal=options.decimal)
     if options.null_values is not None:
         read_opts = dataclasses.replace(read_opts, null_values=tuple(options.null_values))
-    latest = _latest(k, name)
+    latest = _latest(ctx, name)
     unchanged = _unchanged(latest, sources, read_opts)
     if unchanged is not None:
-        _note_output(k, execution_id, unchanged)
+        _note_output(ctx, execution_id, unchanged)
         return IngestResult(unchanged, False, int(unchanged.properties.get("rows", 0)), 0.0)
 
-    sweep(k.objects.staging)
+    staging = ctx.objects.staging
+    sweep(staging)
     show = options.progress is not False
     callback = options.progress if callable(options.progress) else None
     meter = Meter(sum(s.size for s in sources), show=show, callback=callback, label=name)
@@ -181,19 +183,21 @@ def add(
             _check_schema_names(column_types, table.column_names, target)
             meter.stage("writing")
             with Hasher(sources).start() as hasher:  # the sources, beside the write
-                written = _write(table, k.objects.staging, parquet=options.parquet)
+                written = _write(table, staging, parquet=options.parquet)
                 digests = hasher.finish()
         finally:
             meter.close()
         ipc, parquet = written[0], (written[1] if len(written) > 1 else None)
         if latest is not None and latest.digest == ipc.digest:
-            _note_output(k, execution_id, latest)
+            _note_output(ctx, execution_id, latest)
             return IngestResult(latest, False, table.num_rows, time.monotonic() - started, bad)
         props = _properties(target, sources, digests, table, read_opts, latest, ipc, parquet)
         props = {**(properties or {}), **props}
         if detected:
             props["delimiter_detected"] = True  # options.delimiter was read off the file
-        return _register(k, name, props, written, bad, table.num_rows, started, execution_id)
+        return _register(
+            ctx, artifacts, name, props, written, bad, table.num_rows, started, execution_id
+        )
     finally:
         for each in written:
             each.path.unlink(missing_ok=True)
@@ -241,7 +245,8 @@ def _check_schema_names(declared: dict[str, Any], columns: list[str], target: An
 
 
 def add_table(
-    k: Kernel,
+    ctx: Context,
+    artifacts: ArtifactService,
     value: Any,
     options: AddOptions,
     *,
@@ -271,14 +276,15 @@ def add_table(
         raise UsageError(f"{label} has no rows or no columns; a dataset version needs both")
     converted = tables.to_table(value, label, f"dataset:{name}", verb="is")
     table = converted.table
-    latest = _latest(k, name)
-    sweep(k.objects.staging)
+    latest = _latest(ctx, name)
+    staging = ctx.objects.staging
+    sweep(staging)
     written: list[Written] = []
     try:
-        written = _write(table, k.objects.staging, parquet=options.parquet)
+        written = _write(table, staging, parquet=options.parquet)
         ipc, parquet = written[0], (written[1] if len(written) > 1 else None)
         if latest is not None and latest.digest == ipc.digest:
-            _note_output(k, execution_id, latest)
+            _note_output(ctx, execution_id, latest)
             return IngestResult(latest, False, table.num_rows, time.monotonic() - started)
         described = tables.describe(table, ipc, parquet)
         props: dict[str, Any] = {
@@ -291,7 +297,9 @@ def add_table(
             "schema_changes": tables.schema_changes(latest, described["schema"]),
             "options": {"parquet": options.parquet},
         }
-        return _register(k, name, props, written, [], table.num_rows, started, execution_id)
+        return _register(
+            ctx, artifacts, name, props, written, [], table.num_rows, started, execution_id
+        )
     finally:
         for each in written:
             each.path.unlink(missing_ok=True)
@@ -319,10 +327,10 @@ def _table_options_only(options: AddOptions, what: str) -> None:
         )
 
 
-def _note_output(k: Kernel, execution_id: int | None, record: ArtifactRecord) -> None:
+def _note_output(ctx: Context, execution_id: int | None, record: ArtifactRecord) -> None:
     """A run that ingested content already stored still produced that version."""
     if execution_id is not None:
-        k.meta.add_event(execution_id, record.id, "out")
+        ctx.meta.add_event(execution_id, record.id, "out")
 
 
 def _write(table: Any, folder: Path, *, parquet: bool) -> list[Written]:
@@ -353,8 +361,8 @@ def _write(table: Any, folder: Path, *, parquet: bool) -> list[Written]:
     return [ipc, box["parquet"]]
 
 
-def _latest(k: Kernel, name: str) -> ArtifactRecord | None:
-    versions = k.table.versions("dataset", name)
+def _latest(ctx: Context, name: str) -> ArtifactRecord | None:
+    versions = ctx.table.versions("dataset", name)
     return versions[-1] if versions else None
 
 
@@ -493,9 +501,9 @@ def _properties(
     }
 
 
-@registers  # gc deletes nothing from the move into the store until the version exists
 def _register(
-    k: Kernel,
+    ctx: Context,
+    artifacts: ArtifactService,
     name: str,
     props: dict[str, Any],
     written: list[Written],
@@ -506,9 +514,11 @@ def _register(
 ) -> IngestResult:
     """Move the files into the store, then record the version (and its quarantine).
 
-    The execution stays of type ``register``, like any artifact recorded outside a run:
-    ``mlk runs ls`` lists jobs, and an ingest is data arriving, not a job to watch. Inside
-    a run (``run_id``), the run is the execution that produced the version.
+    The object store's ``writing()`` is held throughout: gc deletes nothing from the move
+    into the store until the version exists. The execution stays of type ``register``, like
+    any artifact recorded outside a run: ``mlk runs ls`` lists jobs, and an ingest is data
+    arriving, not a job to watch. Inside a run (``run_id``), the run is the execution that
+    produced the version.
     """
     quarantine_blob = None
     if bad and props["options"].get("on_bad_rows") == "quarantine":
@@ -516,60 +526,64 @@ def _register(
     ipc = written[0]
     created: list[str] = []
     execution: int | None = None
-    try:
-        for each in written:
-            if commit(k.objects, each):
-                created.append(each.digest)
-        execution = run_id
-        if execution is None:
-            execution = k.meta.insert_execution(
-                derived_name(name, "", prefix="data add "),
-                "register",
-                host=k.host,
-                pid=os.getpid(),
-                user=k.user,
-                params={"source": props["source"], **props["options"]},
-            )
-        quarantine = None
-        if quarantine_blob is not None:
-            quarantine = k.log_artifact(
-                quarantine_blob,
-                kind="file",
-                name=derived_name(name, ".quarantine"),
-                properties={"format": "ndjson"},
+    with ctx.objects.writing():
+        try:
+            for each in written:
+                if commit(ctx.objects, each):
+                    created.append(each.digest)
+            execution = run_id if run_id is not None else _begin(ctx, name, props)
+            quarantine = None
+            if quarantine_blob is not None:
+                quarantine = artifacts.log(
+                    quarantine_blob,
+                    kind="file",
+                    name=derived_name(name, ".quarantine"),
+                    properties={"format": "ndjson"},
+                    execution_id=execution,
+                    dedupe=False,
+                )
+                props["quarantine"] = quarantine.ref
+            props["bad_rows"] = len(bad)
+            seconds = time.monotonic() - started
+            props["seconds"] = round(seconds, 3)
+            record, _ = artifacts.register(
+                "dataset",
+                name,
+                digest=ipc.digest,
+                size=ipc.size,
+                properties=props,
                 execution_id=execution,
-                dedupe=False,
+                dedupe=True,
             )
-            props["quarantine"] = quarantine.ref
-        props["bad_rows"] = len(bad)
-        seconds = time.monotonic() - started
-        props["seconds"] = round(seconds, 3)
-        record, _ = k.meta.register_artifact(
-            "dataset",
-            name,
-            digest=ipc.digest,
-            uri=k.objects.uri(ipc.digest),
-            size=ipc.size,
-            properties=props,
-            created_by=k.user,
-            execution_id=execution,
-            dedupe=True,
-        )
-    except BaseException as exc:
-        for digest in created:
-            uncommit(k.objects, digest)
-        if execution is not None and run_id is None:  # a run records its own outcome
-            k.meta.finish_execution(execution, "failed", error=str(exc)[:500])
-        raise
-    if run_id is None:
-        k.meta.finish_execution(
-            execution,
-            "completed",
-            resources={
-                "seconds": round(seconds, 3),
-                "rows": rows,
-                "rows_per_s": rows / max(seconds, 1e-9),
-            },
-        )
-    k.table.note_artifact(record)  # log_artifact noted the quarantine file already
+        except BaseException as exc:
+            for digest in created:
+                uncommit(ctx.objects, digest)
+            if execution is not None and run_id is None:  # a run records its own outcome
+                ctx.meta.finish_execution(execution, "failed", error=str(exc)[:500])
+            raise
+        if run_id is None:
+            ctx.meta.finish_execution(
+                execution,
+                "completed",
+                resources={
+                    "seconds": round(seconds, 3),
+                    "rows": rows,
+                    "rows_per_s": rows / max(seconds, 1e-9),
+                },
+            )
     return IngestResult(record, True, rows, seconds, bad, quarantine)
+
+
+def _begin(ctx: Context, name: str, props: dict[str, Any]) -> int:
+    """The execution ``data add NAME`` of an ingest outside a run, with its source and
+    options as parameters. (Not :meth:`ArtifactService.begin_register`: that one records
+    no parameters, and its end records the Python environment, which an ingest never has.)
+    """
+    return ctx.meta.insert_execution(
+        derived_name(name, "", prefix="data add "),
+        "register",
+        host=ctx.host,
+        pid=os.getpid(),
+        user=ctx.actor.name,
+        params={"source": props["source"], **props["options"]},
+    )

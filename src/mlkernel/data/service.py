@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from mlkernel.authz import Action, Actor, exempt, operation
+from mlkernel.data.results import DatasetDetail, DatasetDiff, FromTo, SchemaDiff
 from mlkernel.errors import UsageError
 
 if TYPE_CHECKING:
+    from mlkernel.artifacts.catalog import CatalogService
+    from mlkernel.artifacts.service import ArtifactService
+    from mlkernel.context import Context
     from mlkernel.data.ingest import IngestResult
     from mlkernel.data.layout import Rows
-    from mlkernel.kernel import Kernel
     from mlkernel.meta.records import ArtifactRecord
 
 __all__ = ["DataService"]
@@ -30,15 +33,21 @@ EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
 
 
 class DataService:
-    """Datasets of one project. Reached as ``k.data``."""
+    """Datasets of one project. Reached as ``k.data``.
 
-    def __init__(self, kernel: Kernel) -> None:
-        self._kernel = kernel
+    Built from the project's context, the artifact service (which stores and registers
+    each version) and the catalog (which names them); it is the artifact service's
+    :class:`~mlkernel.artifacts.service.Datasets` port.
+    """
+
+    def __init__(self, ctx: Context, artifacts: ArtifactService, catalog: CatalogService) -> None:
+        self._ctx = ctx
+        self._artifacts = artifacts
+        self._catalog = catalog
 
     @property
     def actor(self) -> Actor:
-        """Who calls: the kernel's actor (:meth:`Kernel.as_actor`)."""
-        return self._kernel.actor
+        return self._ctx.actor
 
     # -- ingest ----------------------------------------------------------------------
 
@@ -95,11 +104,14 @@ class DataService:
             decimal=decimal,
         )
         extra = dict(properties or {})
+        ctx, artifacts = self._ctx, self._artifacts
         if isinstance(source, str | PathLike):
             return add(
-                self._kernel, Path(source), options, execution_id=execution_id, properties=extra
+                ctx, artifacts, Path(source), options, execution_id=execution_id, properties=extra
             )
-        return add_table(self._kernel, source, options, execution_id=execution_id, properties=extra)
+        return add_table(
+            ctx, artifacts, source, options, execution_id=execution_id, properties=extra
+        )
 
     # -- finding ---------------------------------------------------------------------
 
@@ -111,7 +123,7 @@ class DataService:
     )
     def resolve(self, ref: str | ArtifactRecord) -> ArtifactRecord:
         """The ingested dataset version ``ref`` names; a one-line error for anything else."""
-        record = ref if not isinstance(ref, str) else self._kernel.resolve(ref, kind="dataset")
+        record = ref if not isinstance(ref, str) else self._catalog.resolve(ref, kind="dataset")
         check_ingested(record)
         return record
 
@@ -119,7 +131,7 @@ class DataService:
         "data.ls", Action.READ, cli="data ls", summary="The latest version of every dataset."
     )
     def ls(self) -> list[ArtifactRecord]:
-        return self._kernel.ls("dataset")
+        return self._catalog.ls("dataset")
 
     @operation(
         "data.versions",
@@ -129,8 +141,7 @@ class DataService:
         summary="Every version of the dataset ``ref`` names.",
     )
     def versions(self, ref: str) -> list[ArtifactRecord]:
-        record = self.resolve(ref)
-        return self._kernel.table.versions("dataset", record.name)
+        return self._catalog.versions(self.resolve(ref))
 
     @operation(
         "data.ipc_path",
@@ -140,9 +151,7 @@ class DataService:
         summary="The stored Arrow IPC file of a version.",
     )
     def ipc_path(self, ref: str | ArtifactRecord) -> Path:
-        record = self.resolve(ref)
-        self._kernel.require_object(record)
-        return self._kernel.objects.local_path_for_reading(record.digest)
+        return self._artifacts.path(self.resolve(ref), verify=False)
 
     @operation(
         "data.parquet_path",
@@ -163,8 +172,8 @@ class DataService:
         record = self.resolve(ref)
         stored = record.properties.get("objects", {}).get("parquet")
         if stored:
-            return self._kernel.objects.local_path_for_reading(stored)
-        cache = self._kernel.config.state_dir / "cache" / "data"
+            return self._ctx.objects.local_path_for_reading(stored)  # a companion object
+        cache = self._ctx.cache_dir / "data"
         table = layouts.map_table(self.ipc_path(record))
         return parquet_copy(cache, record.digest, table)
 
@@ -226,7 +235,7 @@ class DataService:
                     "filter applies to layout='columns'; filter the table, then build rows"
                 )
             layouts.select(table, columns, None, record.ref)  # validates the names
-            cache = self._kernel.config.state_dir / "cache" / "data"
+            cache = self._ctx.cache_dir / "data"
             return layouts.rows_matrix(cache, record.digest, table, dtype, columns)
         table = layouts.select(table, columns, filter, record.ref)
         return _convert(table, as_)
@@ -333,34 +342,35 @@ class DataService:
         return self.export(record, dest, force=force)
 
     @operation("data.show", Action.READ, resource="ref", cli="data show")
-    def show(self, ref: str) -> dict[str, Any]:
+    def show(self, ref: str) -> DatasetDetail:
         """Schema, size, versions and lineage of one version."""
-        k = self._kernel
         record = self.resolve(ref)
-        info = k.show(record.ref).to_dict()
-        lineage = k.lineage(record.ref, "down", depth=3)
-        info["used_by"] = sorted(
-            {lineage.artifacts[e.child_id].ref for e in lineage.edges} - {record.ref}
+        detail = self._catalog.show(record.ref)
+        lineage = self._catalog.lineage(record.ref, "down", depth=3)
+        made = {lineage.artifacts[e.child_id].ref for e in lineage.edges} - {record.ref}
+        producer = detail.produced_by
+        return DatasetDetail(
+            detail=detail,
+            used_by=sorted(made),
+            produced_by_run=producer.name if producer is not None else None,
         )
-        info["produced_by_run"] = info.get("produced_by", {}).get("name")
-        return info
 
     @operation("data.diff", Action.READ, resource="a", cli="data diff")
-    def diff(self, a: str, b: str) -> dict[str, Any]:
+    def diff(self, a: str, b: str) -> DatasetDiff:
         """Schema and size differences from version ``a`` to version ``b``."""
         from mlkernel.data.schema import diff_schemas
 
         left, right = self.resolve(a), self.resolve(b)
         lp, rp = left.properties, right.properties
-        return {
-            "from": left.ref,
-            "to": right.ref,
-            "same_content": left.digest == right.digest,
-            "schema": diff_schemas(lp.get("schema", []), rp.get("schema", [])),
-            "rows": {"from": lp.get("rows"), "to": rp.get("rows")},
-            "columns": {"from": lp.get("columns"), "to": rp.get("columns")},
-            "bytes": {"from": lp.get("bytes"), "to": rp.get("bytes")},
-        }
+        return DatasetDiff(
+            from_ref=left.ref,
+            to_ref=right.ref,
+            same_content=left.digest == right.digest,
+            schema=SchemaDiff.from_dict(diff_schemas(lp.get("schema", []), rp.get("schema", []))),
+            rows=FromTo(lp.get("rows"), rp.get("rows")),
+            columns=FromTo(lp.get("columns"), rp.get("columns")),
+            bytes=FromTo(lp.get("bytes"), rp.get("bytes")),
+        )
 
 
 def is_ingested(record: ArtifactRecord) -> bool:

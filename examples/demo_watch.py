@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import mlkernel
-from mlkernel.monitor.watch import Watcher, WatchEvent, describe_comparison
+from mlkernel.monitor.watch import WatchEvent, describe_comparison
 
 WATCH_CONFIG = """
 [[watch]]
@@ -33,13 +33,13 @@ def show_watcher(root: Path, write_batch: Callable[[Path, float], None]) -> None
             return
         print(f"  {event.path.name} -> {event.version}")
         for report in event.reports:
-            print(f"    vs {report['against']}: {describe_comparison(report)}")
-            for change in report["changes"]:
+            print(f"    vs {report.against}: {describe_comparison(report)}")
+            for change in report.changes:
                 print(f"      {change}")
-            print(f"    report {report['report']}: {report['path']}")
+            print(f"    report {report.report}: {report.path}")
 
     with mlkernel.open(root) as k:
-        watcher = Watcher(k, poll=0.2, notify=show)
+        watcher = k.monitor.watcher(poll=0.2, notify=show)
         drifted = incoming / "batch-drifted.csv"
         tmp = incoming / ".batch-drifted.csv.part"  # written elsewhere, then renamed in
         write_batch(tmp, 1.5)

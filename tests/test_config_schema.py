@@ -271,7 +271,6 @@ def test_the_watcher_asks_the_scheduler_policy(
     table: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import mlkernel
-    from mlkernel.monitor.watch import Watcher
     from mlkernel.sched.policy import PolicyConfig
 
     root = tmp_path / "p"
@@ -288,7 +287,7 @@ def test_the_watcher_asks_the_scheduler_policy(
     monkeypatch.setattr(PolicyConfig, "is_offpeak", spy)
     at = {"now": datetime(2026, 1, 1, 12, 0)}
     with mlkernel.open(root) as k:
-        watcher = Watcher(k, [], clock=lambda: at["now"])
+        watcher = k.monitor.watcher([], clock=lambda: at["now"])
         assert not watcher._in_window()
         at["now"] = datetime(2026, 1, 1, 2, 0)
         assert watcher._in_window()

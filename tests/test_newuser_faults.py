@@ -347,9 +347,8 @@ def test_the_watcher_stopping_its_inotify_observer_prints_no_watchdog_noise(
         f.write('\n[[watch]]\npath = "inc/*.csv"\ndataset = "w"\ndebounce = 0.1\n')
     script = (
         "import logging, mlkernel\n"
-        "from mlkernel.monitor.watch import Watcher\n"
         "with mlkernel.open() as k:\n"
-        "    Watcher(k, poll=0.05).run(max_seconds=0.2)\n"
+        "    k.monitor.watcher(poll=0.05).run(max_seconds=0.2)\n"
         "logging.getLogger('watchdog.observers.inotify').error(\n"
         "    'InotifyEmitter.queue_events() called when the thread is inactive')\n"
     )

@@ -91,7 +91,13 @@ def test_every_service_class_is_checked() -> None:
                     if "Context" in args or "Kernel" in args:
                         services.add(node.name)
     assert services <= {cls.__name__ for cls in SERVICES}
-    assert {"ArtifactService", "CatalogService", "RunService", "DataService"} <= services
+    assert {
+        "ArtifactService",
+        "CatalogService",
+        "RunService",
+        "DataService",
+        "MonitorService",
+    } <= services
 
 
 class _Called(Exception):
@@ -170,6 +176,7 @@ def test_a_view_for_another_actor_records_its_name(project: Kernel) -> None:
         run.log_params({"lr": 0.1})
     assert project.run_info(run.id).record.user == "alice"
     assert alice.data.actor.name == "alice" and project.data.actor.name != "alice"
+    assert alice.monitor.actor.name == "alice" and project.monitor.actor.name != "alice"
 
     alice.close()  # a view closes nothing: the project still answers
     assert project.resolve("model:m@1").created_by == "alice"

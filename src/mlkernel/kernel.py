@@ -119,7 +119,7 @@ class Kernel:
         """Profiles, drift and drift reports of datasets (see :mod:`mlkernel.monitor`)."""
         from mlkernel.monitor.service import MonitorService
 
-        return MonitorService(self)
+        return MonitorService(self.context, self.artifacts, self.catalog, self.tracking, self.data)
 
     @cached_property
     def pipelines(self) -> PipelineService:

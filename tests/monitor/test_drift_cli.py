@@ -3,6 +3,7 @@
 import html
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pyarrow.csv as pacsv
 import pytest
 
 import mlkernel
-from mlkernel.monitor.watch import describe_comparison
+from mlkernel.monitor.watch import Comparison, describe_comparison
 from mlkernel.testing import run_mlk
 
 
@@ -89,12 +90,14 @@ def test_a_drifted_column_is_never_reported_as_no_drift(root: Path) -> None:
 
 
 def test_describe_comparison_words() -> None:
-    base = {"columns": 4, "drift_share": 0.5}
-    assert describe_comparison({**base, "dataset_drift": True, "drifted": ["a", "b"]}) == (
+    base = Comparison("dataset:t@1", "report:drift-t@1", "r.html", False, (), 4, 0.5)
+    assert describe_comparison(replace(base, dataset_drift=True, drifted=("a", "b"))) == (
         "DRIFT: 2 of 4 columns drifted: a, b"
     )
-    assert describe_comparison({**base, "dataset_drift": False, "drifted": []}) == (
-        "no drift in any of the 4 columns tested"
+    assert describe_comparison(base) == "no drift in any of the 4 columns tested"
+    assert describe_comparison(replace(base, drifted=("a",))) == (
+        "no dataset drift, but 1 of 4 columns drifted: a "
+        "(below the share 0.5 that makes the dataset drift)"
     )
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import mlkernel
 from mlkernel.monitor.names import derived_name, drift_report_names, drift_run_name
-from mlkernel.monitor.watch import Watcher, WatchSpec
+from mlkernel.monitor.watch import WatchSpec
 from mlkernel.refs import MAX_NAME, validate_name
 
 names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}", fullmatch=True)
@@ -117,7 +117,7 @@ def test_a_200_character_dataset_is_profiled_compared_and_watched(tmp_path: Path
     (root / "incoming").mkdir()
     write_csv(root / "incoming" / "a.csv", 0.0, 1)
     with mlkernel.open(root) as k:
-        watcher = Watcher(k, [WatchSpec(path="incoming/*.csv", dataset=name, debounce=0)])
+        watcher = k.monitor.watcher([WatchSpec(path="incoming/*.csv", dataset=name, debounce=0)])
         clock = time.monotonic()
         assert [e.version for e in watcher.scan(clock) + watcher.scan(clock + 1)] == [
             f"dataset:{name}@1"
@@ -126,8 +126,8 @@ def test_a_200_character_dataset_is_profiled_compared_and_watched(tmp_path: Path
         (event,) = watcher.scan(clock + 2) + watcher.scan(clock + 3)
         assert event.error is None and event.version == f"dataset:{name}@2"
         (compared,) = event.reports
-        assert compared["dataset_drift"] is True
-        record = k.resolve(compared["report"])
+        assert compared.dataset_drift is True
+        record = k.resolve(compared.report)
         assert record.properties["dataset"] == name
     env = {key: v for key, v in os.environ.items() if key != "MLK_DEBUG"}
     result = subprocess.run(

@@ -70,3 +70,23 @@ def test_per_column_override_from_config(two_versions: Kernel) -> None:
     options = DriftOptions.from_mapping({"columns": {"moving": {"skip": True}}})
     result = two_versions.monitor.drift("train@1", "train@2", options)
     assert result.drifted == []
+
+
+def test_report_result_is_typed_and_its_json_adds_each_columns_sides(
+    two_versions: Kernel,
+) -> None:
+    from mlkernel.monitor.service import Shares
+
+    report = two_versions.monitor.report("train@1", "train@2")
+    city, moving = report.side("city"), report.side("moving")
+    assert city is not None and moving is not None and report.side("nothing") is None
+    assert city.categories is not None and city.categories.new == ()
+    assert city.outliers_iqr_share is None  # not numeric
+    assert moving.missing_share == Shares(0.0, 0.0) and moving.categories is None
+    assert moving.outliers_iqr_share is not None
+    doc = report.to_dict()
+    by_name = {c["column"]: c for c in doc["columns"]}
+    assert by_name["city"]["categories"] == city.categories.to_dict()
+    assert "outliers_iqr_share" not in by_name["city"]
+    assert by_name["moving"]["outliers_iqr_share"] == moving.outliers_iqr_share.to_dict()
+    assert doc["changes"] == [c.to_dict() for c in report.changes]

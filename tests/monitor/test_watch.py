@@ -41,19 +41,19 @@ def settle(watcher: Watcher, rounds: int = 3) -> list:
 
 def test_new_files_become_versions_with_reports(k: Kernel) -> None:
     spec = WatchSpec(path="incoming/*.csv", dataset="train", debounce=1.0)
-    watcher = Watcher(k, [spec])
+    watcher = k.monitor.watcher([spec])
     batch(k.root / "incoming" / "day1.csv", 0.0, 1)
     first = settle(watcher)
     assert [e.version for e in first] == ["dataset:train@1"]
-    assert first[0].reports == []  # nothing to compare with yet
+    assert first[0].reports == ()  # nothing to compare with yet
     batch(k.root / "incoming" / "day2.csv", 4.0, 2)
     second = settle(watcher)
     assert [e.version for e in second] == ["dataset:train@2"]
     (report,) = second[0].reports
-    assert report["against"] == "dataset:train@1"
-    assert report["dataset_drift"] is True  # 1 of 2 columns drifted: share 0.5 >= 0.5
-    assert report["drifted"] == ["x"]
-    assert Path(report["path"]).read_text().startswith("<!DOCTYPE html>")
+    assert report.against == "dataset:train@1"
+    assert report.dataset_drift is True  # 1 of 2 columns drifted: share 0.5 >= 0.5
+    assert report.drifted == ("x",)
+    assert Path(report.path).read_text().startswith("<!DOCTYPE html>")
     watches = k.runs(name="watch-train")  # one event per new version, newest first
     assert [w.type for w in watches] == ["watch", "watch"]
     assert {m[0]: m[2] for m in k.metrics(watches[0].id)} == {"comparisons": 1, "dataset_drift": 1}
@@ -61,7 +61,7 @@ def test_new_files_become_versions_with_reports(k: Kernel) -> None:
 
 
 def test_half_written_file_waits(k: Kernel) -> None:
-    watcher = Watcher(k, [WatchSpec(path="incoming/*.csv", dataset="train", debounce=5.0)])
+    watcher = k.monitor.watcher([WatchSpec(path="incoming/*.csv", dataset="train", debounce=5.0)])
     path = k.root / "incoming" / "big.csv"
     path.write_text("x,y\n1,2\n")
     now = time.monotonic()
@@ -77,14 +77,14 @@ def test_half_written_file_waits(k: Kernel) -> None:
 
 def test_baseline_comparison_and_identical_content(k: Kernel) -> None:
     spec = WatchSpec(path="incoming/*.csv", dataset="train", baseline="dataset:train@1", debounce=0)
-    watcher = Watcher(k, [spec])
+    watcher = k.monitor.watcher([spec])
     batch(k.root / "incoming" / "a.csv", 0.0, 1)
     settle(watcher)
     batch(k.root / "incoming" / "b.csv", 0.1, 2)
     settle(watcher)
     batch(k.root / "incoming" / "c.csv", 0.1, 3)
     (event,) = settle(watcher)
-    assert [r["against"] for r in event.reports] == ["dataset:train@2", "dataset:train@1"]
+    assert [r.against for r in event.reports] == ["dataset:train@2", "dataset:train@1"]
     # the same bytes under another file name add no version
     (k.root / "incoming" / "copy.csv").write_bytes((k.root / "incoming" / "c.csv").read_bytes())
     (again,) = settle(watcher)
@@ -93,8 +93,7 @@ def test_baseline_comparison_and_identical_content(k: Kernel) -> None:
 
 def test_offpeak_defers_analysis(k: Kernel) -> None:
     hour = {"now": datetime(2026, 11, 27, 12, 0)}
-    watcher = Watcher(
-        k,
+    watcher = k.monitor.watcher(
         [WatchSpec(path="incoming/*.csv", dataset="train", debounce=0)],
         offpeak=OffPeak.parse("22:00-06:00"),
         clock=lambda: hour["now"],
@@ -107,12 +106,12 @@ def test_offpeak_defers_analysis(k: Kernel) -> None:
     hour["now"] = datetime(2026, 11, 27, 23, 0)
     later = watcher.scan()
     assert [e.version for e in later] == ["dataset:train@1", "dataset:train@2"]
-    assert later[1].reports[0]["drifted"] == ["x"]
+    assert later[1].reports[0].drifted == ("x",)
     assert k.monitor.stored_profile("train@2") is not None
 
 
 def test_summary_lists_changes(k: Kernel) -> None:
-    watcher = Watcher(k, [WatchSpec(path="incoming/*.csv", dataset="train", debounce=0)])
+    watcher = k.monitor.watcher([WatchSpec(path="incoming/*.csv", dataset="train", debounce=0)])
     batch(k.root / "incoming" / "a.csv", 0.0, 1)
     batch(k.root / "incoming" / "b.csv", 5.0, 2)
     settle(watcher)
@@ -124,9 +123,38 @@ def test_summary_lists_changes(k: Kernel) -> None:
     assert doc["changes"][1]["reports"][0]["report"].startswith("report:drift-train@")
 
 
+def test_summary_counts_files_versions_and_drift(k: Kernel) -> None:
+    watcher = k.monitor.watcher([WatchSpec(path="incoming/*.csv", dataset="train", debounce=0)])
+    batch(k.root / "incoming" / "a.csv", 0.0, 1)
+    batch(k.root / "incoming" / "b.csv", 5.0, 2)
+    batch(k.root / "incoming" / "c.csv", 5.0, 3)  # like b.csv: no drift against it
+    settle(watcher)
+    summary = watcher.summary(since=0)
+    assert (summary.files, summary.new_versions, summary.drifted) == (3, 3, 1)
+    assert [e.reports[0].dataset_drift for e in summary.changes[1:]] == [True, False]
+    assert summary.to_dict()["changes"][1]["reports"][0]["drifted"] == ["x"]
+
+
+def test_the_watcher_acts_for_the_actor_of_its_service(k: Kernel) -> None:
+    from mlkernel.authz import Actor
+
+    alice = k.as_actor(Actor("alice"))
+    watcher = alice.monitor.watcher([WatchSpec(path="incoming/*.csv", dataset="train", debounce=0)])
+    batch(k.root / "incoming" / "a.csv", 0.0, 1)
+    batch(k.root / "incoming" / "b.csv", 5.0, 2)
+    settle(watcher)
+    assert k.resolve("dataset:train@2").created_by == "alice"
+    watches = k.runs(name="watch-train", include_internal=True)  # newest first
+    assert [w.user for w in watches] == ["alice", "alice"]
+    watch = watches[0]
+    report = k.resolve("report:drift-train")
+    assert report.created_by == "alice"
+    assert k.run_info(watch.id).outputs == [report.ref]
+
+
 def test_run_loop_with_inotify_picks_up_a_file(k: Kernel) -> None:
-    watcher = Watcher(
-        k, [WatchSpec(path="incoming/*.csv", dataset="train", debounce=0.2)], poll=0.2
+    watcher = k.monitor.watcher(
+        [WatchSpec(path="incoming/*.csv", dataset="train", debounce=0.2)], poll=0.2
     )
     batch(k.root / "incoming" / "a.csv", 0.0, 1)
     watcher.run(max_seconds=2.0)
@@ -148,7 +176,7 @@ def test_config_validation(tmp_path: Path) -> None:
             config.read_text() + '\n[[watch]]\npath = "in/*.csv"\ndataset = "train"\n'
         )
     with mlkernel.open(root) as project:
-        assert Watcher(project).specs == [WatchSpec(path="in/*.csv", dataset="train")]
+        assert project.monitor.watcher().specs == [WatchSpec(path="in/*.csv", dataset="train")]
 
 
 def test_offpeak_window_wraps_midnight() -> None:

@@ -71,7 +71,7 @@ def wait_for(condition: object, what: str) -> None:
 
 def test_a_paused_writer_is_waited_for_by_its_open_descriptor(k: Kernel, tmp_path: Path) -> None:
     """No inotify (a network file system): stable for far longer than debounce, but open."""
-    watcher = Watcher(k, [WatchSpec(path="incoming/*.csv", dataset="train", debounce=2.0)])
+    watcher = k.monitor.watcher([WatchSpec(path="incoming/*.csv", dataset="train", debounce=2.0)])
     path = k.root / "incoming" / "big.csv"
     writer = Writer(path, tmp_path)
     now = time.monotonic()
@@ -89,7 +89,7 @@ def test_a_paused_writer_is_waited_for_until_it_closes(
     """inotify saw writes and no IN_CLOSE_WRITE: wait, even when the writer's process is
     one the watcher cannot inspect (simulated: /proc tells nothing)."""
     monkeypatch.setattr(_fsevents, "open_for_writing", lambda _path: None)
-    watcher = Watcher(k, [WatchSpec(path="incoming/*.csv", dataset="train", debounce=2.0)])
+    watcher = k.monitor.watcher([WatchSpec(path="incoming/*.csv", dataset="train", debounce=2.0)])
     observer = watcher._start_inotify()
     if observer is None:
         pytest.skip("inotify is not available here")
@@ -112,7 +112,7 @@ def test_a_paused_writer_is_waited_for_until_it_closes(
 
 
 def test_a_file_renamed_into_the_folder_is_complete_at_once(k: Kernel) -> None:
-    watcher = Watcher(k, [WatchSpec(path="incoming/*.csv", dataset="train", debounce=30.0)])
+    watcher = k.monitor.watcher([WatchSpec(path="incoming/*.csv", dataset="train", debounce=30.0)])
     observer = watcher._start_inotify()
     if observer is None:
         pytest.skip("inotify is not available here")
@@ -169,7 +169,7 @@ def test_a_bad_file_is_recorded_and_the_watcher_goes_on(k: Kernel, spec: WatchSp
     (incoming / "c-dir.csv").mkdir()  # a directory matching the glob
     good_csv(incoming / "d-good.csv")
     (incoming / "e-deep.json").write_text("[" * 20_000 + "]" * 20_000)  # RecursionError once
-    events = settle(Watcher(k, [spec]), time.monotonic())
+    events = settle(k.monitor.watcher([spec]), time.monotonic())
     by_name = {e.path.name: e for e in events}
     assert sorted(by_name) == ["a-broken.csv.gz", "b-empty.csv", "d-good.csv", "e-deep.json"]
     assert by_name["d-good.csv"].version == "dataset:train@1"
@@ -181,9 +181,9 @@ def test_a_bad_file_is_recorded_and_the_watcher_goes_on(k: Kernel, spec: WatchSp
     assert rows["incoming/a-broken.csv.gz"].error == by_name["a-broken.csv.gz"].error
     assert rows["incoming/d-good.csv"].state == "ingested"
     # not retried, by this watcher or a restarted one, until the file changes
-    assert settle(Watcher(k, [spec]), time.monotonic() + 100) == []
+    assert settle(k.monitor.watcher([spec]), time.monotonic() + 100) == []
     (incoming / "a-broken.csv.gz").write_bytes(gzip.compress(("a,b\n" + REST).encode()))
-    (again,) = settle(Watcher(k, [spec]), time.monotonic() + 200)
+    (again,) = settle(k.monitor.watcher([spec]), time.monotonic() + 200)
     assert again.version == "dataset:train@2" and again.error is None
     assert k.context.meta.watched_files()["incoming/a-broken.csv.gz"].state == "ingested"
 
@@ -193,14 +193,14 @@ def test_a_bad_file_is_quarantined_when_configured(k: Kernel) -> None:
         path="incoming/**/*.gz", dataset="train", debounce=0, quarantine="incoming/bad"
     )
     truncated_gzip(k.root / "incoming" / "x.csv.gz")
-    (event,) = settle(Watcher(k, [spec]), time.monotonic())
+    (event,) = settle(k.monitor.watcher([spec]), time.monotonic())
     assert event.quarantined == k.root / "incoming" / "bad" / "x.csv.gz"
     assert event.quarantined.exists() and not (k.root / "incoming" / "x.csv.gz").exists()
     # the quarantine is inside the glob: recorded as failed too, so not read again
-    assert settle(Watcher(k, [spec]), time.monotonic() + 100) == []
+    assert settle(k.monitor.watcher([spec]), time.monotonic() + 100) == []
     # a second bad file of the same name (and the same bytes) does not overwrite the first
     truncated_gzip(k.root / "incoming" / "x.csv.gz")
-    (second,) = settle(Watcher(k, [spec]), time.monotonic() + 200)
+    (second,) = settle(k.monitor.watcher([spec]), time.monotonic() + 200)
     assert second.quarantined == k.root / "incoming" / "bad" / "x.csv-2.gz"
 
 
@@ -208,10 +208,10 @@ def test_a_bad_file_is_quarantined_when_configured(k: Kernel) -> None:
 def test_an_unreadable_file_is_retried_once_readable(k: Kernel, spec: WatchSpec) -> None:
     path = good_csv(k.root / "incoming" / "locked.csv")
     path.chmod(0)
-    (event,) = settle(Watcher(k, [spec]), time.monotonic())
+    (event,) = settle(k.monitor.watcher([spec]), time.monotonic())
     assert event.error and "cannot be read" in event.error
     path.chmod(0o644)  # mtime unchanged: the watcher notices it can read it now
-    (again,) = settle(Watcher(k, [spec]), time.monotonic() + 100)
+    (again,) = settle(k.monitor.watcher([spec]), time.monotonic() + 100)
     assert again.version == "dataset:train@1"
 
 
@@ -244,7 +244,7 @@ def test_links_that_lead_nowhere_are_passed_over(k: Kernel, spec: WatchSpec) -> 
     (incoming / "dangling.csv").symlink_to(incoming / "absent.csv")
     (incoming / "loop.csv").symlink_to(incoming / "loop.csv")  # ELOOP on stat
     good_csv(incoming / "z.csv")
-    events = settle(Watcher(k, [spec]), time.monotonic())
+    events = settle(k.monitor.watcher([spec]), time.monotonic())
     assert [(e.path.name, e.version) for e in events] == [("z.csv", "dataset:train@1")]
 
 
@@ -260,7 +260,7 @@ def test_a_file_removed_before_it_is_read_is_no_failure(
         return False
 
     monkeypatch.setattr(_fsevents, "open_for_writing", remove_then_answer)
-    events = settle(Watcher(k, [spec]), time.monotonic())
+    events = settle(k.monitor.watcher([spec]), time.monotonic())
     assert [(e.path.name, e.version, e.error) for e in events] == [
         ("kept.csv", "dataset:train@1", None)
     ]

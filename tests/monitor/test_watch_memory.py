@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from mlkernel.kernel import Kernel
-from mlkernel.monitor.watch import Watcher, WatchSpec
+from mlkernel.monitor.watch import WatchSpec
 from mlkernel.testing import run_mlk
 
 WATCH = '\n[[watch]]\npath = "incoming/*.csv"\ndataset = "train"\ndebounce = 0.2\n'
@@ -87,16 +87,18 @@ def test_a_new_watcher_object_reads_the_memory(project: Kernel) -> None:
     spec = WatchSpec(path="incoming/*.csv", dataset="train", debounce=0)
     write_batch(k.root / "incoming" / "a.csv", 0.0, 1)
     clock = time.monotonic()
-    first = Watcher(k, [spec])
+    first = k.monitor.watcher([spec])
     assert [e.version for e in first.scan(clock) + first.scan(clock + 1)] == ["dataset:train@1"]
-    again = Watcher(k, [spec])  # what a restarted daemon builds
+    again = k.monitor.watcher([spec])  # what a restarted daemon builds
     assert again.scan(clock + 2) + again.scan(clock + 3) == []
     # the same bytes under a new name are recorded as unchanged, not a new version
     (k.root / "incoming" / "copy.csv").write_bytes((k.root / "incoming" / "a.csv").read_bytes())
     (event,) = again.scan(clock + 4) + again.scan(clock + 5)
     assert (event.created, event.version) == (False, "dataset:train@1")
     assert k.context.meta.watched_files()["incoming/copy.csv"].state == "unchanged"
-    assert Watcher(k, [spec]).scan(clock + 6) + Watcher(k, [spec]).scan(clock + 7) == []
+    assert (
+        k.monitor.watcher([spec]).scan(clock + 6) + k.monitor.watcher([spec]).scan(clock + 7) == []
+    )
 
 
 def test_analyses_left_undone_are_resumed_after_a_restart(project: Kernel) -> None:
@@ -110,16 +112,16 @@ def test_analyses_left_undone_are_resumed_after_a_restart(project: Kernel) -> No
     window = OffPeak.parse("22:00-06:00")
     write_batch(k.root / "incoming" / "a.csv", 0.0, 1)
     write_batch(k.root / "incoming" / "b.csv", 4.0, 2)
-    noon = Watcher(k, [spec], offpeak=window, clock=lambda: datetime(2026, 1, 1, 12, 0))
+    noon = k.monitor.watcher([spec], offpeak=window, clock=lambda: datetime(2026, 1, 1, 12, 0))
     clock = time.monotonic()
     events = noon.scan(clock) + noon.scan(clock + 1)
     assert [e.deferred for e in events] == [True, True]
     # the watcher stops before the window; the one started at night does the analyses
-    night = Watcher(k, [spec], offpeak=window, clock=lambda: datetime(2026, 1, 1, 23, 0))
+    night = k.monitor.watcher([spec], offpeak=window, clock=lambda: datetime(2026, 1, 1, 23, 0))
     done = night.scan(clock + 2)
     assert [e.version for e in done] == ["dataset:train@1", "dataset:train@2"]
-    assert done[1].reports[0]["drifted"] == ["x"]
-    again = Watcher(k, [spec], offpeak=window, clock=lambda: datetime(2026, 1, 1, 23, 0))
+    assert done[1].reports[0].drifted == ("x",)
+    again = k.monitor.watcher([spec], offpeak=window, clock=lambda: datetime(2026, 1, 1, 23, 0))
     assert again.scan(clock + 3) == []  # analysed once only
 
 

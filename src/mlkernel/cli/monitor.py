@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlkernel.cli._args import add_json, open_kernel, seconds
+
+if TYPE_CHECKING:
+    from mlkernel.monitor.service import Shares
 
 
 def add_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -115,10 +118,10 @@ def _nulls(col: dict[str, Any]) -> str:
     return f"{text} (+{', '.join(extra)})" if extra else text
 
 
-def _shares(shares: dict[str, float | None] | None) -> str:
-    if not shares or shares.get("reference") is None or shares.get("current") is None:
+def _shares(shares: Shares | None) -> str:
+    if shares is None or shares.reference is None or shares.current is None:
         return "-"
-    return f"{shares['reference']:.2%} → {shares['current']:.2%}"
+    return f"{shares.reference:.2%} → {shares.current:.2%}"
 
 
 def _outliers(col: dict[str, object]) -> str:
@@ -146,7 +149,7 @@ def _drift(args: argparse.Namespace) -> int:
         f"({len(result.drifted)} of {len(result.tested)} columns, threshold share "
         f"{result.drift_share:g})"
     )
-    details = {c["column"]: c for c in report.to_dict()["columns"]}
+    sides = {side.column: side for side in report.sides}
     table(
         [
             "column",
@@ -166,17 +169,16 @@ def _drift(args: argparse.Namespace) -> int:
                 _num(c.score),
                 _num(c.threshold),
                 "yes" if c.drift_detected else ("-" if c.skipped else "no"),
-                _shares(details.get(c.column, {}).get("missing_share")),
-                _shares(details.get(c.column, {}).get("outliers_iqr_share")),
+                _shares(sides[c.column].missing_share if c.column in sides else None),
+                _shares(sides[c.column].outliers_iqr_share if c.column in sides else None),
             )
             for c in result.columns
         ],
         title="Columns",
     )
-    changes = report.changes()
-    if changes:
+    if report.changes:
         out.print("changes:")
-        for change in changes:
+        for change in report.changes:
             out.print(f"  {change.text}", markup=False, highlight=False)
     out.print(
         "tests: chi-square is the goodness-of-fit variant (Evidently's), Jensen-Shannon uses "
@@ -188,7 +190,7 @@ def _drift(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     from mlkernel.cli.render import console, esc
-    from mlkernel.monitor.watch import Watcher, WatchEvent, describe_comparison
+    from mlkernel.monitor.watch import WatchEvent, describe_comparison
 
     out = console()
 
@@ -207,8 +209,8 @@ def _watch(args: argparse.Namespace) -> int:
         else:
             say(f"{event.path} → {event.version}")
         for r in event.reports:
-            say(f"  vs {r['against']}: {describe_comparison(r)} — {r['report']} ({r['path']})")
-            for change in r.get("changes", []):
+            say(f"  vs {r.against}: {describe_comparison(r)} — {r.report} ({r.path})")
+            for change in r.changes:
                 say(f"    {change}")
         for note in event.notes:
             say(f"  note: {note}")
@@ -216,7 +218,7 @@ def _watch(args: argparse.Namespace) -> int:
             say(f"  {event.error}")
 
     with open_kernel(args) as k:
-        watcher = Watcher(k, poll=args.poll, notify=show)
+        watcher = k.monitor.watcher(poll=args.poll, notify=show)
         if not watcher.specs:
             from mlkernel.errors import ConfigError
 

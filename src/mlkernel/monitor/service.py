@@ -1,5 +1,8 @@
 """The monitor service behind ``k.monitor``: profiles and drift reports as artifacts.
 
+Built from the project's :class:`~mlkernel.context.Context` and the services it uses
+(artifacts, catalog, runs, datasets), never from the Kernel.
+
 A profile is computed once per dataset version, in one bounded-memory pass over its
 memory-mapped Arrow file, and stored as a ``profile`` artifact (JSON) produced by a
 ``profile`` execution that read the dataset. Drift between two versions is computed from
@@ -11,22 +14,105 @@ profiles and both datasets, so `mlk lineage --down dataset:train@3` finds it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mlkernel.kernel import Kernel
+    from mlkernel.artifacts.catalog import CatalogService
+    from mlkernel.artifacts.service import ArtifactService
+    from mlkernel.context import Context
+    from mlkernel.data.service import DataService
     from mlkernel.meta.records import ArtifactRecord
     from mlkernel.monitor.drift import DatasetDrift, DriftOptions
     from mlkernel.monitor.profile import DatasetProfile
     from mlkernel.monitor.report import ReportChange
+    from mlkernel.monitor.watch import Watcher, WatchEvent, WatchSpec
+    from mlkernel.sched.policy import OffPeak
+    from mlkernel.tracking.service import RunService
 
 from mlkernel.authz import Action, Actor, exempt, operation
+from mlkernel.errors import NotFoundError
 from mlkernel.monitor.names import drift_report_names, drift_run_name
 
-__all__ = ["DriftReport", "MonitorService"]
+__all__ = ["CategoryChange", "ColumnSides", "DriftReport", "MonitorService", "Shares"]
+
+
+@dataclass(frozen=True, slots=True)
+class Shares:
+    """One share (of missing values, of outliers) in the reference and the current version."""
+
+    reference: float | None
+    current: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reference": self.reference, "current": self.current}
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryChange:
+    """Categories of a column only in the current version (new) or only in the reference
+    (missing), the first 50 of each; ``exact`` when both versions' categories are known."""
+
+    new: tuple[str, ...]
+    new_count: int
+    missing: tuple[str, ...]
+    missing_count: int
+    exact: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "new": list(self.new),
+            "new_count": self.new_count,
+            "missing": list(self.missing),
+            "missing_count": self.missing_count,
+            "exact": self.exact,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnSides:
+    """What a report shows of one column besides its drift test: both versions' share of
+    missing values, the categories that came or went, the share of IQR outliers."""
+
+    column: str
+    missing_share: Shares
+    categories: CategoryChange | None
+    outliers_iqr_share: Shares | None  # None: not a numeric column
+
+    @classmethod
+    def from_report(cls, column: Mapping[str, Any]) -> ColumnSides:
+        """From one entry of a report document's ``columns`` (:meth:`Report.to_dict`)."""
+        ref, cur, cats = column["reference"], column["current"], column["categories"]
+        outliers = None
+        if "outliers_iqr_share" in ref:
+            outliers = Shares(ref["outliers_iqr_share"], cur.get("outliers_iqr_share"))
+        return cls(
+            column["column"],
+            Shares(ref["missing_share"], cur["missing_share"]),
+            None
+            if cats is None
+            else CategoryChange(
+                tuple(cats["new"]),
+                cats["new_count"],
+                tuple(cats["missing"]),
+                cats["missing_count"],
+                cats["exact"],
+            ),
+            outliers,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The keys a drift report's JSON adds to the column's drift result."""
+        out: dict[str, Any] = {
+            "missing_share": self.missing_share.to_dict(),
+            "categories": None if self.categories is None else self.categories.to_dict(),
+        }
+        if self.outliers_iqr_share is not None:
+            out["outliers_iqr_share"] = self.outliers_iqr_share.to_dict()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +124,12 @@ class DriftReport:
     json: ArtifactRecord
     seconds: float
     path: Path  # the HTML page as a file a browser opens (a copy of the stored object)
-    document: dict[str, Any] = field(default_factory=dict)  # the JSON report's content
+    sides: tuple[ColumnSides, ...] = ()  # per column: what the HTML shows besides the test
+    changes: tuple[ReportChange, ...] = ()  # every change the report lists, one line each
 
     def to_dict(self) -> dict[str, Any]:
         """The result with, per column, what the HTML shows: missing values, categories."""
-        out = {
+        out: dict[str, Any] = {
             "dataset": self.current.name,
             "reference": self.reference.ref,
             "current": self.current.ref,
@@ -52,38 +139,40 @@ class DriftReport:
             "seconds": round(self.seconds, 4),
             **self.result.to_dict(),
         }
-        sides = {c["column"]: c for c in self.document.get("columns", [])}
+        sides = {side.column: side for side in self.sides}
         for column in out["columns"]:
             side = sides.get(column["column"])
             if side is not None:
-                column["missing_share"] = {
-                    "reference": side["reference"]["missing_share"],
-                    "current": side["current"]["missing_share"],
-                }
-                column["categories"] = side["categories"]
-                if "outliers_iqr_share" in side["reference"]:
-                    column["outliers_iqr_share"] = {
-                        "reference": side["reference"]["outliers_iqr_share"],
-                        "current": side["current"].get("outliers_iqr_share"),
-                    }
-        out["changes"] = self.document.get("changes", [])
+                column.update(side.to_dict())
+        out["changes"] = [change.to_dict() for change in self.changes]
         return out
 
-    def changes(self) -> list[ReportChange]:
-        """Every change the report shows, for a terminal: see :func:`report_changes`."""
-        from mlkernel.monitor.report import report_changes
-
-        return report_changes(self.document)
+    def side(self, column: str) -> ColumnSides | None:
+        """What the report shows of ``column`` besides its test (None: not in both versions)."""
+        return next((side for side in self.sides if side.column == column), None)
 
 
 class MonitorService:
-    def __init__(self, kernel: Kernel) -> None:
-        self._kernel = kernel
+    """Profiles, drift and drift reports of datasets, and the watcher. Reached as
+    ``k.monitor``."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        artifacts: ArtifactService,
+        catalog: CatalogService,
+        runs: RunService,
+        data: DataService,
+    ) -> None:
+        self._ctx = ctx
+        self._artifacts = artifacts
+        self._catalog = catalog
+        self._runs = runs
+        self._data = data
 
     @property
     def actor(self) -> Actor:
-        """Who calls: the kernel's actor (:meth:`Kernel.as_actor`)."""
-        return self._kernel.actor
+        return self._ctx.actor
 
     @exempt("the project's drift settings, from the configuration only")
     def drift_options(self) -> DriftOptions:
@@ -91,7 +180,7 @@ class MonitorService:
         from mlkernel.monitor.drift import DriftOptions
         from mlkernel.monitor.settings import MonitorSettings
 
-        settings = MonitorSettings.from_sections(self._kernel.config.sections)
+        settings = MonitorSettings.from_sections(self._ctx.config.sections)
         return DriftOptions.from_mapping(settings.drift or {})
 
     # -- profiles --------------------------------------------------------------------
@@ -105,7 +194,11 @@ class MonitorService:
     def stored_profile(self, ref: str | ArtifactRecord) -> ArtifactRecord | None:
         """The profile artifact of a dataset version, if one was computed."""
         dataset = self._dataset(ref)
-        for record in self._kernel.table.versions("profile", dataset.name)[::-1]:
+        try:
+            profiles = self._catalog.versions(f"profile:{dataset.name}")
+        except NotFoundError:  # this dataset was never profiled
+            return None
+        for record in profiles[::-1]:
             if record.properties.get("dataset_digest") == dataset.digest:
                 return record
         return None
@@ -122,8 +215,8 @@ class MonitorService:
 
         started = time.perf_counter()
         run_name = drift_run_name("profile", dataset.name)
-        with self._kernel.start_run(run_name, type_="profile", inputs=[dataset.ref]) as run:
-            profile = build_profile(_stream(self._kernel.data.ipc_path(dataset)))
+        with self._runs.start(run_name, type_="profile", inputs=[dataset.ref]) as run:
+            profile = build_profile(_stream(self._data.ipc_path(dataset)))
             seconds = time.perf_counter() - started
             rows = int(dataset.properties.get("rows", 0)) or _rows(profile)
             run.log_metrics(
@@ -146,10 +239,7 @@ class MonitorService:
     @operation("monitor.profile", Action.WRITE, resource="ref", cli="data profile")
     def profile(self, ref: str | ArtifactRecord, *, force: bool = False) -> DatasetProfile:
         """The profile of a dataset version: stored once, loaded afterwards."""
-        from mlkernel.monitor.profile import DatasetProfile
-
-        record = self.profile_record(ref, force=force)
-        return DatasetProfile.from_json(self._kernel.objects.read_bytes(record.digest))
+        return self._load_profile(self.profile_record(ref, force=force))
 
     # -- drift -----------------------------------------------------------------------
 
@@ -178,15 +268,12 @@ class MonitorService:
     ) -> DriftReport:
         """Compute drift, store the HTML and JSON report with lineage to both versions."""
         from mlkernel.fsutil import write_atomic
-        from mlkernel.monitor.profile import DatasetProfile
-        from mlkernel.monitor.report import build_report
+        from mlkernel.monitor.report import build_report, report_changes
 
         started = time.perf_counter()
         ref_ds, cur_ds = self._dataset(reference), self._dataset(current)
         ref_prof, cur_prof = self.profile_record(ref_ds), self.profile_record(cur_ds)
-        load = self._kernel.objects.read_bytes
-        ref_p = DatasetProfile.from_json(load(ref_prof.digest))
-        cur_p = DatasetProfile.from_json(load(cur_prof.digest))
+        ref_p, cur_p = self._load_profile(ref_prof), self._load_profile(cur_prof)
         opts = options or self.drift_options()
         report = build_report(
             ref_p,
@@ -201,7 +288,7 @@ class MonitorService:
         names = drift_report_names(cur_ds.name)
         inputs = [ref_ds.ref, cur_ds.ref, ref_prof.ref, cur_prof.ref]
         run_name = drift_run_name("drift", cur_ds.name)
-        with self._kernel.start_run(run_name, type_="drift", inputs=inputs) as run:
+        with self._runs.start(run_name, type_="drift", inputs=inputs) as run:
             result = report.result
             run.log_metrics(
                 {
@@ -230,7 +317,7 @@ class MonitorService:
                 properties={**props, "format": "json"},
             )
         if html is None:
-            folder = self._kernel.config.state_dir / "reports"
+            folder = self._ctx.state_dir / "reports"
             folder.mkdir(parents=True, exist_ok=True)
             html = folder / f"{html_record.name}-{html_record.version}.html"
         try:
@@ -247,14 +334,52 @@ class MonitorService:
             json_record,
             time.perf_counter() - started,
             html,
-            document,
+            tuple(ColumnSides.from_report(c) for c in document["columns"]),
+            tuple(report_changes(document)),
+        )
+
+    # -- the watcher -----------------------------------------------------------------
+
+    @operation("monitor.watch", Action.WRITE, cli="data watch")
+    def watcher(
+        self,
+        specs: list[WatchSpec] | None = None,
+        *,
+        poll: float = 1.0,
+        offpeak: OffPeak | None = None,
+        summary_every: float | None = None,
+        notify: Callable[[WatchEvent], None] | None = None,
+        clock: Callable[[], datetime] = datetime.now,
+    ) -> Watcher:
+        """A watcher of the ``[[watch]]`` globs (or ``specs``): it ingests new files, then
+        profiles and compares each new version, acting for this actor."""
+        from mlkernel.monitor.watch import Watcher
+
+        return Watcher(
+            self._ctx,
+            monitor=self,
+            data=self._data,
+            runs=self._runs,
+            catalog=self._catalog,
+            artifacts=self._artifacts,
+            specs=specs,
+            poll=poll,
+            offpeak=offpeak,
+            summary_every=summary_every,
+            notify=notify,
+            clock=clock,
         )
 
     # -- helpers ---------------------------------------------------------------------
 
     def _dataset(self, ref: str | ArtifactRecord) -> ArtifactRecord:
         # The data service refuses, in one line, a ref that is no ingested dataset.
-        return self._kernel.data.resolve(ref)
+        return self._data.resolve(ref)
+
+    def _load_profile(self, record: ArtifactRecord) -> DatasetProfile:
+        from mlkernel.monitor.profile import DatasetProfile
+
+        return DatasetProfile.from_json(self._artifacts.load(record))
 
 
 def _stream(path: Path) -> Iterator[Any]:

@@ -28,6 +28,9 @@ was seen for, size and modification time unchanged for ``debounce`` seconds (see
 is recorded (and quarantined if configured) and the watcher goes on. Each processed
 version leaves a ``watch`` execution in the metadata (input: the new version; outputs:
 its drift reports; metrics: drift found), which is what triggers fire from.
+
+A watcher is built by ``k.monitor.watcher(...)`` (:meth:`MonitorService.watcher`) from the
+project's context and the services it calls; it never sees the Kernel.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,11 +51,25 @@ from mlkernel.monitor.settings import MonitorSettings
 from mlkernel.sched.policy import OffPeak, PolicyConfig
 
 if TYPE_CHECKING:
-    from mlkernel.kernel import Kernel
+    from mlkernel.artifacts.catalog import CatalogService
+    from mlkernel.artifacts.service import ArtifactService
+    from mlkernel.context import Context
+    from mlkernel.data.service import DataService
     from mlkernel.meta.records import ArtifactRecord
     from mlkernel.meta.watch import WatchedFile
+    from mlkernel.monitor.service import MonitorService
+    from mlkernel.tracking.service import RunService
 
-__all__ = ["OffPeak", "WatchEvent", "WatchSpec", "Watcher", "describe_comparison", "load_specs"]
+__all__ = [
+    "Comparison",
+    "OffPeak",
+    "WatchEvent",
+    "WatchSpec",
+    "WatchSummary",
+    "Watcher",
+    "describe_comparison",
+    "load_specs",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,18 +123,45 @@ def load_specs(sections: Mapping[str, Any], source: str = "mlkernel.toml") -> li
     return specs
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One drift report the watcher made for a new version: against which version, where
+    the report is, and what it found."""
+
+    against: str  # the reference version, e.g. dataset:train@1
+    report: str  # the HTML report's reference
+    path: str  # the HTML page as a file
+    dataset_drift: bool
+    drifted: tuple[str, ...]  # the drifted columns
+    columns: int  # the columns tested
+    drift_share: float  # the share of drifted columns that makes the dataset drift
+    changes: tuple[str, ...] = ()  # the other changes the report lists, one line each
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "against": self.against,
+            "report": self.report,
+            "path": self.path,
+            "dataset_drift": self.dataset_drift,
+            "drifted": list(self.drifted),
+            "columns": self.columns,
+            "drift_share": self.drift_share,
+            "changes": list(self.changes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class WatchEvent:
     """What the watcher did with one new file."""
 
     path: Path
     version: str | None
     created: bool
-    reports: list[dict[str, Any]] = field(default_factory=list)
+    reports: tuple[Comparison, ...] = ()
     error: str | None = None
     deferred: bool = False
     quarantined: Path | None = None
-    notes: list[str] = field(default_factory=list)  # what the analysis left out, and why
+    notes: tuple[str, ...] = ()  # what the analysis left out, and why
     at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,31 +169,61 @@ class WatchEvent:
             "path": str(self.path),
             "version": self.version,
             "created": self.created,
-            "reports": self.reports,
+            "reports": [r.to_dict() for r in self.reports],
             "error": self.error,
             "deferred": self.deferred,
             "quarantined": None if self.quarantined is None else str(self.quarantined),
-            "notes": self.notes,
+            "notes": list(self.notes),
             "at": self.at,
         }
 
 
-def describe_comparison(report: Mapping[str, Any]) -> str:
+@dataclass(frozen=True, slots=True)
+class WatchSummary:
+    """Every change the watcher saw from ``since`` to ``until`` (epoch seconds)."""
+
+    since: float
+    until: float
+    changes: tuple[WatchEvent, ...]
+
+    @property
+    def files(self) -> int:
+        return len(self.changes)
+
+    @property
+    def new_versions(self) -> int:
+        return sum(1 for e in self.changes if e.created)
+
+    @property
+    def drifted(self) -> int:
+        """Files whose new version drifted against at least one version it was compared with."""
+        return sum(1 for e in self.changes if any(r.dataset_drift for r in e.reports))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "since": self.since,
+            "until": self.until,
+            "files": self.files,
+            "new_versions": self.new_versions,
+            "drifted": self.drifted,
+            "changes": [e.to_dict() for e in self.changes],
+        }
+
+
+def describe_comparison(report: Comparison) -> str:
     """One line for one comparison: the dataset verdict, then the drifted columns.
 
     A column can drift while the dataset does not (fewer than ``drift_share`` of the
     columns drifted); the line says both, never "no drift" next to a drifted column.
     """
-    drifted = list(report.get("drifted", []))
-    tested = report.get("columns")
-    of = f" of {tested}" if tested is not None else ""
+    drifted, tested = report.drifted, report.columns
     names = f": {', '.join(drifted)}" if drifted else ""
-    if report.get("dataset_drift"):
-        return f"DRIFT: {len(drifted)}{of} columns drifted{names}"
+    if report.dataset_drift:
+        return f"DRIFT: {len(drifted)} of {tested} columns drifted{names}"
     if drifted:
-        share = report.get("drift_share")
+        share = report.drift_share
         below = f" (below the share {share:g} that makes the dataset drift)" if share else ""
-        return f"no dataset drift, but {len(drifted)}{of} columns drifted{names}{below}"
+        return f"no dataset drift, but {len(drifted)} of {tested} columns drifted{names}{below}"
     return f"no drift in any of the {tested} columns tested" if tested else "no drift"
 
 
@@ -163,22 +237,31 @@ class Watcher:
 
     def __init__(
         self,
-        kernel: Kernel,
-        specs: list[WatchSpec] | None = None,
+        ctx: Context,
         *,
+        monitor: MonitorService,
+        data: DataService,
+        runs: RunService,
+        catalog: CatalogService,
+        artifacts: ArtifactService,
+        specs: list[WatchSpec] | None = None,
         poll: float = 1.0,
         offpeak: OffPeak | None = None,
         summary_every: float | None = None,
         notify: Callable[[WatchEvent], None] | None = None,
         clock: Callable[[], datetime] = datetime.now,
     ) -> None:
-        from dataclasses import replace
-
         from mlkernel.monitor._fsevents import FileNotes
         from mlkernel.sched.settings import offpeak_text
 
-        self._kernel = kernel
-        sections = kernel.config.sections
+        self._ctx = ctx
+        self._root = ctx.root
+        self._monitor = monitor
+        self._data = data
+        self._runs = runs
+        self._catalog = catalog
+        self._artifacts = artifacts
+        sections = ctx.config.sections
         self.specs = specs if specs is not None else load_specs(sections)
         # Off-peak is the scheduler's notion: the watcher asks its policy (see _in_window).
         text = offpeak_text(sections)
@@ -190,7 +273,7 @@ class Watcher:
         self.poll = poll
         self._notify = notify or (lambda _event: None)
         self._clock = clock
-        self._memory: dict[str, WatchedFile] = kernel.meta.watched_files()
+        self._memory: dict[str, WatchedFile] = ctx.meta.watched_files()
         self._pending: dict[Path, tuple[int, int, float]] = {}  # (size, mtime, since)
         self._deferred: list[tuple[WatchSpec, ArtifactRecord]] = []
         self.events: list[WatchEvent] = []
@@ -223,18 +306,25 @@ class Watcher:
                     f'baseline = "dataset:{spec.dataset}@1"'
                 )
             try:
-                self._kernel.resolve(spec.baseline, kind="dataset")
+                self._catalog.resolve(spec.baseline, kind="dataset")
                 continue
             except NotFoundError:
                 pass
             if ref.name == spec.dataset:
-                numbers = [v.version for v in self._kernel.table.versions("dataset", ref.name)]
+                numbers = [v.version for v in self._versions(ref.name)]
                 if ref.version is None or ref.version > max(numbers, default=0):
                     continue  # a version still to come: left out of the analyses until it is
             raise ConfigError(
                 f"{where} does not exist; fix the baseline of watch[{i}] in mlkernel.toml "
                 f"(`mlk ls dataset` lists the datasets) or add that version first"
             )
+
+    def _versions(self, dataset: str) -> list[ArtifactRecord]:
+        """Every version of ``dataset``, oldest first; none before its first file."""
+        try:
+            return self._catalog.versions(f"dataset:{dataset}")
+        except NotFoundError:
+            return []
 
     def _resume(self) -> None:
         """Queue the analyses a previous watcher left undone (off-peak wait, or a stop).
@@ -243,12 +333,12 @@ class Watcher:
         redone on every start; `mlk data drift` runs it by hand once the cause is fixed.
         """
         by_dataset = {spec.dataset: spec for spec in self.specs}
-        for row in self._kernel.meta.unanalysed_watched_files():
+        for row in self._ctx.meta.unanalysed_watched_files():
             spec = by_dataset.get(row.dataset)
             if spec is None or row.artifact_id is None or row.error:
                 continue
             try:
-                record = self._kernel.table.get(row.artifact_id)
+                record = self._catalog.get(row.artifact_id)
             except MLKernelError:
                 continue  # the version was deleted since
             self._deferred.append((spec, record))
@@ -260,7 +350,7 @@ class Watcher:
         now = time.monotonic() if now is None else now
         done: list[WatchEvent] = []
         for spec in self.specs:
-            pattern = str(self._kernel.root / spec.path)
+            pattern = str(self._root / spec.path)
             for name in sorted(glob.glob(pattern, recursive=True)):
                 event = self._consider(spec, Path(name), now)
                 if event is not None:
@@ -269,7 +359,7 @@ class Watcher:
             deferred, self._deferred = self._deferred, []
             for spec, record in deferred:
                 event = WatchEvent(Path(str(record.properties.get("source", ""))), record.ref, True)
-                self._analyse_safely(spec, record, event)
+                event = self._analyse_safely(spec, record, event)
                 if event.error:
                     self._record_analysis_error(record, event.error)
                 done.append(self._emit(event))
@@ -278,7 +368,7 @@ class Watcher:
     def _key(self, path: Path) -> str:
         """The path as remembered: relative to the project, so a moved project still knows."""
         try:
-            return path.relative_to(self._kernel.root).as_posix()
+            return path.relative_to(self._root).as_posix()
         except ValueError:
             return str(path)
 
@@ -361,7 +451,7 @@ class Watcher:
             )
             return None
         try:
-            result = self._kernel.data.add(path, name=spec.dataset, progress=False)
+            result = self._data.add(path, name=spec.dataset, progress=False)
         except MLKernelError as exc:
             return self._failed(spec, path, size, mtime, digest, str(exc))
         except FileNotFoundError:
@@ -386,10 +476,9 @@ class Watcher:
         if not result.created:
             return self._emit(event)  # identical content: nothing new to analyse
         if not self._in_window():
-            event.deferred = True
             self._deferred.append((spec, result.record))
-            return self._emit(event)
-        self._analyse_safely(spec, result.record, event)
+            return self._emit(replace(event, deferred=True))
+        event = self._analyse_safely(spec, result.record, event)
         if event.error:
             self._remember(key, **row, error=event.error)  # kept, so it is not redone
         return self._emit(event)
@@ -410,7 +499,7 @@ class Watcher:
                 )
 
     def _remember(self, path: str, **values: Any) -> None:
-        self._memory[path] = self._kernel.meta.record_watched_file(path, **values)
+        self._memory[path] = self._ctx.meta.record_watched_file(path, **values)
 
     def _failed(
         self, spec: WatchSpec, path: Path, size: int, mtime: float, digest: str, error: str
@@ -427,7 +516,7 @@ class Watcher:
         return self._emit(WatchEvent(path, None, False, error=error, quarantined=moved))
 
     def _quarantine(self, path: Path, folder: str) -> Path | None:
-        target_dir = self._kernel.root / folder
+        target_dir = self._root / folder
         try:
             target_dir.mkdir(parents=True, exist_ok=True)
             target = target_dir / path.name
@@ -440,57 +529,68 @@ class Watcher:
             return None  # it stays where it is, recorded as failed
         return target
 
-    def _analyse_safely(self, spec: WatchSpec, record: ArtifactRecord, event: WatchEvent) -> None:
-        """:meth:`_analyse`, with its failure reported on the event instead of raised."""
-
+    def _analyse_safely(
+        self, spec: WatchSpec, record: ArtifactRecord, event: WatchEvent
+    ) -> WatchEvent:
+        """``event`` with what :meth:`_analyse` found, its failure reported instead of raised
+        (with the comparisons and notes made before it)."""
+        reports: list[Comparison] = []
+        notes: list[str] = []
+        error = None
         try:
-            self._analyse(spec, record, event)
+            self._analyse(spec, record, reports, notes)
         except (MLKernelError, OSError, ValueError) as exc:
-            event.error = f"ingested as {record.ref}, but the drift analysis failed: {exc}"
+            error = f"ingested as {record.ref}, but the drift analysis failed: {exc}"
+        return replace(event, reports=tuple(reports), notes=tuple(notes), error=error)
 
-    def _analyse(self, spec: WatchSpec, record: ArtifactRecord, event: WatchEvent) -> None:
-        """Profile the new version and compare it with the previous one and the baseline."""
+    def _analyse(
+        self,
+        spec: WatchSpec,
+        record: ArtifactRecord,
+        reports: list[Comparison],
+        notes: list[str],
+    ) -> None:
+        """Profile the new version and compare it with the previous one and the baseline,
+        appending to ``reports`` and ``notes`` as it goes."""
         from mlkernel.monitor.names import drift_run_name
 
-        kernel = self._kernel
         against: list[str] = []
-        previous = [
-            v for v in kernel.table.versions("dataset", record.name) if v.version < record.version
-        ]
+        previous = [v for v in self._versions(record.name) if v.version < record.version]
         if previous:
             against.append(previous[-1].ref)
         missing_baseline = None
         if spec.baseline:
             try:
-                base = kernel.resolve(spec.baseline, kind="dataset").ref
+                base = self._catalog.resolve(spec.baseline, kind="dataset").ref
             except NotFoundError:  # a version still to come (checked at start)
                 missing_baseline = spec.baseline
-                event.notes.append(
+                notes.append(
                     f"baseline {spec.baseline} does not exist yet; "
                     "compared with the previous version only"
                 )
             else:
                 if base != record.ref and base not in against:
                     against.append(base)
-        kernel.monitor.profile_record(record)
+        self._monitor.profile_record(record)
         run_name = drift_run_name("watch", record.name)
-        with kernel.start_run(run_name, type_="watch", inputs=[record.ref]) as run:
+        with self._runs.start(run_name, type_="watch", inputs=[record.ref]) as run:
             drifted_any = False
             for reference in against:
-                report = kernel.monitor.report(reference, record)
-                kernel.meta.add_event(run.id, report.html.id, "out")
-                drifted_any = drifted_any or report.result.dataset_drift
-                event.reports.append(
-                    {
-                        "against": reference,
-                        "report": report.html.ref,
-                        "path": str(report.path),
-                        "dataset_drift": report.result.dataset_drift,
-                        "drifted": [c.column for c in report.result.drifted],
-                        "columns": len(report.result.tested),
-                        "drift_share": report.result.drift_share,
-                        "changes": [c.text for c in report.changes()],
-                    }
+                report = self._monitor.report(reference, record)
+                self._ctx.meta.add_event(run.id, report.html.id, "out")
+                result = report.result
+                drifted_any = drifted_any or result.dataset_drift
+                reports.append(
+                    Comparison(
+                        against=reference,
+                        report=report.html.ref,
+                        path=str(report.path),
+                        dataset_drift=result.dataset_drift,
+                        drifted=tuple(c.column for c in result.drifted),
+                        columns=len(result.tested),
+                        drift_share=result.drift_share,
+                        changes=tuple(c.text for c in report.changes),
+                    )
                 )
             if missing_baseline is not None:
                 run.log_params({"baseline_missing": missing_baseline})
@@ -503,27 +603,21 @@ class Watcher:
 
     # -- summaries -------------------------------------------------------------------
 
-    def summary(self, since: float = 0.0) -> dict[str, Any]:
+    def summary(self, since: float = 0.0) -> WatchSummary:
         """Every change since ``since`` (epoch seconds), with links to its reports."""
-        changes = [e.to_dict() for e in self.events if e.at >= since]
-        return {
-            "since": since,
-            "until": time.time(),
-            "files": len(changes),
-            "new_versions": sum(1 for c in changes if c["created"]),
-            "drifted": sum(1 for c in changes if any(r["dataset_drift"] for r in c["reports"])),
-            "changes": changes,
-        }
+        changes = tuple(e for e in self.events if e.at >= since)
+        return WatchSummary(since, time.time(), changes)
 
     def write_summary(self, since: float) -> ArtifactRecord:
+        """Store :meth:`summary` as the next version of the ``watch-summary`` report."""
         import json
 
-        doc = self.summary(since)
-        return self._kernel.log_artifact(
-            json.dumps(doc, indent=2, default=str).encode(),
+        summary = self.summary(since)
+        return self._artifacts.log(
+            json.dumps(summary.to_dict(), indent=2, default=str).encode(),
             kind="report",
             name="watch-summary",
-            properties={"format": "json", "files": doc["files"], "drifted": doc["drifted"]},
+            properties={"format": "json", "files": summary.files, "drifted": summary.drifted},
             dedupe=False,
         )
 
@@ -566,7 +660,7 @@ class Watcher:
 
         folders = set()
         for spec in self.specs:
-            pattern = self._kernel.root / spec.path
+            pattern = self._root / spec.path
             folder = pattern.parent
             while any(ch in str(folder) for ch in "*?["):
                 folder = folder.parent

@@ -21,6 +21,7 @@ from mlkernel.data.service import DataService
 from mlkernel.kernel import Kernel, exemptions_table, operations, operations_table
 from mlkernel.monitor.service import MonitorService
 from mlkernel.pipeline.service import PipelineService
+from mlkernel.sched.service import SchedService
 from mlkernel.tracking.run import Run
 from mlkernel.tracking.service import RunService
 
@@ -34,6 +35,7 @@ SERVICES: list[type] = [
     DataService,
     MonitorService,
     PipelineService,
+    SchedService,
     Run,
 ]
 
@@ -128,6 +130,7 @@ def instances(sqlite_project: Kernel) -> Iterator[dict[str, Any]]:
         "DataService": sqlite_project.data,
         "MonitorService": sqlite_project.monitor,
         "PipelineService": sqlite_project.pipelines,
+        "SchedService": sqlite_project.sched,
         "Run": run,
     }
     run.end()

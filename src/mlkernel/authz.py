@@ -16,6 +16,8 @@ A foundation module: it imports only the standard library.
 from __future__ import annotations
 
 import functools
+import getpass
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -35,7 +37,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Actor:
-    """Who calls: today the OS user the Kernel finds when it opens a project."""
+    """Who calls: today the OS user (:meth:`current`) the Kernel or the scheduler runs for."""
 
     name: str
     kind: str = "user"  # "user" or "service" (a daemon, a scheduler, a server)
@@ -43,6 +45,15 @@ class Actor:
 
     def __str__(self) -> str:
         return self.name
+
+    @classmethod
+    def current(cls) -> Actor:
+        """The OS user running this process (its uid where it has no passwd entry, as in
+        some containers): who calls when nobody says otherwise."""
+        try:
+            return cls(getpass.getuser())
+        except (KeyError, OSError):
+            return cls(str(os.getuid()))
 
 
 class Action(StrEnum):

@@ -13,8 +13,6 @@ this module; services never see the Kernel.
 
 from __future__ import annotations
 
-import getpass
-import os
 import shutil
 import socket
 from collections.abc import Mapping
@@ -37,6 +35,7 @@ from mlkernel.context import Context, Shared
 from mlkernel.errors import ConflictError, UsageError
 from mlkernel.fsutil import write_atomic
 from mlkernel.refs import Ref, validate_name
+from mlkernel.sched.service import SchedService
 
 if TYPE_CHECKING:
     from mlkernel.artifacts.base import ObjectStore
@@ -50,19 +49,13 @@ if TYPE_CHECKING:
     from mlkernel.pipeline.runner import RunResult
     from mlkernel.pipeline.service import PipelineService
     from mlkernel.provenance import Environment, ProvenanceProbe
+    from mlkernel.sched.results import Claimed
     from mlkernel.tracking.run import Run
     from mlkernel.tracking.service import RunInfo
 
 __all__ = ["Kernel", "init", "open_project", "operations"]
 
 STATE_SUBDIRS = ("objects", "cache", "logs", "keys", "backups")
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry, e.g. in some containers
-        return str(os.getuid())
 
 
 def _open_context(config: ProjectConfig, actor: Actor) -> Context:
@@ -94,7 +87,7 @@ class Kernel:
 
     def __init__(self, config: ProjectConfig, actor: Actor | None = None) -> None:
         self._owner = True  # this kernel opened the storage; views made by as_actor did not
-        self._wire(_open_context(config, actor if actor is not None else Actor(_user())))
+        self._wire(_open_context(config, actor if actor is not None else Actor.current()))
 
     def _wire(self, ctx: Context) -> None:
         from mlkernel.artifacts.catalog import CatalogService
@@ -107,6 +100,7 @@ class Kernel:
         self.root = ctx.root
         self.actor = ctx.actor
         self.host = ctx.host
+        self.sched = SchedService.for_project(ctx.actor, ctx.config)  # the machine's scheduler
         self.artifacts = ArtifactService(ctx)
         self.catalog = CatalogService(ctx)
         self.tracking = RunService(ctx, self.artifacts)
@@ -350,18 +344,15 @@ class Kernel:
         """``k.tracking.end``: end a running or lost run from outside."""
         return self.tracking.end(run_id, state, reason)
 
-    @exempt("delegates to the scheduler's claim (mode.claim), which authorizes")
-    def ml_mode(self, pid: int | None = None) -> AbstractContextManager[dict[str, Any]]:
+    @exempt("delegates to SchedService.ml_mode (mode.claim, mode.release), which authorize")
+    def ml_mode(self, pid: int | None = None) -> AbstractContextManager[Claimed]:
         """Give ``pid`` (default: this process) the machine while the block runs.
 
         The claim goes to the machine's scheduler controller (started on demand), which
         raises the ``ml`` pool, holds back the pools mlkernel manages, and restores every
         change when the last claim ends or the process dies (see docs/scheduler.md).
         """
-        from mlkernel.sched.client import ml_mode
-
-        label = f"project {self.config.name} ({self.root})"
-        return ml_mode(pid, config=self.config.sections.get("sched"), label=label)
+        return self.sched.ml_mode(pid)
 
     @exempt("delegates to PipelineService.run")
     def run_pipeline(self, pipeline: Any, **options: Any) -> RunResult:
@@ -428,6 +419,7 @@ def operations() -> list[Operation]:
     import mlkernel.data.service
     import mlkernel.monitor.service
     import mlkernel.pipeline.service
+    import mlkernel.sched.service
     import mlkernel.tracking.run
     import mlkernel.tracking.service  # noqa: F401
 

@@ -115,17 +115,19 @@ def _stop_the_machines_controller_tests_started(
     and nothing uses it any more: tests that run pipelines in ML mode start it, and it
     would outlive the run (and, in CI, the clone whose Python it runs)."""
     yield
+    from mlkernel.authz import Actor
     from mlkernel.errors import MLKernelError
-    from mlkernel.sched.client import stop_if_unused
-    from mlkernel.sched.service import machine_status
+    from mlkernel.sched.service import SchedService
 
     base = tmp_path_factory.getbasetemp()
     runs_root = str(base.parent if base.name.startswith("popen-gw") else base)
+    sched = SchedService(Actor.current())
     try:
-        started_in = machine_status().details.get("started_by", {}).get("cwd") or ""
+        controller = sched.status().controller
+        started_in = (controller.started_by.cwd if controller is not None else None) or ""
         if started_in.startswith(runs_root):
-            stop_if_unused()
-    except (MLKernelError, OSError, AttributeError):
+            sched.stop()
+    except (MLKernelError, OSError, AttributeError, KeyError, TypeError, ValueError):
         pass  # no controller, or one that cannot be asked: nothing of ours to stop
 
 

@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from mlkernel.authz import Actor
 from mlkernel.errors import StorageError
-from mlkernel.sched import ml_mode
+from mlkernel.sched.results import Claimed
+from mlkernel.sched.service import SchedService
 from mlkernel.testing import need
 
 from .conftest import gone, wait_until
@@ -30,16 +32,18 @@ def load_demo() -> ModuleType:
 
 
 class FakeKernel:
-    """Kernel.ml_mode() as the SDK has it, aimed at a private controller."""
+    """Kernel.ml_mode() as the SDK has it (the scheduler service), aimed at a private
+    controller."""
 
     def __init__(self, runtime_dir: Path | None, config: dict[str, Any], fail: bool = False):
         self.runtime_dir, self.config, self.fail = runtime_dir, config, fail
 
     @contextlib.contextmanager
-    def ml_mode(self) -> Iterator[dict[str, Any]]:
+    def ml_mode(self) -> Iterator[Claimed]:
         if self.fail:
             raise StorageError("the scheduler controller exited with 1; see controller.log")
-        with ml_mode(runtime_dir=self.runtime_dir, config=self.config) as claim:
+        sched = SchedService(Actor.current(), runtime_dir=self.runtime_dir, config=self.config)
+        with sched.ml_mode() as claim:
             yield claim
 
 

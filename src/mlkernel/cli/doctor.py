@@ -30,18 +30,16 @@ def doctor_cmd(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from mlkernel.errors import ConfigError
-    from mlkernel.sched.doctor import diagnose
-    from mlkernel.sched.service import sched_table
+    from mlkernel.authz import Actor
+    from mlkernel.sched.service import SchedService
 
-    table, error = None, None
-    try:
-        config = Path(args.config) if args.config else None
-        table = sched_table(config, Path(getattr(args, "project", None) or "."))[1]
-    except ConfigError as exc:
-        error = str(exc)  # reported as the failing config check, after the others
-    rd = Path(args.runtime_dir) if args.runtime_dir else None
-    diag = diagnose(table, rd, config_error=error)
+    sched = SchedService.from_files(  # a bad [sched] table is the doctor's failing check
+        Actor.current(),
+        config_file=Path(args.config) if args.config else None,
+        start=Path(getattr(args, "project", None) or "."),
+        runtime_dir=Path(args.runtime_dir) if args.runtime_dir else None,
+    )
+    diag = sched.doctor()
     code = 0 if diag.ok else 1
     if args.json:
         print(json.dumps(diag.to_dict(), indent=2))

@@ -11,7 +11,11 @@ mlk mode stop [--force]           stop the machine's controller when nothing use
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlkernel.sched.results import Claimed, ControllerState, Released
+    from mlkernel.sched.service import SchedService
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -89,21 +93,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stop.set_defaults(func=stop_cmd)
 
 
-def _runtime(args: argparse.Namespace) -> Any:
+def _service(args: argparse.Namespace) -> SchedService:
+    """The scheduler for the OS user, at ``--runtime-dir`` (default: the machine's)."""
     from pathlib import Path
 
-    return Path(args.runtime_dir) if getattr(args, "runtime_dir", None) else None
+    from mlkernel.authz import Actor
+    from mlkernel.sched.service import SchedService
+
+    rd = Path(args.runtime_dir) if getattr(args, "runtime_dir", None) else None
+    return SchedService(Actor.current(), runtime_dir=rd)
 
 
 def status_cmd(args: argparse.Namespace) -> int:
     import json
 
-    from mlkernel.sched.service import machine_status
-
-    status = machine_status(_runtime(args))
-    data = status.to_dict()
+    status = _service(args).status()
     if args.json:
-        print(json.dumps(data, indent=2))
+        print(json.dumps(status.to_dict(), indent=2))
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -113,63 +119,57 @@ def status_cmd(args: argparse.Namespace) -> int:
     for col in ("resource", "active", "why not better"):
         t.add_column(col)
     for res in ("cpu", "io", "memory", "pause"):
-        t.add_row(res, b[res], "\n".join(status.why_not[res]) or "-")
+        t.add_row(res, getattr(b, res), "\n".join(status.why_not[res]) or "-")
     con = Console(highlight=False, soft_wrap=True)
     con.print(t)
-    priv = "privileged" if b["privileged"] else "unprivileged: reversible knobs only"
-    con.print(f"priority: {priv}; autogroup {'on' if b['autogroup'] else 'off'}")
-    if not status.running:
+    priv = "privileged" if b.privileged else "unprivileged: reversible knobs only"
+    con.print(f"priority: {priv}; autogroup {'on' if b.autogroup else 'off'}")
+    ctl = status.controller
+    if ctl is None or status.pid is None:
         con.print("controller: not running (it starts with the first `mlk mode ml`)")
     else:
-        for line in controller_lines(data):
+        for line in controller_lines(status.pid, ctl):
             con.print(line, markup=False)  # commands may hold [brackets]
         con.print(
             f"ML mode {'ON' if status.ml_mode else 'off'}; "
-            f"{len(status.claims)} claim(s); window {data.get('window')}"
+            f"{len(status.claims)} claim(s); window {ctl.window}"
         )
-        pol = data.get("policy") or {}
-        learned = pol.get("learned")
+        learned = ctl.policy.learned
         con.print(
-            f"policy: {pol.get('mode', 'static')}"
-            + (f" ({learned['reason']})" if learned else "")
-            + f"; {pol.get('rules', 0)} placement rule(s)"
+            f"policy: {ctl.policy.mode}"
+            + (f" ({learned.reason})" if learned else "")
+            + f"; {ctl.policy.rules} placement rule(s)"
         )
-        for p in data.get("placements", []):
-            con.print(f"  pid {p['pid']} in {p['pool']} (by {p['by']})")
-        hist = data.get("history")
-        if hist:
-            con.print(f"load history: {hist['path']} ({hist['hourly']} hourly rows)")
+        for p in ctl.placements:
+            con.print(f"  pid {p.pid} in {p.pool} (by {p.by})")
+        if ctl.history is not None:
+            con.print(f"load history: {ctl.history.path} ({ctl.history.hourly} hourly rows)")
     return 0
 
 
-def controller_lines(data: dict[str, Any]) -> list[str]:
+def controller_lines(pid: int, ctl: ControllerState) -> list[str]:
     """The controller in words: pid, since when, who started it, what uses it."""
     from mlkernel.cli.render import human_time
-    from mlkernel.sched.client import describe_user
 
-    head = f"controller: pid {data['pid']}"
-    if data.get("uid") is not None:
-        head += f" (uid {data['uid']})"
-    if data.get("started_at"):
-        head += f", running since {human_time(float(data['started_at']))}"
+    head = f"controller: pid {pid} (uid {ctl.uid})"
+    if ctl.started_at:
+        head += f", running since {human_time(float(ctl.started_at))}"
     lines = [head]
-    by = data.get("started_by") or {}
-    if by:
-        who = f"  started by pid {by.get('pid')}"
-        if by.get("user"):
-            who += f" ({by['user']})"
-        if by.get("command"):
-            who += f": {by['command']}"
-        if by.get("label"):
-            who += f" [{by['label']}]"
+    by = ctl.started_by
+    if by.pid is not None:
+        who = f"  started by pid {by.pid}"
+        if by.user:
+            who += f" ({by.user})"
+        if by.command:
+            who += f": {by.command}"
+        if by.label:
+            who += f" [{by.label}]"
         lines.append(who)
-    users = data.get("users")
-    if users is not None:
-        if users:
-            lines.append("  used by:")
-            lines += [f"    {describe_user(u)}" for u in users]
-        else:
-            lines.append("  used by: nothing; `mlk mode stop` stops it (restoring everything)")
+    if ctl.users:
+        lines.append("  used by:")
+        lines += [f"    {u.describe()}" for u in ctl.users]
+    else:
+        lines.append("  used by: nothing; `mlk mode stop` stops it (restoring everything)")
     return lines
 
 
@@ -177,17 +177,16 @@ def stop_cmd(args: argparse.Namespace) -> int:
     import json
 
     from mlkernel.errors import ConflictError
-    from mlkernel.sched.client import describe_user, stop_if_unused
 
-    result = stop_if_unused(_runtime(args), force=args.force)
+    result = _service(args).stop(force=args.force)
     if args.json:
-        print(json.dumps({"pid": result.pid, "stopped": result.stopped, "users": result.users}))
+        print(json.dumps(result.to_dict()))
     if result.pid is None:
         if not args.json:
             print("no scheduler controller runs; nothing to stop")
         return 0
     if not result.stopped:
-        users = "; ".join(describe_user(u) for u in result.users)
+        users = "; ".join(u.describe() for u in result.users)
         raise ConflictError(
             f"the scheduler controller (pid {result.pid}) is still used by {users}; "
             "left running (end those first, or `mlk mode stop --force`)"
@@ -223,27 +222,25 @@ def ml_cmd(args: argparse.Namespace) -> int:
 def _on(args: argparse.Namespace, pid: int) -> int:
     import json
 
-    from mlkernel.sched.client import Client
-
-    with Client(_runtime(args)) as c:
-        answer = c.enter(pid)
+    claimed = _service(args).claim(pid)
     if args.json:
-        print(json.dumps(answer))
+        print(json.dumps(claimed.to_dict()))
     else:
-        pool = answer.get("pool") or "no pool (no cgroup backend)"
-        applied = "; ".join(answer.get("applied") or []) or "nothing to change"
+        pool = claimed.pool or "no pool (no cgroup backend)"
+        applied = "; ".join(claimed.applied) or "nothing to change"
         print(
-            f"ML mode on for process {pid} ({answer['claims']} claim(s) active): "
+            f"ML mode on for process {pid} ({claimed.claims} claim(s) active): "
             f"pool {pool}; {applied}"
         )
     return 0
 
 
 def _off(args: argparse.Namespace, pid: int | None) -> int:
-    from mlkernel.sched.client import Client
-
-    with Client(_runtime(args), autostart=False) as c:
-        left = [pid] if pid is not None and c.leave(pid) else ([] if pid is not None else c.off())
+    sched = _service(args)
+    if pid is not None:
+        left = [pid] if sched.release(pid).left else []
+    else:
+        left = list(sched.release_all().left)
     print(f"ML mode released for {', '.join(map(str, left)) or 'no process'}")
     return 0
 
@@ -254,36 +251,36 @@ def _run(args: argparse.Namespace, cmd: list[str]) -> int:
     import os
     import sys
 
-    from mlkernel.sched.client import Client
-
-    with Client(_runtime(args)) as c:
-        entered = c.enter(os.getpid())
-        code: int | None = None
-        try:
-            code = _spawn(cmd)
-            return code
-        finally:
-            left = c.call("leave", pid=os.getpid())
-            if code is not None:
-                print(f"mlk: {ml_summary(cmd, code, entered, left)}", file=sys.stderr, flush=True)
+    sched = _service(args)
+    claimed = sched.claim(os.getpid())
+    code: int | None = None
+    try:
+        code = _spawn(cmd)
+        return code
+    finally:
+        released = sched.release(os.getpid())
+        if code is not None:
+            print(f"mlk: {ml_summary(cmd, code, claimed, released)}", file=sys.stderr, flush=True)
 
 
-def ml_summary(cmd: list[str], code: int, entered: dict[str, Any], left: dict[str, Any]) -> str:
+def ml_summary(cmd: list[str], code: int, claimed: Claimed, released: Released) -> str:
     """What `mlk mode ml -- CMD` did, in one line: pool, mechanisms, whether all came back."""
     import shlex
 
     command = shlex.join(cmd)
     if len(command) > 60:
         command = command[:57] + "..."
-    pool = entered.get("pool") or "no pool (no cgroup backend)"
-    applied = "; ".join(entered.get("applied") or []) or "nothing to change"
-    restored = int(left.get("restored", 0))
-    if left.get("open"):
-        back = f"{restored} change(s) undone, {left['open']} still open (see `mlk mode status`)"
+    pool = claimed.pool or "no pool (no cgroup backend)"
+    applied = "; ".join(claimed.applied) or "nothing to change"
+    if released.open:
+        back = (
+            f"{released.restored} change(s) undone, {released.open} still open "
+            "(see `mlk mode status`)"
+        )
     else:
-        back = f"restored ({restored} change(s) undone)"
-    if left.get("ml_mode"):
-        back += f"; ML mode stays on for {left.get('claims')} other claim(s)"
+        back = f"restored ({released.restored} change(s) undone)"
+    if released.ml_mode:
+        back += f"; ML mode stays on for {released.claims} other claim(s)"
     return f"ML mode for `{command}` (exit {code}): pool {pool}; {applied}; {back}"
 
 
@@ -311,15 +308,13 @@ def run_cmd(args: argparse.Namespace) -> int:
     import sys
 
     from mlkernel.errors import UsageError
-    from mlkernel.sched.client import Client
 
     words = list(args.words)
     if words and words[0] == "--":
         words = words[1:]
     if not words:
         raise UsageError(f"nothing to run; use `mlk mode run --pool {args.pool} -- COMMAND`")
-    with Client(_runtime(args)) as c:
-        answer = c.place(os.getpid(), args.pool)
-    if not answer["placed"]:
-        print(f"mlk: warning: running outside the pools: {answer['reason']}", file=sys.stderr)
+    placed = _service(args).place(os.getpid(), args.pool)
+    if not placed.placed:
+        print(f"mlk: warning: running outside the pools: {placed.reason}", file=sys.stderr)
     return _spawn(words)

@@ -11,7 +11,10 @@ The ``[sched]`` table is read from ``--config FILE`` or the nearest ``mlkernel.t
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlkernel.sched.service import SchedService
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -80,26 +83,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     suggest.set_defaults(func=suggest_cmd)
 
 
-def _paths(args: argparse.Namespace) -> tuple[Any, Any]:
+def _service(args: argparse.Namespace, *, with_table: bool = True) -> SchedService:
+    """The scheduler for the OS user with the ``[sched]`` table of ``--config`` or of the
+    nearest mlkernel.toml (at or above ``-C``, else the current folder)."""
     from pathlib import Path
 
-    config = Path(args.config) if args.config else None
-    return config, Path(getattr(args, "project", None) or ".")
+    from mlkernel.authz import Actor
+    from mlkernel.sched.service import SchedService
 
-
-def _source(args: argparse.Namespace) -> Any:
-    from mlkernel.sched.service import load_policy
-
-    return load_policy(*_paths(args))
+    rd = Path(args.runtime_dir) if getattr(args, "runtime_dir", None) else None
+    if not with_table:
+        return SchedService(Actor.current(), runtime_dir=rd)
+    return SchedService.from_files(
+        Actor.current(),
+        config_file=Path(args.config) if args.config else None,
+        start=Path(getattr(args, "project", None) or "."),
+        runtime_dir=rd,
+    )
 
 
 def show_cmd(args: argparse.Namespace) -> int:
     import json
-    from datetime import datetime
 
-    from mlkernel.sched.service import policy_now
-
-    state = policy_now(_source(args).config, datetime.now())
+    state = _service(args).policy_now()
     if args.json:
         print(json.dumps(state.to_dict(), indent=2))
         return 0
@@ -127,39 +133,32 @@ def plan_cmd(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from mlkernel.errors import UsageError
-    from mlkernel.sched.cgroups import POOLS
-    from mlkernel.sched.policy import collapse, plan
 
     try:
-        start = datetime.fromisoformat(args.start) if args.start else datetime.now()
+        start = datetime.fromisoformat(args.start) if args.start else None
     except ValueError:
         raise UsageError(
             f"--start {args.start!r} is not an ISO date-time like 2025-03-03T08:00"
         ) from None
-    if not 1 <= args.hours <= 24 * 14:
-        raise UsageError("--hours must be from 1 to 336")
-    rows = plan(_source(args).config, start, args.hours)
+    plan = _service(args).plan(start, args.hours)
     if args.json:
-        out = [
-            {"start": r.start.isoformat(), "window": r.window, "weights": r.weights} for r in rows
-        ]
-        print(json.dumps(out, indent=2))
+        print(json.dumps([r.to_dict() for r in plan.rows], indent=2))
         return 0
     from rich.table import Table
 
     from mlkernel.cli.render import console
 
-    t = Table(title=f"policy plan, next {args.hours} h (weights; share of CPU under contention)")
+    t = Table(title=f"policy plan, next {plan.hours} h (weights; share of CPU under contention)")
     t.add_column("hours", no_wrap=True)
     t.add_column("window", no_wrap=True)
-    for p in POOLS:
+    for p in plan.pools:
         t.add_column(p, justify="right")
-    for span in collapse(rows):  # identical consecutive hours are one row
+    for span in plan.spans:  # identical consecutive hours are one row
         total = sum(span.weights.values())
         t.add_row(
             span.label,
             span.window,
-            *(f"{span.weights[p]:.0f} ({100 * span.weights[p] / total:.0f}%)" for p in POOLS),
+            *(f"{span.weights[p]:.0f} ({100 * span.weights[p] / total:.0f}%)" for p in plan.pools),
         )
     console().print(t)
     return 0
@@ -167,22 +166,15 @@ def plan_cmd(args: argparse.Namespace) -> int:
 
 def apply_cmd(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
-    from mlkernel.sched.client import Client
-
-    table = _source(args).table  # checked here: the error names the file's key first
-    rd = Path(args.runtime_dir) if args.runtime_dir else None
-    with Client(rd, config=table) as c:
-        answer = c.policy_apply(table)
+    applied = _service(args).apply()
     if args.json:
-        print(json.dumps(answer, indent=2))
+        print(json.dumps(applied.to_dict(), indent=2))
         return 0
-    changes = answer.get("changes", [])
-    if answer.get("note"):
-        print(answer["note"])
-    print(f"{len(changes)} value(s) changed")
-    for line in changes:
+    if applied.note:
+        print(applied.note)
+    print(f"{len(applied.changes)} value(s) changed")
+    for line in applied.changes:
         print(f"  {line}")
     return 0
 
@@ -191,31 +183,11 @@ def suggest_cmd(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from mlkernel.errors import NotFoundError
-    from mlkernel.sched.history import HISTORY_NAME, History, suggest_offpeak
-    from mlkernel.sched.journal import state_dir_for
-
-    if args.history:
-        path = Path(args.history)
-    else:
-        rd = Path(args.runtime_dir) if args.runtime_dir else None
-        path = state_dir_for(rd) / HISTORY_NAME
-    if not path.exists():
-        raise NotFoundError(
-            f"no load history at {path}; the controller records it every minute while it runs "
-            "(it starts with the first `mlk mode ml` or `mlk policy apply`), or pass --history FILE"
-        )
-    h = History(path)
-    try:
-        s = suggest_offpeak(h, min_days=args.min_days)
-    finally:
-        h.close()
+    history = Path(args.history) if args.history else None
+    # The history alone decides: no [sched] table is read.
+    s = _service(args, with_table=False).suggest(history, min_days=args.min_days)
     if args.json:
-        print(
-            json.dumps(
-                {"ok": s.ok, "reason": s.reason, "days": s.days, "windows": s.windows}, indent=2
-            )
-        )
+        print(json.dumps(s.to_dict(), indent=2))
         return 0
     print(s.reason)
     if s.ok:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,10 +31,12 @@ class Check:
     detail: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class Diagnosis:
+    """The machine's backends and every check, in order."""
+
     report: BackendReport
-    checks: list[Check] = field(default_factory=list)
+    checks: tuple[Check, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -205,21 +207,19 @@ def diagnose(
     from mlkernel.sched.policy import PolicyConfig
 
     report = detect(cgroup_root)
-    diag = Diagnosis(report)
+    checks: list[Check] = []
     rd = runtime_dir if runtime_dir is not None else default_runtime_dir()
     try:
         if config_error is not None:
             raise ConfigError(config_error)
         config = PolicyConfig.from_dict(table)
         rules = f"; {len(config.rules)} placement rule(s)" if config.rules else ""
-        diag.checks.append(
-            Check("config", "ok", f"[sched] is valid; policy {config.policy}{rules}")
-        )
+        checks.append(Check("config", "ok", f"[sched] is valid; policy {config.policy}{rules}"))
     except ConfigError as exc:
         config = PolicyConfig()
-        diag.checks.append(Check("config", "fail", str(exc)))
+        checks.append(Check("config", "fail", str(exc)))
     controller = _controller(rd)
-    diag.checks += [
+    checks += [
         controller,
         _journal(rd, controller.detail.startswith("pid ")),
         _history(state_dir_for(runtime_dir)),
@@ -227,4 +227,4 @@ def diagnose(
         _pressure(),
         _privileges(report),
     ]
-    return diag
+    return Diagnosis(report, tuple(checks))

@@ -200,6 +200,13 @@ class PlanRow:
     window: str
     weights: Mapping[str, float]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(),
+            "window": self.window,
+            "weights": dict(self.weights),
+        }
+
 
 def _num(value: Any, key: str, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):

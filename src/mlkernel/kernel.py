@@ -35,7 +35,6 @@ from mlkernel.context import Context, Shared
 from mlkernel.errors import ConflictError, UsageError
 from mlkernel.fsutil import write_atomic
 from mlkernel.refs import Ref, validate_name
-from mlkernel.sched.service import SchedService
 
 if TYPE_CHECKING:
     from mlkernel.artifacts.base import ObjectStore
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
     from mlkernel.pipeline.service import PipelineService
     from mlkernel.provenance import Environment, ProvenanceProbe
     from mlkernel.sched.results import Claimed
+    from mlkernel.sched.service import SchedService
     from mlkernel.tracking.run import Run
     from mlkernel.tracking.service import RunInfo
 
@@ -100,13 +100,19 @@ class Kernel:
         self.root = ctx.root
         self.actor = ctx.actor
         self.host = ctx.host
-        self.sched = SchedService.for_project(ctx.actor, ctx.config)  # the machine's scheduler
         self.artifacts = ArtifactService(ctx)
         self.catalog = CatalogService(ctx)
         self.tracking = RunService(ctx, self.artifacts)
         self.data: DataService = DataService(ctx, self.artifacts, self.catalog)
         """Datasets: ingest, open in a layout, stream (see :mod:`mlkernel.data`)."""
         self.artifacts.datasets = self.data
+
+    @cached_property
+    def sched(self) -> SchedService:
+        """The machine's scheduler, for this project's actor: ML mode, pools, policies."""
+        from mlkernel.sched.service import SchedService
+
+        return SchedService.for_project(self.actor, self.config)
 
     @cached_property
     def monitor(self) -> MonitorService:

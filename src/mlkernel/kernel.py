@@ -126,7 +126,7 @@ class Kernel:
         """Pipelines: run, resume, inspect, cancel; triggers (see :mod:`mlkernel.pipeline`)."""
         from mlkernel.pipeline.service import PipelineService
 
-        return PipelineService(self)
+        return PipelineService(self.context, self.artifacts, self.catalog, self.tracking)
 
     @exempt("composition: builds the services for another actor, who each authorize")
     def as_actor(self, actor: Actor) -> Kernel:

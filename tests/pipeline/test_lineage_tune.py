@@ -14,6 +14,7 @@ import pytest
 
 from mlkernel.errors import UsageError
 from mlkernel.kernel import Kernel
+from mlkernel.pipeline.infos import StepInfo
 from mlkernel.testing import need, start_mlk, wait_for
 
 Writer = Callable[[Path, str, str], Path]
@@ -68,11 +69,11 @@ def test_lineage_shows_steps_and_dataset_versions(k: Kernel, write: Writer, tmp_
     names = {e.name for e in lineage.executions.values()}
     assert {"prepare", "train", "register"} <= names
     train = k.pipelines.run_info(result.steps["train"].execution_id or 0)
-    assert train["params"] == {"lr": 0.2}
-    assert round(train["metrics"]["loss"]["last"], 9) == 0.1
-    assert train["duration"] > 0
-    assert train["resources"]["max_rss_kb"] > 0
-    assert train["inputs"] == ["step:prepare@1"]
+    assert train.run.params == {"lr": 0.2}
+    assert round(train.run.metrics["loss"].last, 9) == 0.1
+    assert (train.record.duration or 0) > 0
+    assert (train.record.resources or {})["max_rss_kb"] > 0
+    assert train.run.inputs == ["step:prepare@1"]
     shown = subprocess.run(
         [str(Path(sys.executable).with_name("mlk")), "-C", str(k.root), "lineage",
          "model:churn@production"],
@@ -89,11 +90,11 @@ def test_tuning_records_trials_and_passes_the_best_on(
     result = k.pipelines.run("pipes/churn.py:tuned", executor="inline", ml_mode=False)
     assert result.state == "completed", result.error
     steps = k.pipelines.steps(result.id)
-    trials = [s for s in steps if ".trial-" in s["name"]]
+    trials = [s for s in steps if ".trial-" in s.name]
     assert len(trials) == 6
     losses = []
     for trial in trials:
-        info = k.run_info(trial["id"])
+        info = k.run_info(trial.id)
         assert set(info.params) == {"lr"}
         assert info.inputs == ["step:prepare@1"]
         losses.append(info.metrics["loss"].last)
@@ -120,10 +121,10 @@ def test_ray_tune_on_the_ray_executor(k: Kernel, write: Writer, tmp_path: Path) 
     finally:
         ray.shutdown()
     assert result.state == "completed", result.error
-    trials = [s for s in k.pipelines.steps(result.id) if ".trial-" in s["name"]]
+    trials = [s for s in k.pipelines.steps(result.id) if ".trial-" in s.name]
     assert len(trials) == 6
-    losses = [k.run_info(t["id"]).metrics["loss"].last for t in trials]
-    assert all(0.01 <= k.run_info(t["id"]).params["lr"] <= 1.0 for t in trials)
+    losses = [k.run_info(t.id).metrics["loss"].last for t in trials]
+    assert all(0.01 <= k.run_info(t.id).params["lr"] <= 1.0 for t in trials)
     assert abs(k.load("model:churn")["lr"] - 0.3) == min(losses)
 
 
@@ -151,11 +152,11 @@ def search():
 """
 
 
-def _trials(k: Kernel, run_id: int) -> list[dict[str, object]]:
-    return [s for s in k.pipelines.steps(run_id) if s["tune"] == "fit.tune"]
+def _trials(k: Kernel, run_id: int) -> list[StepInfo]:
+    return [s for s in k.pipelines.steps(run_id) if s.tune == "fit.tune"]
 
 
-def _search(k: Kernel, **params: object) -> tuple[int, list[dict[str, object]]]:
+def _search(k: Kernel, **params: object) -> tuple[int, list[StepInfo]]:
     result = k.pipelines.run("flows/search.py:search", executor="inline", ml_mode=False,
                              params=params)  # fmt: skip
     assert result.state == "completed", result.error
@@ -168,17 +169,17 @@ def test_overrides_of_a_tuning_step_apply(k: Kernel, write: Writer) -> None:
     write(k.root, "flows/search.py", SEARCH)
     _, searched = _search(k)
     assert len(searched) == 5
-    assert len({t["params"]["lr"] for t in searched}) == 5  # type: ignore[index]
+    assert len({t.params["lr"] for t in searched}) == 5
     _, fixed = _search(k, lr=0.5)
     assert len(fixed) == 5
-    assert {t["params"]["lr"] for t in fixed} == {0.5}  # type: ignore[index]
-    assert len({t["params"]["depth"] for t in fixed}) > 1  # type: ignore[index]
-    assert all(set(t["searched"]) == {"depth"} for t in fixed)  # type: ignore[arg-type]
+    assert {t.params["lr"] for t in fixed} == {0.5}
+    assert len({t.params["depth"] for t in fixed}) > 1
+    assert all(set(t.searched or {}) == {"depth"} for t in fixed)
     assert k.load("model:searched")["lr"] == 0.5
     _, fewer = _search(k, **{"fit.tune.n_trials": 3})
     assert len(fewer) == 3
     _, one = _search(k, lr=0.3, depth=1)
-    assert [t["params"] for t in one] == [{"lr": 0.3, "depth": 1}]
+    assert [t.params for t in one] == [{"lr": 0.3, "depth": 1}]
     assert k.load("model:searched") == {"lr": 0.3, "depth": 1}
     again = k.pipelines.run("flows/search.py:search", executor="inline", ml_mode=False,
                             params={"lr": 0.3, "depth": 1})  # fmt: skip
@@ -190,14 +191,14 @@ def test_overrides_of_a_tuning_step_apply(k: Kernel, write: Writer) -> None:
 def test_trials_record_their_times_params_and_metrics(k: Kernel, write: Writer) -> None:
     write(k.root, "flows/search.py", SEARCH)
     run_id, trials = _search(k, **{"n_trials": 3})
-    assert [t["trial"] for t in trials] == [0, 1, 2]
+    assert [t.trial for t in trials] == [0, 1, 2]
     for before, after in itertools.pairwise(trials):
-        assert before["started_at"] < before["ended_at"] <= after["started_at"]  # type: ignore[operator]
+        assert before.ended_at is not None
+        assert before.started_at < before.ended_at <= after.started_at
     for trial in trials:
-        params, metrics = trial["params"], trial["metrics"]
-        assert isinstance(params, dict) and isinstance(metrics, dict)
+        params, metrics = trial.params, trial.metrics
         assert metrics["loss"] == pytest.approx(abs(params["lr"] - 0.3) + params["depth"] / 100)
-        assert trial["score"] == metrics["loss"]
+        assert trial.score == metrics["loss"]
     shown = subprocess.run(
         [str(Path(sys.executable).with_name("mlk")), "-C", str(k.root), "runs", "show",
          str(run_id)],
@@ -205,13 +206,12 @@ def test_trials_record_their_times_params_and_metrics(k: Kernel, write: Writer) 
     ).stdout  # fmt: skip
     assert "Trials of fit.tune (minimize loss)" in shown
     for trial in trials:
-        params, metrics = trial["params"], trial["metrics"]
-        assert isinstance(params, dict) and isinstance(metrics, dict)
+        params, metrics = trial.params, trial.metrics
         row = f"depth={params['depth']!r}, lr={params['lr']:.6g}"
         assert row in shown
         assert f"{metrics['loss']:.6g}" in shown
-    best = min(trials, key=lambda t: t["score"])  # type: ignore[arg-type,return-value]
-    assert f"{best['trial']} best" in shown
+    best = min(trials, key=lambda t: t.score or 0.0)
+    assert f"{best.trial} best" in shown
     assert "Step metrics" in shown
 
 
@@ -253,7 +253,7 @@ def test_step_metrics_are_shown_by_run_and_runs_show(project: Kernel, write: Wri
         assert "  metrics  fit: auc=0.75, loss=0.25\n" in out
         assert "  metrics  evaluate: n=3\n" in out
         assert "metrics  quiet" not in out
-    run_id = project.pipelines.runs()[0]["id"]
+    run_id = project.pipelines.runs()[0].record.id
     shown = subprocess.run([*mlk, "runs", "show", str(run_id)], capture_output=True, text=True,
                            check=True, env=env).stdout  # fmt: skip
     assert "Step metrics" in shown
@@ -261,11 +261,11 @@ def test_step_metrics_are_shown_by_run_and_runs_show(project: Kernel, write: Wri
     assert [(a.strip(), b.strip()) for a, b in rows] == [
         ("fit", "auc=0.75, loss=0.25"), ("evaluate", "n=3")
     ]  # fmt: skip
-    steps = {s["name"]: s for s in project.pipelines.run_info(run_id)["steps"]}
-    assert steps["fit"]["state"] == "cached"
-    assert steps["fit"]["metrics"] == {"auc": 0.75, "loss": 0.25}
-    assert steps["fit"]["params"] == {"n": 3}
-    assert steps["quiet"]["metrics"] == {}
+    steps = {s.name: s for s in project.pipelines.run_info(run_id).steps or ()}
+    assert steps["fit"].state == "cached"
+    assert steps["fit"].metrics == {"auc": 0.75, "loss": 0.25}
+    assert steps["fit"].params == {"n": 3}
+    assert steps["quiet"].metrics == {}
 
 
 def test_a_run_cancelled_mid_search_keeps_the_trials_that_ran(
@@ -301,9 +301,9 @@ def test_a_run_cancelled_mid_search_keeps_the_trials_that_ran(
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
-    run = k.pipelines.runs()[0]
-    assert run["state"] == "cancelled"
-    steps = k.pipelines.steps(run["id"])
-    trials = [(s["trial"], s["state"]) for s in steps if s["tune"] == "fit.tune"]
+    run = k.pipelines.runs()[0].record
+    assert run.state == "cancelled"
+    steps = k.pipelines.steps(run.id)
+    trials = [(s.trial, s.state) for s in steps if s.tune == "fit.tune"]
     assert trials == [(0, "ran"), (1, "ran"), (2, "cancelled")]
-    assert all(s["metrics"] for s in steps if s["tune"] and s["state"] == "ran")
+    assert all(s.metrics for s in steps if s.tune and s.state == "ran")

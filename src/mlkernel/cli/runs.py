@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from mlkernel.cli._args import add_json, count, open_kernel
+
+if TYPE_CHECKING:
+    from mlkernel.pipeline.infos import StepBrief, StepInfo
 
 STATES = ["running", "lost", "completed", "failed", "cancelled", "cached", "skipped"]
 
@@ -65,10 +69,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fail.set_defaults(func=_end, state="failed")
 
 
-def _step_summary(steps: list[dict[str, Any]]) -> str:
+def _step_summary(steps: Sequence[StepBrief]) -> str:
     counts: dict[str, int] = {}
     for s in steps:
-        counts[s["state"]] = counts.get(s["state"], 0) + 1
+        counts[s.state] = counts.get(s.state, 0) + 1
     return ", ".join(f"{n} {state}" for state, n in counts.items())
 
 
@@ -80,19 +84,19 @@ def _ls(args: argparse.Namespace) -> int:
             limit=args.limit, state=args.state, name=args.name, include_steps=args.all
         )
     if args.json:
-        return emit_json(runs)
+        return emit_json([r.to_dict() for r in runs])
     table(
         ["id", "type", "name", "state", "started", "duration", "steps", "error"],
         [
             (
-                r["id"],
-                r["type"],
-                r["name"],
-                r["state"],
-                human_time(r["started_at"]),
-                human_duration(r["duration"]),
-                _step_summary(r["steps"]) if "steps" in r else None,
-                (r["error"] or "")[:60],
+                r.record.id,
+                r.record.type,
+                r.record.name,
+                r.record.state,
+                human_time(r.record.started_at),
+                human_duration(r.record.duration),
+                _step_summary(r.steps) if r.steps is not None else None,
+                (r.record.error or "")[:60],
             )
             for r in runs
         ],
@@ -115,76 +119,76 @@ def _show(args: argparse.Namespace) -> int:
     with open_kernel(args) as k:
         info = k.pipelines.run_info(args.id)
     if args.json:
-        return emit_json(info)
+        return emit_json(info.to_dict())
     out = console()
-    out.print(f"[bold]run #{info['id']} {esc(info['name'])}[/]  {info['state']}")
-    pipeline = info.get("pipeline") or {}
-    trigger = pipeline.get("trigger")
+    run = info.record
+    out.print(f"[bold]run #{run.id} {esc(run.name)}[/]  {run.state}")
+    pipeline = info.pipeline
+    trigger = pipeline.trigger if pipeline is not None else None
     lines = [
-        ("type", info["type"]),
-        ("started", human_time(info["started_at"])),
-        ("duration", human_duration(info["duration"])),
-        ("host/pid", f"{info['host']} / {info['pid']} ({info['user']})"),
-        (
-            "code",
-            info["git_commit"]
-            and info["git_commit"][:12] + (" dirty" if info["git_dirty"] else ""),
-        ),
-        ("environment", info.get("environment")),
-        ("pipeline", pipeline.get("spec")),
-        ("executor", pipeline.get("executor")),
+        ("type", run.type),
+        ("started", human_time(run.started_at)),
+        ("duration", human_duration(run.duration)),
+        ("host/pid", f"{run.host} / {run.pid} ({run.user})"),
+        ("code", run.git_commit and run.git_commit[:12] + (" dirty" if run.git_dirty else "")),
+        ("environment", info.run.environment),
+        ("pipeline", pipeline and pipeline.spec),
+        ("executor", pipeline and pipeline.executor),
         (
             "fired by",
             trigger and f"trigger {trigger['name']} ({trigger['type']}): {trigger['reason']}",
         ),
-        ("resumed", pipeline.get("resumed_from") and f"from run {pipeline['resumed_from']}"),
-        ("inputs", ", ".join(info["inputs"]) or "-"),
-        ("outputs", ", ".join(info["outputs"]) or "-"),
-        ("error", info["error"]),
+        (
+            "resumed",
+            pipeline and pipeline.resumed_from and f"from run {pipeline.resumed_from}",
+        ),
+        ("inputs", ", ".join(info.run.inputs) or "-"),
+        ("outputs", ", ".join(info.run.outputs) or "-"),
+        ("error", run.error),
         (
             "lost",
-            info["state"] == "lost"
-            and f"its process ended without ending it; `mlk runs fail {info['id']}` "
-            f"or `mlk runs cancel {info['id']}` ends it",
+            run.state == "lost"
+            and f"its process ended without ending it; `mlk runs fail {run.id}` "
+            f"or `mlk runs cancel {run.id}` ends it",
         ),
     ]
     for key, value in lines:
         if value:
             out.print(f"  {key:<12} {esc(value)}")
-    if info["params"]:
-        table(["param", "value"], sorted(info["params"].items()), title="Parameters")
-    if pipeline.get("overrides"):
-        table(["override", "value"], sorted(pipeline["overrides"].items()), title="Overrides")
-    if info["metrics"]:
+    if info.run.params:
+        table(["param", "value"], sorted(info.run.params.items()), title="Parameters")
+    if pipeline is not None and pipeline.overrides:
+        table(["override", "value"], sorted(pipeline.overrides.items()), title="Overrides")
+    if info.run.metrics:
         table(
             ["metric", "last", "min", "max", "steps"],
             [
-                (key, f"{m['last']:.6g}", f"{m['min']:.6g}", f"{m['max']:.6g}", m["steps"])
-                for key, m in sorted(info["metrics"].items())
+                (key, f"{m.last:.6g}", f"{m.min:.6g}", f"{m.max:.6g}", m.steps)
+                for key, m in sorted(info.run.metrics.items())
             ],
             title="Metrics",
         )
-    if "steps" in info:
+    if info.steps is not None:
         table(
             ["step", "state", "duration", "peak memory", "output", "error"],
             [
                 (
-                    s["name"],
-                    s["state"] + (f" (from #{s['cached_from']})" if s["cached_from"] else ""),
-                    human_duration(s["duration"]),
-                    human_bytes(s["max_rss_kb"] * 1024) if s["max_rss_kb"] else None,
-                    s["output"],
-                    (s["error"] or "")[:60],
+                    s.name,
+                    s.state + (f" (from #{s.cached_from})" if s.cached_from else ""),
+                    human_duration(s.duration),
+                    human_bytes(s.max_rss_kb * 1024) if s.max_rss_kb else None,
+                    s.output,
+                    (s.error or "")[:60],
                 )
-                for s in info["steps"]
+                for s in info.steps
             ],
             title="Steps",
         )
-        _show_step_results(info["steps"])
+        _show_step_results(info.steps)
     return 0
 
 
-def _show_step_results(steps: list[dict[str, Any]]) -> None:
+def _show_step_results(steps: Sequence[StepInfo]) -> None:
     """A pipeline run's step metrics, then each tuning step's trials: the parameters the
     search chose, the metric it optimised, when and how long each ran."""
     from mlkernel.cli.render import human_duration, human_time, table
@@ -194,31 +198,29 @@ def _show_step_results(steps: list[dict[str, Any]]) -> None:
                           for k, v in sorted(values.items()))  # fmt: skip
         return shown
 
-    metrics = [
-        (s["name"], text(s["metrics"])) for s in steps if s.get("tune") is None and s.get("metrics")
-    ]
+    metrics = [(s.name, text(s.metrics)) for s in steps if s.tune is None and s.metrics]
     if metrics:
         table(["step", "metrics"], metrics, title="Step metrics")
     for tuner in steps:
-        trials = [t for t in steps if t.get("tune") == tuner["name"]]
+        trials = [t for t in steps if t.tune == tuner.name]
         if not trials:
             continue
-        best = tuner.get("best") or {}
+        best = tuner.best or {}
         metric = best.get("metric") or "score"
         table(
             ["trial", "params", metric, "state", "started", "duration"],
             [
                 (
-                    f"{t['trial']}" + (" best" if t["trial"] == best.get("trial") else ""),
-                    text(t.get("searched") or t["params"]),
-                    f"{t['score']:.6g}" if t.get("score") is not None else (t["error"] or "")[:60],
-                    t["state"],
-                    human_time(t["started_at"]),
-                    human_duration(t["duration"]),
+                    f"{t.trial}" + (" best" if t.trial == best.get("trial") else ""),
+                    text(t.searched or t.params),
+                    f"{t.score:.6g}" if t.score is not None else (t.error or "")[:60],
+                    t.state,
+                    human_time(t.started_at),
+                    human_duration(t.duration),
                 )
                 for t in trials
             ],
-            title=f"Trials of {tuner['name']}"
+            title=f"Trials of {tuner.name}"
             + (f" ({best.get('direction')} {metric})" if best else ""),
         )
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlkernel.cli._args import add_json, open_kernel
 
 if TYPE_CHECKING:
     from mlkernel.cli.run import Terminal
+    from mlkernel.pipeline.triggers import FireResult
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,14 +54,14 @@ def _ls(args: argparse.Namespace) -> int:
     with open_kernel(args) as k:
         rows = k.pipelines.triggers()
     if args.json:
-        return emit_json(rows)
+        return emit_json([r.to_dict() for r in rows])
     table(
         ["name", "type", "condition", "pipeline", "last fired", "last run", "next"],
         [
             (
-                r["name"], r["type"], r["condition"], r["pipeline"], human_time(r["last_fired"]),
-                f"{r['last_run']} ({r['last_state']})" if r["last_run"] else None,
-                human_time(r["next"]) if r["next"] else None,
+                r.name, r.type, r.condition, r.pipeline, human_time(r.last_fired),
+                f"{r.last_run} ({r.last_state})" if r.last_run else None,
+                human_time(r.next) if r.next else None,
             )
             for r in rows
         ],
@@ -109,9 +110,9 @@ def _run_pending(args: argparse.Namespace) -> int:
     echo = _echo(args)
     with open_kernel(args) as k:
         fired = k.pipelines.run_pending(now=now, echo=echo)
-    failed = [f for f in fired if f["state"] != "completed"]
+    failed = [f for f in fired if f.state != "completed"]
     if args.json:
-        return _emit(fired)
+        return _emit([f.to_dict() for f in fired])
     if not fired:
         echo("no trigger is due")
     for f in failed:
@@ -119,21 +120,19 @@ def _run_pending(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _failure(outcome: dict[str, Any]) -> str:
+def _failure(outcome: FireResult) -> str:
     """A trigger whose run did not complete, or never started (its pipeline cannot load)."""
-    if outcome.get("run") is None:
-        return f"trigger {outcome['trigger']}: no run started: {outcome['error']}"
-    return (
-        f"trigger {outcome['trigger']}: run {outcome['run']} {outcome['state']}: {outcome['error']}"
-    )
+    if outcome.run is None:
+        return f"trigger {outcome.trigger}: no run started: {outcome.error}"
+    return f"trigger {outcome.trigger}: run {outcome.run} {outcome.state}: {outcome.error}"
 
 
 def _fire(args: argparse.Namespace) -> int:
     with open_kernel(args) as k:
         outcome = k.pipelines.fire(args.name, echo=_echo(args))
     if args.json:
-        return _emit(outcome)
-    if outcome["state"] == "completed":
+        return _emit(outcome.to_dict())
+    if outcome.state == "completed":
         return 0
     _echo(args)(_failure(outcome))  # it printed that it fired; say why nothing ran well
     return 1

@@ -18,7 +18,9 @@ from mlkernel.errors import MLKernelError
 from mlkernel.pipeline.values import Output, Ref
 
 if TYPE_CHECKING:
-    from mlkernel.kernel import Kernel
+    from mlkernel.artifacts.catalog import CatalogService
+    from mlkernel.artifacts.service import ArtifactService
+    from mlkernel.context import Context
     from mlkernel.meta.records import ArtifactRecord
     from mlkernel.pipeline.graph import Node
 
@@ -79,12 +81,22 @@ def _artifact_arg(record: ArtifactRecord, as_value: bool) -> dict[str, Any]:
 
 
 class StepCache:
-    """Prepares each step once per run and finds the execution it may reuse."""
+    """Prepares each step once per run and finds the execution it may reuse: ``catalog``
+    resolves the references steps read, ``artifacts`` stores the project files they read."""
 
     def __init__(
-        self, kernel: Kernel, env_digest: str, *, reuse: dict[str, int], force: bool
+        self,
+        ctx: Context,
+        artifacts: ArtifactService,
+        catalog: CatalogService,
+        env_digest: str,
+        *,
+        reuse: dict[str, int],
+        force: bool,
     ) -> None:
-        self.k = kernel
+        self.ctx = ctx
+        self.artifacts = artifacts
+        self.catalog = catalog
         self.env_digest = env_digest
         self.reuse = reuse  # step name -> execution to reuse (--resume)
         self.force = force
@@ -99,14 +111,14 @@ class StepCache:
 
         assert ref.path is not None
         path = Path(ref.path)
-        path = path if path.is_absolute() else self.k.root / path
+        path = path if path.is_absolute() else self.ctx.root / path
         if not path.is_file():
             raise NotFoundError(f"pipeline input {ref.path} does not exist; check the path")
         name = ref.ref.partition(":")[2]
-        versions = self.k.table.versions("file", name)
+        versions = self.ctx.table.versions("file", name)
         if versions and versions[-1].digest == of_file(path):
             return versions[-1]
-        return self.k.log_artifact(path, kind="file", name=name)
+        return self.artifacts.log(path, kind="file", name=name)
 
     def _input(
         self, value: Output | Ref, outputs: dict[str, ArtifactRecord | None]
@@ -115,7 +127,7 @@ class StepCache:
         reference, or a project file."""
         if isinstance(value, Output):
             return outputs.get(value.node)
-        return self._file_input(value) if value.path is not None else self.k.resolve(value.ref)
+        return self._file_input(value) if value.path is not None else self.catalog.resolve(value.ref)
 
     def _code(self, node: Node) -> str:
         from mlkernel.pipeline.code import code_digest
@@ -123,14 +135,14 @@ class StepCache:
         fn = node.step.fn
         found = self._codes.get(id(fn))
         if found is None:
-            found = self._codes[id(fn)] = code_digest(fn, self.k.root)
+            found = self._codes[id(fn)] = code_digest(fn, self.ctx.root)
         return found
 
     def _put(self, value: Any) -> str:
         """A value JSON cannot hold, pickled into the object store; its digest."""
         import pickle
 
-        digest, _ = self.k.objects.put_bytes(pickle.dumps(value, protocol=5))
+        digest, _ = self.ctx.objects.put_bytes(pickle.dumps(value, protocol=5))
         return digest
 
     # -- the key ---------------------------------------------------------------------
@@ -190,11 +202,11 @@ class StepCache:
         """The execution to reuse for ``node`` (and its output), or None to run it."""
         reused = self.reuse.get(node.name)
         if reused is not None:
-            previous = self.k.meta.get_execution(reused)
+            previous = self.ctx.meta.get_execution(reused)
             return reused, (previous.resources or {}).get("output")
         if self.force or not node.options.cache:
             return None
-        found = self.k.meta.find_cached(prepared.cache_key)
+        found = self.ctx.meta.find_cached(prepared.cache_key)
         if found is None:
             return None
         output_id = (found.resources or {}).get("output")
@@ -204,7 +216,7 @@ class StepCache:
 
     def _output_exists(self, artifact_id: int) -> bool:
         try:
-            record = self.k.table.get(artifact_id)
+            record = self.catalog.get(artifact_id)
         except MLKernelError:
             return False
-        return self.k.objects.exists(record.digest)
+        return self.ctx.objects.exists(record.digest)

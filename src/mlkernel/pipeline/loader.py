@@ -20,17 +20,16 @@ from typing import Any
 
 from mlkernel.errors import ConfigError, MLKernelError, NotFoundError, UsageError
 from mlkernel.pipeline.dsl import Pipeline
+from mlkernel.pipeline.settings import RESERVED
 
 __all__ = ["RESERVED", "declared", "load_pipeline"]
 
-#: keys of [pipelines] that are settings, not pipeline names.
-RESERVED = ("params", "executor", "workers", "ml_mode", "ray_address")
 
-
-def declared(section: Mapping[str, Any]) -> dict[str, str]:
-    """Pipelines declared as ``name = "target"`` under [pipelines]."""
+def declared(targets: Mapping[str, Any]) -> dict[str, str]:
+    """Pipelines declared as ``name = "target"`` under [pipelines] (``targets``: its keys
+    other than the settings, :attr:`PipelineSettings.targets`)."""
     found: dict[str, str] = {}
-    for key, value in section.items():
+    for key, value in targets.items():
         if key in RESERVED:
             continue
         if not isinstance(value, str) or ":" not in value:
@@ -96,9 +95,9 @@ def _load_error(what: str, exc: Exception) -> UsageError:
     )
 
 
-def load_pipeline(spec: str, root: Path, section: Mapping[str, Any]) -> tuple[Pipeline, str]:
+def load_pipeline(spec: str, root: Path, targets: Mapping[str, Any]) -> tuple[Pipeline, str]:
     """The pipeline ``spec`` names, and the target (``file.py:function``) it came from."""
-    names = declared(section)
+    names = declared(targets)
     target = names.get(spec, spec)
     if ":" not in target:
         import difflib

@@ -23,7 +23,7 @@ from mlkernel.errors import MLKernelError, UsageError
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from mlkernel.kernel import Kernel
+    from mlkernel.context import Context
     from mlkernel.meta.records import ArtifactRecord
     from mlkernel.pipeline.cache import Prepared, StepCache
     from mlkernel.pipeline.executors import Executor, LogSink
@@ -119,7 +119,7 @@ class Loop:
 
     def __init__(
         self,
-        kernel: Kernel,
+        ctx: Context,
         graph: Graph,
         cache: StepCache,
         recorder: Recorder,
@@ -129,7 +129,7 @@ class Loop:
         ml_mode: bool,
         ray_address: Any = None,
     ) -> None:
-        self.k = kernel
+        self.ctx = ctx
         self.graph = graph
         self.cache = cache
         self.recorder = recorder
@@ -249,13 +249,13 @@ class Loop:
 
             on_start = on_end = None
             if self.ml_mode:
-                label = f"project {self.k.config.name}, pipeline run"
-                self._mlmode = MLMode(self.k.config.sections.get("sched"), _warn, label)
+                label = f"project {self.ctx.config.name}, pipeline run"
+                self._mlmode = MLMode(self.ctx.config.sections.get("sched"), _warn, label)
                 on_start, on_end = self._mlmode.enter, self._mlmode.leave
             self._executor = make_executor(
                 self.executor_name,
-                root=self.k.root,
-                task_dir=self.k.config.state_dir / "cache" / "tasks",
+                root=self.ctx.root,
+                task_dir=self.ctx.cache_dir / "tasks",
                 on_start=on_start,
                 on_end=on_end,
                 ray_address=self.ray_address,
@@ -280,14 +280,14 @@ class Loop:
             "module": module_name,
             "qualname": fn.__qualname__,
             "file": file if synthetic else None,
-            "sys_path": [str(self.k.root), *getattr(module, "__mlk_path__", [])],
+            "sys_path": [str(self.ctx.root), *getattr(module, "__mlk_path__", [])],
         }
 
     def _spec(self, node: Node, prepared: Prepared) -> dict[str, Any]:
         spec: dict[str, Any] = {
             "step": node.name,
-            "objects": self.k.objects.location,
-            "cache": str(self.k.config.state_dir / "cache"),
+            "objects": self.ctx.objects.location,
+            "cache": str(self.ctx.cache_dir),
             "args": prepared.args,
             "timeout": node.options.timeout,
             "output": node.step.output,

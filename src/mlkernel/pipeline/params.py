@@ -51,9 +51,9 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def config_params(section: Mapping[str, Any], pipeline: str) -> dict[str, Any]:
-    """``[pipelines.params.<pipeline>]`` flattened (a sub-table names a step)."""
-    params = section.get("params", {})
+def config_params(params: Any, pipeline: str) -> dict[str, Any]:
+    """``[pipelines.params.<pipeline>]`` flattened (a sub-table names a step); ``params``
+    is ``[pipelines.params]`` (:attr:`PipelineSettings.params`)."""
     if not isinstance(params, dict):
         raise ConfigError("mlkernel.toml: [pipelines.params] must be a table of pipelines")
     table = params.get(pipeline, {})

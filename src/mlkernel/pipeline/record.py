@@ -20,7 +20,9 @@ from mlkernel.pipeline.results import StepResult
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from mlkernel.kernel import Kernel
+    from mlkernel.artifacts.catalog import CatalogService
+    from mlkernel.artifacts.service import ArtifactService
+    from mlkernel.context import Context
     from mlkernel.meta.records import ArtifactRecord
     from mlkernel.pipeline.cache import Hit, Prepared
     from mlkernel.pipeline.executors import LogSink
@@ -44,18 +46,23 @@ class Running:
 
 
 class Recorder:
-    """Records one run of ``graph`` and its steps."""
+    """Records one run of ``graph`` and its steps: executions, events and metrics in the
+    metadata store; step outputs and logs registered through ``artifacts``."""
 
     def __init__(
         self,
-        kernel: Kernel,
+        ctx: Context,
+        artifacts: ArtifactService,
+        catalog: CatalogService,
         graph: Graph,
         *,
         env_id: int | None,
         executor: str,
         echo: Callable[[str], None] | None,
     ) -> None:
-        self.k = kernel
+        self.ctx = ctx
+        self.artifacts = artifacts
+        self.catalog = catalog
         self.graph = graph
         self.env_id = env_id
         self.executor = executor
@@ -72,10 +79,10 @@ class Recorder:
             self.echo(line)
 
     def _who(self) -> dict[str, Any]:
-        return {"host": self.k.host, "pid": os.getpid(), "user": self.k.actor.name}
+        return {"host": self.ctx.host, "pid": os.getpid(), "user": self.ctx.actor.name}
 
     def log_dir(self) -> Path:
-        return self.k.config.state_dir / "logs" / f"run-{self.run_id}"
+        return self.ctx.state_dir / "logs" / f"run-{self.run_id}"
 
     # -- the run ---------------------------------------------------------------------
 
@@ -83,12 +90,12 @@ class Recorder:
         """Record the run as started (its git state is read meanwhile); its id."""
         from mlkernel.provenance import git_state
 
-        root = self.k.root
+        root = self.ctx.root
         self._git_thread = threading.Thread(
             target=lambda: self._git.append(git_state(root)), name="mlk-git", daemon=True
         )
         self._git_thread.start()
-        self.run_id, self.context_id = self.k.meta.start_pipeline(
+        self.run_id, self.context_id = self.ctx.meta.start_pipeline(
             self.graph.name, params=dict(self.graph.params), properties=properties, **self._who()
         )
         self.started = time.time()
@@ -98,7 +105,7 @@ class Recorder:
         if self._git_thread is not None:
             self._git_thread.join(timeout=10)
         git = self._git
-        self.k.meta.finish_execution(
+        self.ctx.meta.finish_execution(
             self.run_id,
             state,
             error=error,
@@ -115,7 +122,7 @@ class Recorder:
         """A cached step's metrics are those of the execution whose output it reused."""
         if not self.cached_from:
             return
-        found = self.k.meta.metrics_of(self.cached_from.values())
+        found = self.ctx.meta.metrics_of(self.cached_from.values())
         for name, source in self.cached_from.items():
             if found.get(source):
                 results[name].metrics = found[source]
@@ -124,8 +131,8 @@ class Recorder:
 
     def cached(self, node: Node, prepared: Prepared, hit: Hit) -> Recorded:
         source, output_id = hit
-        output = self.k.table.get(int(output_id)) if output_id is not None else None
-        execution_id = self.k.meta.record_step(
+        output = self.catalog.get(int(output_id)) if output_id is not None else None
+        execution_id = self.ctx.meta.record_step(
             node.name,
             state="cached",
             context_id=self.context_id,
@@ -145,7 +152,7 @@ class Recorder:
         return StepResult(node.name, "cached", execution_id, ref, duration=0.0), output
 
     def skipped(self, node: Node, why: str) -> StepResult:
-        execution_id = self.k.meta.record_step(
+        execution_id = self.ctx.meta.record_step(
             node.name,
             state="skipped",
             context_id=self.context_id,
@@ -162,7 +169,7 @@ class Recorder:
         """Record ``node`` as running and open its log."""
         from mlkernel.pipeline.executors import LogSink
 
-        execution_id = self.k.meta.record_step(
+        execution_id = self.ctx.meta.record_step(
             node.name,
             state="running",
             context_id=self.context_id,
@@ -208,7 +215,7 @@ class Recorder:
         cancelled = result.get("error") == "cancelled"
         state = "cancelled" if cancelled else "failed"
         error = "cancelled by the user" if cancelled else result["error"]
-        self.k.meta.finish_execution(step.execution_id, state, error=error, resources=resources,
+        self.ctx.meta.finish_execution(step.execution_id, state, error=error, resources=resources,
                                      env_artifact_id=self.env_id)  # fmt: skip
         self.say(f"  {state:<8} {step.node.name}: {error}")
         return StepResult(step.node.name, state, step.execution_id, None, error, duration)
@@ -222,7 +229,7 @@ class Recorder:
         metrics = result.get("metrics") or None
         now = time.time()
         rows = [(execution_id, k, 0, float(v), now) for k, v in (metrics or {}).items()]
-        self.k.meta.finish_execution(
+        self.ctx.meta.finish_execution(
             execution_id, "completed", resources=resources, env_artifact_id=self.env_id,
             metrics=rows,
         )  # fmt: skip
@@ -238,7 +245,7 @@ class Recorder:
     def _trial(self, step: Running, trial: dict[str, Any]) -> int:
         ok = bool(trial.get("ok"))
         failed = "cancelled" if trial.get("error") == "cancelled" else "failed"
-        return self.k.meta.record_step(
+        return self.ctx.meta.record_step(
             f"{step.node.name}.trial-{trial['number']}",
             state="completed" if ok else failed,
             context_id=self.context_id,
@@ -275,17 +282,14 @@ class Recorder:
         if options.output_kind == "dataset":
             properties.update(self._dataset_properties(node, name, properties))
         properties.update({"pipeline": self.graph.name, "step": node.name})
-        record, _ = self.k.meta.register_artifact(
+        record, _ = self.artifacts.register(
             options.output_kind,
             name,
             digest=output["digest"],
-            uri=self.k.objects.uri(output["digest"]),
             size=int(output["size"]),
             properties=properties,
-            created_by=self.k.actor.name,
             execution_id=execution_id,
         )
-        self.k.table.note_artifact(record)
         return record
 
     def _dataset_properties(
@@ -294,7 +298,7 @@ class Recorder:
         """What a dataset version records beyond its table (the worker described that)."""
         from mlkernel.data.tables import schema_changes
 
-        versions = self.k.table.versions("dataset", name)
+        versions = self.ctx.table.versions("dataset", name)
         previous = versions[-1] if versions else None
         return {
             "source": f"step {node.name}",
@@ -305,17 +309,15 @@ class Recorder:
         path = step.sink.path
         if not path.exists() or path.stat().st_size == 0:
             return None
-        with self.k.objects.writing():  # gc waits from the put until the commit
-            digest, size = self.k.objects.put_file(path)
-            record, _ = self.k.meta.register_artifact(
+        objects = self.ctx.objects
+        with objects.writing():  # gc waits from the put until the commit
+            digest, size = objects.put_file(path)
+            record, _ = self.artifacts.register(
                 "file",
                 f"{self.graph.name}.{step.node.name}.log",
                 digest=digest,
-                uri=self.k.objects.uri(digest),
                 size=size,
                 properties={"format": "file", "role": "log", "run": self.run_id},
-                created_by=self.k.actor.name,
                 execution_id=step.execution_id,
             )
-        self.k.table.note_artifact(record)
         return record.id

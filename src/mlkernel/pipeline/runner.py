@@ -27,8 +27,11 @@ from mlkernel.pipeline.record import Recorder
 from mlkernel.pipeline.results import RunOptions, RunResult, SafeEcho, StepResult
 
 if TYPE_CHECKING:
-    from mlkernel.kernel import Kernel
+    from mlkernel.artifacts.catalog import CatalogService
+    from mlkernel.artifacts.service import ArtifactService
+    from mlkernel.context import Context
     from mlkernel.pipeline.graph import Graph
+    from mlkernel.pipeline.settings import PipelineSettings
     from mlkernel.provenance import Environment
 
 __all__ = ["RunOptions", "RunResult", "Runner", "SafeEcho", "StepResult"]
@@ -37,13 +40,20 @@ EXECUTORS = ("inline", "process", "ray")  # not imported from executors: a no-op
 
 
 class Runner:
-    """One run of a traced pipeline, with its options checked before anything is recorded."""
+    """One run of a traced pipeline, with its options checked before anything is recorded.
+
+    ``artifacts`` stores the steps' outputs and logs and the run's environment;
+    ``catalog`` finds the artifacts steps read; ``settings`` are the project's defaults.
+    """
 
     def __init__(
         self,
-        kernel: Kernel,
+        ctx: Context,
+        artifacts: ArtifactService,
+        catalog: CatalogService,
         graph: Graph,
         options: RunOptions,
+        settings: PipelineSettings,
         *,
         spec: str | None = None,
         target: str | None = None,
@@ -51,7 +61,9 @@ class Runner:
         overrides: dict[str, Any] | None = None,
         env: Environment | None = None,
     ) -> None:
-        self.k = kernel
+        self.ctx = ctx
+        self.artifacts = artifacts
+        self.catalog = catalog
         self.graph = graph
         self.options = options
         self.spec = spec
@@ -59,36 +71,37 @@ class Runner:
         self.reuse = reuse or {}  # step name -> execution to reuse (--resume)
         self.overrides = overrides or {}
         self.env = env
-        settings = kernel.config.sections.get("pipelines", {})
-        self.settings = settings if isinstance(settings, dict) else {}
-        self.executor_name = options.executor or str(self.settings.get("executor", "process"))
+        self.settings = settings
+        self.executor_name = options.executor or settings.executor or "process"
         if self.executor_name not in EXECUTORS:
             raise UsageError(
                 f"executor {self.executor_name!r} is unknown; use one of: {', '.join(EXECUTORS)}"
             )
-        workers = options.workers or self.settings.get("workers") or min(4, os.cpu_count() or 1)
+        workers = options.workers or settings.workers or min(4, os.cpu_count() or 1)
         if not isinstance(workers, int) or workers < 1:
             raise UsageError(f"workers is {workers!r}; use a positive integer")
         self.workers = workers
-        ml = options.ml_mode if options.ml_mode is not None else self.settings.get("ml_mode", True)
+        ml = options.ml_mode if options.ml_mode is not None else settings.ml_mode
         self.ml_mode = bool(ml) and self.executor_name == "process"
         self.echo = SafeEcho(options.echo) if options.echo is not None else None
 
     def run(self) -> RunResult:
         from mlkernel.provenance import environment
 
-        k = self.k
-        env = self.env or environment(k.config.state_dir / "cache")
+        ctx, artifacts = self.ctx, self.artifacts
+        env = self.env or environment(ctx.cache_dir)
         recorder = Recorder(
-            k, self.graph, env_id=k.env_artifact(env).id, executor=self.executor_name,
-            echo=self.echo,
+            ctx, artifacts, self.catalog, self.graph, env_id=artifacts.log_env(env).id,
+            executor=self.executor_name, echo=self.echo,
         )  # fmt: skip
         run_id = recorder.start(self._properties())
         recorder.say(f"run {run_id}: pipeline {self.graph.name} ({self.executor_name} executor)")
-        cache = StepCache(k, env.digest, reuse=self.reuse, force=self.options.force)
+        cache = StepCache(
+            ctx, artifacts, self.catalog, env.digest, reuse=self.reuse, force=self.options.force
+        )
         loop = Loop(
-            k, self.graph, cache, recorder, executor=self.executor_name, workers=self.workers,
-            ml_mode=self.ml_mode, ray_address=self.settings.get("ray_address"),
+            ctx, self.graph, cache, recorder, executor=self.executor_name, workers=self.workers,
+            ml_mode=self.ml_mode, ray_address=self.settings.ray_address,
         )  # fmt: skip
         loop.run()  # stopped, it records the run's end itself and raises
         return self._conclude(recorder, loop.results)

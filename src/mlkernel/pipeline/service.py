@@ -1,23 +1,31 @@
-"""The pipeline service behind ``k.pipelines``: run, resume, list, show, logs, cancel."""
+"""The pipeline service behind ``k.pipelines``: run, resume, list, show, logs, cancel;
+the triggers that start runs."""
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mlkernel.authz import Action, Actor, operation
 from mlkernel.errors import ConflictError, NotFoundError, UsageError
-from mlkernel.fsutil import pid_alive
 
 if TYPE_CHECKING:
-    from mlkernel.kernel import Kernel
+    from mlkernel.artifacts.catalog import CatalogService
+    from mlkernel.artifacts.service import ArtifactService
+    from mlkernel.context import Context
     from mlkernel.meta.records import ExecutionRecord
     from mlkernel.pipeline.dsl import Pipeline
     from mlkernel.pipeline.graph import Graph
+    from mlkernel.pipeline.infos import (
+        PipelineParams,
+        PipelineRunInfo,
+        RunSummary,
+        StepInfo,
+    )
     from mlkernel.pipeline.runner import RunResult
+    from mlkernel.pipeline.settings import PipelineSettings
+    from mlkernel.pipeline.triggers import FireResult, TriggerInfo
+    from mlkernel.tracking.service import RunService
 
 __all__ = ["PipelineService", "step_state"]
 
@@ -33,22 +41,36 @@ def _kind_of(record: ExecutionRecord) -> str:
 
 
 class PipelineService:
-    """Pipelines of one project. Reached as ``k.pipelines``."""
+    """Pipelines of one project. Reached as ``k.pipelines``.
 
-    def __init__(self, kernel: Kernel) -> None:
-        self._k = kernel
+    Built from the project's context and the services a run uses: ``artifacts`` stores
+    step outputs and logs, ``catalog`` resolves the references steps read, ``runs`` (the
+    tracking service) describes runs for :meth:`run_info`.
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        artifacts: ArtifactService,
+        catalog: CatalogService,
+        runs: RunService,
+    ) -> None:
+        self._ctx = ctx
+        self._artifacts = artifacts
+        self._catalog = catalog
+        self._runs = runs
 
     @property
     def actor(self) -> Actor:
-        """Who calls: the kernel's actor (:meth:`Kernel.as_actor`)."""
-        return self._k.actor
+        return self._ctx.actor
 
     @property
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> PipelineSettings:
         """``[pipelines]``, checked against its schema when the project was opened
         (:data:`mlkernel.pipeline.settings.PIPELINES`)."""
-        section: dict[str, Any] = self._k.config.sections.get("pipelines", {})
-        return section
+        from mlkernel.pipeline.settings import PipelineSettings
+
+        return PipelineSettings.from_sections(self._ctx.config.sections)
 
     # -- finding ---------------------------------------------------------------------
 
@@ -57,12 +79,12 @@ class PipelineService:
         """The pipelines mlkernel.toml declares: name -> target."""
         from mlkernel.pipeline.loader import declared
 
-        return declared(self.settings)
+        return declared(self.settings.targets)
 
     @operation("pipelines.last_run", Action.READ, resource="name", cli="pipelines ls")
     def last_run(self, name: str) -> ExecutionRecord | None:
         """The newest pipeline run named ``name``, if any."""
-        last = self._k.meta.list_runs(limit=1, name=name, exclude_types=("register", "step", "run"))
+        last = self._ctx.meta.list_runs(limit=1, name=name, exclude_types=("register", "step", "run"))
         return last[0] if last else None
 
     @operation(
@@ -79,7 +101,7 @@ class PipelineService:
 
         if isinstance(pipeline, Pipeline):
             return pipeline, None, pipeline.name
-        found, target = load_pipeline(pipeline, self._k.root, self.settings)
+        found, target = load_pipeline(pipeline, self._ctx.root, self.settings.targets)
         declared = self.declared()
         if pipeline in declared:
             return found, target, pipeline
@@ -95,7 +117,7 @@ class PipelineService:
         if fn is None:
             return None
         source = Path(fn.co_filename).resolve()
-        root = self._k.root.resolve()
+        root = self._ctx.root.resolve()
         for name, target in self.declared().items():
             where, _, attr = target.rpartition(":")
             if attr != found.fn.__name__:
@@ -115,17 +137,19 @@ class PipelineService:
         resource="name",
         no_cli="SDK: a pipeline's parameters with overrides",
     )
-    def params(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    def params(self, name: str, overrides: dict[str, Any] | None = None) -> PipelineParams:
         """Overrides for pipeline ``name``: mlkernel.toml's, then ``overrides`` on top."""
+        from mlkernel.pipeline.infos import PipelineParams
         from mlkernel.pipeline.params import config_params
 
-        return {**config_params(self.settings, name), **(overrides or {})}
+        configured = config_params(self.settings.params, name)
+        return PipelineParams(name, {**configured, **(overrides or {})})
 
     @operation("pipelines.graph", Action.READ, resource="pipeline", cli="pipelines show")
     def graph(self, pipeline: str | Pipeline, params: dict[str, Any] | None = None) -> Graph:
         """The step graph of a pipeline with its parameters, without running it."""
         found, _, name = self.load(pipeline)
-        graph = found.build(self.params(name, params))
+        graph = found.build(self.params(name, params).values)
         graph.name = name
         return graph
 
@@ -152,7 +176,7 @@ class PipelineService:
 
         # Before the pipeline's folders join sys.path: the environment's cache key
         # includes the modification times of the sys.path folders.
-        env = environment(self._k.config.state_dir / "cache")
+        env = environment(self._ctx.cache_dir)
         overrides = dict(params or {})
         reuse: dict[str, int] = {}
         if resume is not None:
@@ -168,14 +192,14 @@ class PipelineService:
         if pipeline is None:
             raise UsageError("name the pipeline to run, e.g. `mlk run train`")
         found, target, name = self.load(pipeline)
-        merged = self.params(name, overrides)
+        merged = self.params(name, overrides).values
         graph = found.build(merged)
         graph.name = name
         options = RunOptions(executor, workers, force, merged, echo, trigger, ml_mode, resume)
         spec = pipeline if isinstance(pipeline, str) else None
         runner = Runner(
-            self._k, graph, options, spec=spec, target=target, reuse=reuse, overrides=merged,
-            env=env,
+            self._ctx, self._artifacts, self._catalog, graph, options, self.settings,
+            spec=spec, target=target, reuse=reuse, overrides=merged, env=env,
         )  # fmt: skip
         return runner.run()
 
@@ -186,16 +210,16 @@ class PipelineService:
         if record.state == "running":
             raise ConflictError(f"run {run_id} is still running; wait for it or cancel it")
         assert record.context_id is not None
-        context = self._k.meta.get_context(record.context_id)
+        context = self._ctx.meta.get_context(record.context_id)
         reuse = {
             e.name: e.id
-            for e in self._k.meta.context_executions([record.context_id])
+            for e in self._ctx.meta.context_executions([record.context_id])
             if e.type == "step" and e.state in ("completed", "cached")
         }
         return context, reuse
 
     def _pipeline_run(self, run_id: int) -> ExecutionRecord:
-        record = self._k.meta.get_execution(run_id)
+        record = self._ctx.meta.get_execution(run_id)
         if record.type != "pipeline" or record.context_id is None:
             raise UsageError(
                 f"run {run_id} is {_kind_of(record)}, not a pipeline run; "
@@ -206,52 +230,57 @@ class PipelineService:
     # -- inspecting ------------------------------------------------------------------
 
     @operation("pipelines.steps", Action.READ, resource="run_id", cli="runs show")
-    def steps(self, run_id: int) -> list[dict[str, Any]]:
+    def steps(self, run_id: int) -> list[StepInfo]:
         """The steps of a pipeline run, in the order they were recorded."""
         record = self._pipeline_run(run_id)
         assert record.context_id is not None
         executions = self._steps_of([record.context_id]).get(record.context_id, [])
         # A cached step shows the metrics of the execution whose output it reused.
         sources = {e.id: int((e.resources or {}).get("cached_from") or e.id) for e in executions}
-        params = self._k.meta.params_of(e.id for e in executions)
-        metrics = self._k.meta.metrics_of({*sources, *sources.values()})
-        infos = []
-        for e in executions:
-            info = self._step_info(e)
-            info["params"] = params.get(e.id, {})
-            info["metrics"] = metrics.get(e.id) or metrics.get(sources[e.id], {})
-            infos.append(info)
-        return infos
+        params = self._ctx.meta.params_of(e.id for e in executions)
+        metrics = self._ctx.meta.metrics_of({*sources, *sources.values()})
+        return [
+            self._step_info(
+                e, params.get(e.id, {}), metrics.get(e.id) or metrics.get(sources[e.id], {})
+            )
+            for e in executions
+        ]
 
     def _steps_of(self, context_ids: list[int]) -> dict[int, list[ExecutionRecord]]:
         found: dict[int, list[ExecutionRecord]] = {}
-        for e in self._k.meta.context_executions(context_ids):
+        for e in self._ctx.meta.context_executions(context_ids):
             if e.type == "step" and e.context_id is not None:
                 found.setdefault(e.context_id, []).append(e)
         return found
 
-    def _step_info(self, e: ExecutionRecord) -> dict[str, Any]:
+    def _step_info(
+        self, e: ExecutionRecord, params: dict[str, Any], metrics: dict[str, float]
+    ) -> StepInfo:
+        from mlkernel.pipeline.infos import StepInfo
+
         resources = e.resources or {}
         output = resources.get("output")
-        return {
-            "id": e.id,
-            "name": e.name,
-            "state": step_state(e),
-            "duration": e.duration,
-            "output": self._k.table.get(int(output)).ref if output is not None else None,
-            "error": e.error,
-            "cache_key": e.cache_key,
-            "max_rss_kb": resources.get("max_rss_kb"),
-            "attempts": resources.get("attempts"),
-            "cached_from": resources.get("cached_from"),
-            "started_at": e.started_at,
-            "ended_at": e.ended_at,
-            "tune": resources.get("tune"),  # a tuning trial: the tuning step it belongs to
-            "trial": resources.get("trial"),
-            "searched": resources.get("searched"),
-            "score": resources.get("score"),
-            "best": resources.get("best"),  # a tuning step: its best trial and params
-        }
+        return StepInfo(
+            id=e.id,
+            name=e.name,
+            state=step_state(e),
+            duration=e.duration,
+            output=self._catalog.get(int(output)).ref if output is not None else None,
+            error=e.error,
+            cache_key=e.cache_key,
+            max_rss_kb=resources.get("max_rss_kb"),
+            attempts=resources.get("attempts"),
+            cached_from=resources.get("cached_from"),
+            started_at=e.started_at,
+            ended_at=e.ended_at,
+            tune=resources.get("tune"),
+            trial=resources.get("trial"),
+            searched=resources.get("searched"),
+            score=resources.get("score"),
+            best=resources.get("best"),
+            params=params,
+            metrics=metrics,
+        )
 
     @operation("runs.ls", Action.READ, cli="runs ls")
     def runs(
@@ -261,42 +290,44 @@ class PipelineService:
         state: str | None = None,
         name: str | None = None,
         include_steps: bool = False,
-    ) -> list[dict[str, Any]]:
+    ) -> list[RunSummary]:
         """Runs newest first; a pipeline run carries its steps' states."""
+        from mlkernel.pipeline.infos import RunSummary, StepBrief
+
         exclude = ("register",) if include_steps else ("register", "step")
-        records = self._k.meta.list_runs(limit=limit, state=state, name=name, exclude_types=exclude)
+        records = self._ctx.meta.list_runs(
+            limit=limit, state=state, name=name, exclude_types=exclude
+        )
         contexts = [r.context_id for r in records if r.type == "pipeline" and r.context_id]
         steps = self._steps_of([c for c in contexts if c is not None])
-        found = []
-        for r in records:
-            info = r.to_dict()
-            if r.type == "pipeline" and r.context_id is not None:
-                info["steps"] = [
-                    {"name": e.name, "state": step_state(e), "id": e.id}
-                    for e in steps.get(r.context_id, [])
-                ]
-            found.append(info)
-        return found
+        return [
+            RunSummary(
+                r,
+                tuple(StepBrief(e.name, step_state(e), e.id) for e in steps.get(r.context_id, []))
+                if r.type == "pipeline" and r.context_id is not None
+                else None,
+            )
+            for r in records
+        ]
 
     @operation("runs.show", Action.READ, resource="run_id", cli="runs show")
-    def run_info(self, run_id: int) -> dict[str, Any]:
+    def run_info(self, run_id: int) -> PipelineRunInfo:
         """One run: its record, parameters, metrics, inputs, outputs and steps."""
-        info = self._k.run_info(run_id).to_dict()
-        record = self._k.meta.get_execution(run_id)
-        if record.type == "pipeline" and record.context_id is not None:
-            context = self._k.meta.get_context(record.context_id)
-            props = context["properties"]
-            info["pipeline"] = {
-                k: props.get(k)
-                for k in ("spec", "executor", "overrides", "trigger", "resumed_from")
-            }
-            info["steps"] = self.steps(run_id)
-        return info
+        from mlkernel.pipeline.infos import PipelineRunInfo, RunPipeline
+
+        info = self._runs.info(run_id)
+        record = info.record
+        if record.type != "pipeline" or record.context_id is None:
+            return PipelineRunInfo(info)
+        context = self._ctx.meta.get_context(record.context_id)
+        return PipelineRunInfo(
+            info, RunPipeline.of(context["properties"]), tuple(self.steps(run_id))
+        )
 
     @operation("runs.logs", Action.READ, resource="run_id", cli="runs logs")
     def logs(self, run_id: int, step: str | None = None) -> list[tuple[str, str]]:
         """(step, text) of each step's stored output; a running step's log so far."""
-        record = self._k.meta.get_execution(run_id)
+        record = self._ctx.meta.get_execution(run_id)
         if record.type != "pipeline":
             raise UsageError(
                 f"run {run_id} is {_kind_of(record)}, not a pipeline run: only pipeline steps' "
@@ -304,23 +335,22 @@ class PipelineService:
             )
         steps = self.steps(run_id)
         if step is not None:
-            steps = [s for s in steps if s["name"] == step]
+            steps = [s for s in steps if s.name == step]
             if not steps:
                 raise NotFoundError(
                     f"run {run_id} has no step {step!r}; run `mlk runs show {run_id}` to list them"
                 )
-        return [(s["name"], self._log_text(run_id, s)) for s in steps]
+        return [(s.name, self._log_text(run_id, s)) for s in steps]
 
-    def _log_text(self, run_id: int, step: dict[str, Any]) -> str:
-        k = self._k
-        execution = k.meta.get_execution(step["id"])
+    def _log_text(self, run_id: int, step: StepInfo) -> str:
+        ctx = self._ctx
+        execution = ctx.meta.get_execution(step.id)
         resources = execution.resources or {}
         if resources.get("log") is not None:
-            return k.objects.read_bytes(k.table.get(int(resources["log"])).digest).decode(
-                "utf-8", "replace"
-            )
+            log = self._catalog.get(int(resources["log"]))
+            return ctx.objects.read_bytes(log.digest).decode("utf-8", "replace")
         # A running step's log so far; a lost (or since ended) step's partial log.
-        path = k.config.state_dir / "logs" / f"run-{run_id}" / f"{execution.name}.log"
+        path = ctx.state_dir / "logs" / f"run-{run_id}" / f"{execution.name}.log"
         if path.exists():
             text = path.read_text(errors="replace")
             if execution.state == "running":
@@ -339,51 +369,34 @@ class PipelineService:
     def cancel(self, run_id: int, *, wait: float = 15.0) -> str:
         """Stop a running pipeline run: signal its process (Ctrl-C), or, when that
         process is gone, mark the run and its running steps cancelled."""
+        from mlkernel.tracking.ending import cancel_pipeline
+
         record = self._pipeline_run(run_id)
         if record.state != "running":
             raise ConflictError(f"run {run_id} is not running (it {record.state})")
-        if record.host != self._k.host:
-            raise ConflictError(
-                f"run {run_id} runs on host {record.host}; cancel it there with `mlk runs cancel`"
-            )
-        if pid_alive(record.pid):
-            os.kill(record.pid, signal.SIGINT)
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                if self._k.meta.get_execution(run_id).state != "running":
-                    return "cancelled"
-                time.sleep(0.1)
-            return "signalled"
-        assert record.context_id is not None
-        running = [
-            e.id
-            for e in self._k.meta.context_executions([record.context_id])
-            if e.state == "running"
-        ]
-        self._k.meta.end_executions(running, "cancelled", "cancelled: its process had ended")
-        return "cancelled"
+        return cancel_pipeline(self._ctx, record, wait)
 
     # -- triggers --------------------------------------------------------------------
 
     @operation("triggers.ls", Action.READ, cli="triggers ls")
-    def triggers(self) -> list[dict[str, Any]]:
+    def triggers(self) -> list[TriggerInfo]:
         """The triggers mlkernel.toml declares, described."""
         from mlkernel.pipeline.triggers import describe
 
-        return describe(self._k)
+        return describe(self._ctx)
 
     @operation("triggers.run_pending", Action.EXECUTE, cli="triggers run-pending")
     def run_pending(
         self, *, now: float | None = None, echo: Callable[[str], None] | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[FireResult]:
         """Run every trigger that is due now; what each did."""
         from mlkernel.pipeline.triggers import run_pending
 
-        return run_pending(self._k, now=now, echo=echo)
+        return run_pending(self._ctx, self, now=now, echo=echo)
 
     @operation("triggers.fire", Action.EXECUTE, resource="name", cli="triggers fire")
-    def fire(self, name: str, *, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+    def fire(self, name: str, *, echo: Callable[[str], None] | None = None) -> FireResult:
         """Fire the trigger ``name`` now."""
         from mlkernel.pipeline.triggers import fire
 
-        return fire(self._k, name, echo=echo)
+        return fire(self._ctx, self, name, echo=echo)

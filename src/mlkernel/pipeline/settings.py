@@ -6,13 +6,58 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlkernel.config import Key, Section
 
-__all__ = ["EXECUTOR_NAMES", "PIPELINES", "TRIGGER"]
+__all__ = ["EXECUTOR_NAMES", "PIPELINES", "RESERVED", "TRIGGER", "PipelineSettings"]
 
 EXECUTOR_NAMES = ("inline", "process", "ray")
+
+#: keys of [pipelines] that are settings, not pipeline names.
+RESERVED = ("params", "executor", "workers", "ml_mode", "ray_address")
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """``[pipelines]``, typed: how runs go by default, the declared pipelines and their
+    parameters. The file was checked against :data:`PIPELINES` when it was opened."""
+
+    executor: str | None = None
+    workers: int | None = None
+    ml_mode: bool = True
+    ray_address: str | None = None
+    #: name -> target as written (``mlkernel.pipeline.loader.declared`` checks them)
+    targets: dict[str, Any] = field(default_factory=dict)
+    #: ``[pipelines.params]``: pipeline -> its table of parameter values
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_sections(cls, sections: Mapping[str, Any]) -> PipelineSettings:
+        section = sections.get("pipelines", {})
+        if not isinstance(section, dict):
+            section = {}
+        return cls(
+            executor=section.get("executor"),
+            workers=section.get("workers"),
+            ml_mode=bool(section.get("ml_mode", True)),
+            ray_address=section.get("ray_address"),
+            targets={k: v for k, v in section.items() if k not in RESERVED},
+            params=section.get("params", {}),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as mlkernel.toml would hold it (unset keys left out)."""
+        found: dict[str, Any] = dict(self.targets)
+        for key in ("executor", "workers", "ray_address"):
+            if getattr(self, key) is not None:
+                found[key] = getattr(self, key)
+        if not self.ml_mode:
+            found["ml_mode"] = False
+        if self.params:
+            found["params"] = self.params
+        return found
 
 
 def _target(value: Any) -> str | None:

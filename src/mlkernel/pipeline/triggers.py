@@ -31,10 +31,19 @@ from typing import TYPE_CHECKING, Any
 from mlkernel.errors import MLKernelError, NotFoundError
 
 if TYPE_CHECKING:
-    from mlkernel.kernel import Kernel
+    from mlkernel.context import Context
     from mlkernel.meta.records import ArtifactRecord
+    from mlkernel.pipeline.service import PipelineService
 
-__all__ = ["Trigger", "describe", "fire", "load_triggers", "run_pending"]
+__all__ = [
+    "FireResult",
+    "Trigger",
+    "TriggerInfo",
+    "describe",
+    "fire",
+    "load_triggers",
+    "run_pending",
+]
 
 CONDITIONS = ("cron", "dataset", "drift")
 CONTEXT = "trigger"
@@ -50,11 +59,61 @@ class Trigger:
     executor: str | None = None
 
 
-def load_triggers(k: Kernel) -> dict[str, Trigger]:
+@dataclass(frozen=True)
+class TriggerInfo:
+    """A declared trigger as ``mlk triggers ls`` shows it: its condition, when it last
+    fired and what that run did, and (a schedule) when it is next due."""
+
+    name: str
+    type: str
+    condition: str | None
+    pipeline: str
+    last_fired: float | None
+    last_run: int | None
+    last_state: str | None
+    next: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "condition": self.condition,
+            "pipeline": self.pipeline,
+            "last_fired": self.last_fired,
+            "last_run": self.last_run,
+            "last_state": self.last_state,
+            "next": self.next,
+        }
+
+
+@dataclass(frozen=True)
+class FireResult:
+    """What a fired trigger did: why it fired, the run it started (None: its pipeline
+    could not start, ``state`` is ``error``) and how that run ended."""
+
+    trigger: str
+    type: str
+    reason: str
+    run: int | None
+    state: str
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trigger": self.trigger,
+            "type": self.type,
+            "reason": self.reason,
+            "run": self.run,
+            "state": self.state,
+            "error": self.error,
+        }
+
+
+def load_triggers(ctx: Context) -> dict[str, Trigger]:
     """The ``[triggers.*]`` tables, typed. The file was checked against their schema
     (:data:`mlkernel.pipeline.settings.TRIGGER`) when the project was opened."""
     found: dict[str, Trigger] = {}
-    for name, table in k.config.sections.get("triggers", {}).items():
+    for name, table in ctx.config.sections.get("triggers", {}).items():
         kind = next((c for c in CONDITIONS if c in table), "manual")
         found[name] = Trigger(
             name,
@@ -67,8 +126,8 @@ def load_triggers(k: Kernel) -> dict[str, Trigger]:
     return found
 
 
-def _states(k: Kernel) -> dict[str, dict[str, Any]]:
-    return {c["name"]: dict(c["properties"] or {}) for c in k.meta.contexts(CONTEXT)}
+def _states(ctx: Context) -> dict[str, dict[str, Any]]:
+    return {c["name"]: dict(c["properties"] or {}) for c in ctx.meta.contexts(CONTEXT)}
 
 
 def _report_dataset(record: ArtifactRecord) -> str | None:
@@ -94,19 +153,19 @@ def _report_dataset(record: ArtifactRecord) -> str | None:
     return None
 
 
-def _drift_reports(k: Kernel, dataset: str, after: int) -> list[ArtifactRecord]:
+def _drift_reports(ctx: Context, dataset: str, after: int) -> list[ArtifactRecord]:
     """Drift reports on ``dataset`` registered after artifact id ``after``, oldest first."""
     found = [
         v
-        for r in k.table.latest("report")
-        for v in k.table.versions("report", r.name)
+        for r in ctx.table.latest("report")
+        for v in ctx.table.versions("report", r.name)
         if v.id > after and _report_dataset(v) == dataset
     ]
     return sorted(found, key=lambda r: r.id)
 
 
 def _check(
-    k: Kernel, trigger: Trigger, state: dict[str, Any], now: float
+    ctx: Context, trigger: Trigger, state: dict[str, Any], now: float
 ) -> tuple[str | None, dict[str, Any]]:
     """(why it is due or None, the state to keep)."""
     new = dict(state)
@@ -125,7 +184,7 @@ def _check(
         return None, new
     if trigger.type == "dataset":
         assert trigger.condition is not None
-        versions = k.table.versions("dataset", trigger.condition)
+        versions = ctx.table.versions("dataset", trigger.condition)
         if not versions:
             return None, new
         latest = versions[-1]
@@ -138,7 +197,7 @@ def _check(
     if trigger.type == "drift":
         assert trigger.condition is not None
         seen = int(state.get("seen", 0))
-        fresh = _drift_reports(k, trigger.condition, seen)
+        fresh = _drift_reports(ctx, trigger.condition, seen)
         if fresh:
             new["seen"] = max(r.id for r in fresh)
         drifted = [r for r in fresh if r.properties.get("dataset_drift")]
@@ -154,85 +213,99 @@ def _check(
     return None, new
 
 
-def describe(k: Kernel) -> list[dict[str, Any]]:
+def describe(ctx: Context) -> list[TriggerInfo]:
     from mlkernel.pipeline.cron import Cron
 
-    states = _states(k)
+    states = _states(ctx)
     now = time.time()
     rows = []
-    for trigger in load_triggers(k).values():
+    for trigger in load_triggers(ctx).values():
         state = states.get(trigger.name, {})
-        row = {
-            "name": trigger.name,
-            "type": trigger.type,
-            "condition": trigger.condition,
-            "pipeline": trigger.pipeline,
-            "last_fired": state.get("last_fired"),
-            "last_run": state.get("last_run"),
-            "last_state": state.get("last_state"),
-            "next": None,
-        }
+        due = None
         if trigger.type == "cron":
             assert trigger.condition is not None
             base = state.get("last_fired") or state.get("since") or now
-            row["next"] = Cron.parse(trigger.condition).next_after(float(base))
-        rows.append(row)
+            due = Cron.parse(trigger.condition).next_after(float(base))
+        rows.append(
+            TriggerInfo(
+                name=trigger.name,
+                type=trigger.type,
+                condition=trigger.condition,
+                pipeline=trigger.pipeline,
+                last_fired=state.get("last_fired"),
+                last_run=state.get("last_run"),
+                last_state=state.get("last_state"),
+                next=due,
+            )
+        )
     return rows
 
 
 def _run(
-    k: Kernel, trigger: Trigger, reason: str, state: dict[str, Any], now: float,
-    echo: Callable[[str], None] | None,
-) -> dict[str, Any]:  # fmt: skip
+    ctx: Context, pipelines: PipelineService, trigger: Trigger, reason: str,
+    state: dict[str, Any], now: float, echo: Callable[[str], None] | None,
+) -> FireResult:  # fmt: skip
     fired = {"name": trigger.name, "type": trigger.type, "reason": reason, "at": now}
-    outcome: dict[str, Any] = {"trigger": trigger.name, "type": trigger.type, "reason": reason}
     if echo is not None:
         from mlkernel.pipeline.runner import SafeEcho
 
         echo = SafeEcho(echo)  # a failing echo must not lose the trigger's state
         echo(f"trigger {trigger.name} fired: {reason}")
     try:
-        result = k.pipelines.run(
+        result = pipelines.run(
             trigger.pipeline,
             params=dict(trigger.params),
             executor=trigger.executor,
             trigger=fired,
             echo=echo,
         )
-        outcome.update(run=result.id, state=result.state, error=result.error)
+        outcome = FireResult(
+            trigger.name, trigger.type, reason, result.id, result.state, result.error
+        )
     except MLKernelError as exc:
-        outcome.update(run=None, state="error", error=str(exc))
+        outcome = FireResult(trigger.name, trigger.type, reason, None, "error", str(exc))
     state = {
         **state,
         "last_fired": now,
-        "last_run": outcome["run"],
-        "last_state": outcome["state"],
+        "last_run": outcome.run,
+        "last_state": outcome.state,
         "last_reason": reason,
     }
-    k.meta.put_context(CONTEXT, trigger.name, state)
+    ctx.meta.put_context(CONTEXT, trigger.name, state)
     return outcome
 
 
 def run_pending(
-    k: Kernel, *, now: float | None = None, echo: Callable[[str], None] | None = None
-) -> list[dict[str, Any]]:
-    """Fire every trigger that is due now; return what each fired run did."""
+    ctx: Context,
+    pipelines: PipelineService,
+    *,
+    now: float | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> list[FireResult]:
+    """Fire every trigger that is due now (each run started by ``pipelines``); return
+    what each fired run did."""
     now = time.time() if now is None else now
-    states = _states(k)
+    states = _states(ctx)
     fired = []
-    for trigger in load_triggers(k).values():
+    for trigger in load_triggers(ctx).values():
         state = states.get(trigger.name, {})
-        reason, new = _check(k, trigger, state, now)
+        reason, new = _check(ctx, trigger, state, now)
         if reason is not None:
-            fired.append(_run(k, trigger, reason, new, now, echo))
+            fired.append(_run(ctx, pipelines, trigger, reason, new, now, echo))
         elif new != state:
-            k.meta.put_context(CONTEXT, trigger.name, new)
+            ctx.meta.put_context(CONTEXT, trigger.name, new)
     return fired
 
 
-def fire(k: Kernel, name: str, *, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+def fire(
+    ctx: Context,
+    pipelines: PipelineService,
+    name: str,
+    *,
+    echo: Callable[[str], None] | None = None,
+) -> FireResult:
     """Fire one trigger now, whatever its condition (the ``manual`` way)."""
-    triggers = load_triggers(k)
+    triggers = load_triggers(ctx)
     trigger = triggers.get(name)
     if trigger is None:
         raise NotFoundError(
@@ -241,6 +314,6 @@ def fire(k: Kernel, name: str, *, echo: Callable[[str], None] | None = None) -> 
         )
     import dataclasses
 
-    state = _states(k).get(name, {})
+    state = _states(ctx).get(name, {})
     manual = dataclasses.replace(trigger, type="manual")
-    return _run(k, manual, "fired by hand", state, time.time(), echo)
+    return _run(ctx, pipelines, manual, "fired by hand", state, time.time(), echo)

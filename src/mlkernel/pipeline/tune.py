@@ -321,7 +321,7 @@ class TuneNode:
                 mode="min" if self.direction == "minimize" else "max",
             ),
             run_config=ray.tune.RunConfig(
-                storage_path=str(runner.k.config.state_dir / "cache" / "ray_tune"), verbose=0
+                storage_path=str(runner.ctx.cache_dir / "ray_tune"), verbose=0
             ),
         )
         grid = tuner.fit()

@@ -129,7 +129,7 @@ def test_runs_logs_of_a_lost_step_shows_its_partial_log(project: Path) -> None:
         if step_pid.exists():
             os.kill(int(step_pid.read_text()), signal.SIGKILL)
     with mlkernel.open(project) as k:
-        run_id = k.pipelines.runs(limit=1)[0]["id"]
+        run_id = k.pipelines.runs(limit=1)[0].record.id
     done = mlk(project, "runs", "logs", str(run_id))
     assert done.returncode == 0, done.stderr
     assert "partial output line" in done.stdout and "lost" in done.stdout, done.stdout

@@ -106,7 +106,7 @@ def test_reports_of_x_and_x_json_do_not_mix_and_triggers_tell_them_apart(
         k.data.add(write_csv(tmp_path / "xj-2.csv", 5.0, 9), name="x.json", progress=False)
         k.monitor.report("dataset:x.json@2", "dataset:x.json@3")
         (fired,) = k.pipelines.run_pending()
-        assert fired["trigger"] == "on-x-json" and "dataset:x.json@3" in fired["reason"]
+        assert fired.trigger == "on-x-json" and "dataset:x.json@3" in fired.reason
 
 
 def test_a_200_character_dataset_is_profiled_compared_and_watched(tmp_path: Path) -> None:

@@ -176,7 +176,7 @@ def test_one_pipeline_named_two_ways_shares_one_cache(project: Kernel, write: Wr
         assert {n: s.state for n, s in again.steps.items()} == {"load": "cached", "train": "cached"}
     assert project.resolve("model:twice").version == 1
     keys = {
-        tuple(sorted((s["name"], s["cache_key"]) for s in project.pipelines.steps(r.id)))
+        tuple(sorted((s.name, s.cache_key) for s in project.pipelines.steps(r.id)))
         for r in (first, again)
     }
     assert len(keys) == 1
@@ -204,7 +204,7 @@ def test_a_declared_pipeline_named_by_its_target_is_the_declared_one(
             again = k.pipelines.run(spelling, executor="inline", ml_mode=False)
             assert again.pipeline == "scores"
             assert {s.state for s in again.steps.values()} == {"cached"}
-        assert [r["name"] for r in k.pipelines.runs()] == ["scores"] * 3
+        assert [r.record.name for r in k.pipelines.runs()] == ["scores"] * 3
         assert first.steps["train"].output == again.steps["train"].output
     finally:
         k.close()

@@ -329,13 +329,13 @@ def test_a_dataset_trigger_sees_a_version_a_step_made(
         assert k.pipelines.run_pending() == []  # no version yet
         _run(k, "inline")
         fired = k.pipelines.run_pending()
-        assert [(f["trigger"], f["state"]) for f in fired] == [("retrain", "completed")]
-        assert fired[0]["reason"] == "dataset:train@1 is new"
+        assert [(f.trigger, f.state) for f in fired] == [("retrain", "completed")]
+        assert fired[0].reason == "dataset:train@1 is new"
         assert k.load("model:rows") == 6
         assert k.pipelines.run_pending() == []
         _run(k, "inline", params={"n": 4})
         fired = k.pipelines.run_pending()
-        assert [f["reason"] for f in fired] == ["dataset:train@2 is new (last seen @1)"]
+        assert [f.reason for f in fired] == ["dataset:train@2 is new (last seen @1)"]
         assert k.load("model:rows") == 4
     finally:
         k.close()

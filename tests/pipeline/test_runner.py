@@ -117,7 +117,8 @@ def test_a_failure_skips_downstream_and_resume_continues(flaky: Kernel) -> None:
     assert states == {"source": "cached", "fragile": "ran", "after": "ran", "independent": "cached"}
     assert resumed.state == "completed"
     assert k.load(resumed.output("after") or "") == 43
-    assert k.pipelines.run_info(resumed.id)["pipeline"]["resumed_from"] == failed.id
+    pipeline = k.pipelines.run_info(resumed.id).pipeline
+    assert pipeline is not None and pipeline.resumed_from == failed.id
 
 
 def test_retries(flaky: Kernel) -> None:
@@ -126,7 +127,7 @@ def test_retries(flaky: Kernel) -> None:
     assert step.state == "ran"
     assert flaky.load(step.output or "") == 3
     info = flaky.pipelines.steps(result.id)[0]
-    assert info["attempts"] == 3
+    assert info.attempts == 3
     log = dict(flaky.pipelines.logs(result.id))["flaky"]
     assert "attempt 1 failed (RuntimeError: attempt 1 fails" in log
 
@@ -182,7 +183,7 @@ def test_independent_steps_run_at_once(k: Kernel, write: Writer) -> None:
     result = _run(k, "pipes/both.py:pipe", workers=2)
     assert {s.state for s in result.steps.values()} == {"ran"}
     steps = k.pipelines.steps(result.id)
-    assert all(s["max_rss_kb"] > 0 for s in steps)
+    assert all((s.max_rss_kb or 0) > 0 for s in steps)
 
 
 def test_the_worker_imports_no_heavy_library_and_no_metadata_store(
@@ -401,12 +402,12 @@ def test_ctrl_c_during_an_inline_step_cancels_the_run(
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130, out
     run = k.pipelines.runs()[0]
-    assert run["state"] == "cancelled"
-    assert {s["name"]: s["state"] for s in run["steps"]} == {
+    assert run.record.state == "cancelled"
+    assert {s.name: s.state for s in run.steps or ()} == {
         "slow": "cancelled", "after": "skipped"
     }  # fmt: skip
-    after = k.pipelines.steps(run["id"])[1]
-    assert after["error"] == "the run was cancelled"
+    after = k.pipelines.steps(run.record.id)[1]
+    assert after.error == "the run was cancelled"
 
 
 def test_an_echo_that_fails_does_not_stop_the_run(k: Kernel, write: Writer) -> None:
@@ -471,7 +472,7 @@ def test_a_second_ctrl_c_does_not_cut_the_cleanup_short(
         pytest.fail("mlk hung after a second Ctrl-C: " + proc.communicate()[0])
     assert proc.returncode == 130, out
     run = k.pipelines.runs()[0]
-    assert run["state"] == "cancelled"
-    assert {s["name"]: s["state"] for s in run["steps"]} == {
+    assert run.record.state == "cancelled"
+    assert {s.name: s.state for s in run.steps or ()} == {
         "stubborn": "cancelled", "after": "skipped"
     }  # fmt: skip

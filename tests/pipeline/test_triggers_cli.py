@@ -103,20 +103,21 @@ def test_triggers_fire_when_due_and_record_why(proj: Kernel, tmp_path: Path) -> 
     t0 = _at("2024-05-01T01:00")
     fired = k.pipelines.run_pending(now=t0)
     # a dataset never seen is new; the schedule starts counting now
-    assert [(f["trigger"], f["state"]) for f in fired] == [("new-data", "completed")]
-    assert fired[0]["reason"] == "dataset:events@1 is new"
+    assert [(f.trigger, f.state) for f in fired] == [("new-data", "completed")]
+    assert fired[0].reason == "dataset:events@1 is new"
     assert k.pipelines.run_pending(now=t0 + 60) == []
     fired = k.pipelines.run_pending(now=_at("2024-05-01T02:30"))
-    assert [f["trigger"] for f in fired] == ["nightly"]
-    assert "was due at 2024-05-01 02:00" in fired[0]["reason"]
-    run = k.pipelines.run_info(fired[0]["run"])
-    assert run["pipeline"]["trigger"]["name"] == "nightly"
-    assert run["pipeline"]["trigger"]["type"] == "cron"
+    assert [f.trigger for f in fired] == ["nightly"]
+    assert "was due at 2024-05-01 02:00" in fired[0].reason
+    run = k.pipelines.run_info(fired[0].run or 0).pipeline
+    assert run is not None and run.trigger is not None
+    assert run.trigger["name"] == "nightly"
+    assert run.trigger["type"] == "cron"
     # a new version of the dataset
     (tmp_path / "events.csv").write_text("a,b\n1,2\n3,4\n5,6\n")
     k.data.add(tmp_path / "events.csv", name="events", progress=False)
     fired = k.pipelines.run_pending(now=_at("2024-05-01T03:00"))
-    assert [(f["trigger"], f["reason"]) for f in fired] == [
+    assert [(f.trigger, f.reason) for f in fired] == [
         ("new-data", "dataset:events@2 is new (last seen @1)")
     ]
     assert k.load("model:counter") == {"n": 3, "lr": 0.5}  # [pipelines.params.train]
@@ -125,13 +126,13 @@ def test_triggers_fire_when_due_and_record_why(proj: Kernel, tmp_path: Path) -> 
              "dataset_drift": True, "drifted": ["a"], "format": "json"}  # fmt: skip
     k.log_artifact(b"{}", kind="report", name="drift-events", properties=props)
     fired = k.pipelines.run_pending(now=_at("2024-05-01T03:01"))
-    assert [f["trigger"] for f in fired] == ["drifted"]
-    assert "drift detected in report:drift-events@1" in fired[0]["reason"]
+    assert [f.trigger for f in fired] == ["drifted"]
+    assert "drift detected in report:drift-events@1" in fired[0].reason
     assert k.load("model:counter")["lr"] == 0.9  # the trigger's params
-    listed = {t["name"]: t for t in k.pipelines.triggers()}
-    assert listed["drifted"]["last_state"] == "completed"
-    assert listed["by-hand"]["type"] == "manual"
-    assert listed["nightly"]["next"] == _at("2024-05-02T02:00")
+    listed = {t.name: t for t in k.pipelines.triggers()}
+    assert listed["drifted"].last_state == "completed"
+    assert listed["by-hand"].type == "manual"
+    assert listed["nightly"].next == _at("2024-05-02T02:00")
 
 
 def test_the_commands(proj: Kernel) -> None:

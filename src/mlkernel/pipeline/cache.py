@@ -127,7 +127,9 @@ class StepCache:
         reference, or a project file."""
         if isinstance(value, Output):
             return outputs.get(value.node)
-        return self._file_input(value) if value.path is not None else self.catalog.resolve(value.ref)
+        return (
+            self._file_input(value) if value.path is not None else self.catalog.resolve(value.ref)
+        )
 
     def _code(self, node: Node) -> str:
         from mlkernel.pipeline.code import code_digest

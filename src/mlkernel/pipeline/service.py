@@ -84,7 +84,9 @@ class PipelineService:
     @operation("pipelines.last_run", Action.READ, resource="name", cli="pipelines ls")
     def last_run(self, name: str) -> ExecutionRecord | None:
         """The newest pipeline run named ``name``, if any."""
-        last = self._ctx.meta.list_runs(limit=1, name=name, exclude_types=("register", "step", "run"))
+        last = self._ctx.meta.list_runs(
+            limit=1, name=name, exclude_types=("register", "step", "run")
+        )
         return last[0] if last else None
 
     @operation(

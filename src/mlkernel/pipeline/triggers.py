@@ -26,14 +26,30 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mlkernel.errors import MLKernelError, NotFoundError
 
 if TYPE_CHECKING:
     from mlkernel.context import Context
     from mlkernel.meta.records import ArtifactRecord
-    from mlkernel.pipeline.service import PipelineService
+    from mlkernel.pipeline.runner import RunResult
+
+
+class Starter(Protocol):
+    """What a trigger needs of the pipeline service: to start a run (the service passes
+    itself, so triggers need not import it)."""
+
+    def run(
+        self,
+        pipeline: Any,
+        *,
+        params: dict[str, Any] | None = ...,
+        executor: str | None = ...,
+        trigger: dict[str, Any] | None = ...,
+        echo: Callable[[str], None] | None = ...,
+    ) -> RunResult: ...
+
 
 __all__ = [
     "FireResult",
@@ -242,7 +258,7 @@ def describe(ctx: Context) -> list[TriggerInfo]:
 
 
 def _run(
-    ctx: Context, pipelines: PipelineService, trigger: Trigger, reason: str,
+    ctx: Context, pipelines: Starter, trigger: Trigger, reason: str,
     state: dict[str, Any], now: float, echo: Callable[[str], None] | None,
 ) -> FireResult:  # fmt: skip
     fired = {"name": trigger.name, "type": trigger.type, "reason": reason, "at": now}
@@ -277,7 +293,7 @@ def _run(
 
 def run_pending(
     ctx: Context,
-    pipelines: PipelineService,
+    pipelines: Starter,
     *,
     now: float | None = None,
     echo: Callable[[str], None] | None = None,
@@ -299,7 +315,7 @@ def run_pending(
 
 def fire(
     ctx: Context,
-    pipelines: PipelineService,
+    pipelines: Starter,
     name: str,
     *,
     echo: Callable[[str], None] | None = None,

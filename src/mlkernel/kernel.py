@@ -37,17 +37,14 @@ from mlkernel.fsutil import write_atomic
 from mlkernel.refs import Ref, validate_name
 
 if TYPE_CHECKING:
-    from mlkernel.artifacts.base import ObjectStore
     from mlkernel.artifacts.catalog import ArtifactDetail, ProjectStatus
     from mlkernel.artifacts.gc import GCReport
     from mlkernel.data.service import DataService
     from mlkernel.meta.records import ArtifactRecord, ExecutionRecord, Lineage
-    from mlkernel.meta.store import MetaStore
-    from mlkernel.meta.table import MetadataTable
     from mlkernel.monitor.service import MonitorService
     from mlkernel.pipeline.runner import RunResult
     from mlkernel.pipeline.service import PipelineService
-    from mlkernel.provenance import Environment, ProvenanceProbe
+    from mlkernel.provenance import Environment
     from mlkernel.sched.results import Claimed
     from mlkernel.sched.service import SchedService
     from mlkernel.tracking.run import Run
@@ -177,23 +174,6 @@ class Kernel:
     def metadata_location(self) -> str:
         """Where the metadata lives, without a password: the SQLite file or the server."""
         return self.catalog.metadata_location
-
-    # Transitional: the storage handles, until every service takes a Context (issue 12).
-    @property
-    def meta(self) -> MetaStore:
-        return self.context.meta
-
-    @property
-    def objects(self) -> ObjectStore:
-        return self.context.objects
-
-    @property
-    def table(self) -> MetadataTable:
-        return self.context.table
-
-    @property
-    def provenance(self) -> ProvenanceProbe:
-        return self.context.shared.provenance
 
     # -- the SDK's short names for service operations -----------------------------------
     # Each delegates to the operation named in its docstring, which authorizes.

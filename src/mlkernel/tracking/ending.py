@@ -34,27 +34,27 @@ __all__ = ["ENDINGS", "cancel_pipeline", "end_run"]
 ENDINGS = ("cancelled", "failed")
 
 
-def end_run(k: Context, run_id: int, state: str, reason: str | None = None) -> str:
+def end_run(ctx: Context, run_id: int, state: str, reason: str | None = None) -> str:
     """End run ``run_id`` as ``state`` (cancelled or failed); the outcome in words:
     ``cancelled``, ``failed``, or ``signalled`` (a live pipeline run was asked to stop
     and has not finished yet)."""
     if state not in ENDINGS:
         raise UsageError(f"a run can be ended as {' or '.join(ENDINGS)}, not {state!r}")
-    record = k.meta.get_execution(run_id)
+    record = ctx.meta.get_execution(run_id)
     if record.state not in ("running", LOST):
         raise ConflictError(
             f"run {run_id} is not running (it {record.state}); only a running or lost run "
             "can be cancelled or marked failed"
         )
     if record.type == "pipeline" and state == "cancelled" and record.state == "running":
-        if record.host != k.host:
+        if record.host != ctx.host:
             raise ConflictError(
                 f"run {run_id} runs on host {record.host}; cancel it there with "
                 f"`mlk runs cancel {run_id}`, or mark it failed from here with "
                 f"`mlk runs fail {run_id}`"
             )
-        return cancel_pipeline(k, record)  # signals its process
-    who = f"by {k.actor.name} with `mlk runs {'cancel' if state == 'cancelled' else 'fail'}`"
+        return cancel_pipeline(ctx, record)  # signals its process
+    who = f"by {ctx.actor.name} with `mlk runs {'cancel' if state == 'cancelled' else 'fail'}`"
     if record.state == LOST:
         who += f" (its process {record.pid} on {record.host} had ended)"
     error = f"{state} {who}" + (f": {reason}" if reason else "")
@@ -62,14 +62,14 @@ def end_run(k: Context, run_id: int, state: str, reason: str | None = None) -> s
     if record.context_id is not None and record.type == "pipeline":
         ids += [
             e.id
-            for e in k.meta.context_executions([record.context_id])
+            for e in ctx.meta.context_executions([record.context_id])
             if e.id != run_id and e.state in ("running", LOST)
         ]
-    path = unsaved_path(k.config.state_dir, run_id)
+    path = unsaved_path(ctx.config.state_dir, run_id)
     metrics = _unsaved_metrics(run_id, path)
-    ended = k.meta.end_runs(ids, state, error, metrics)
+    ended = ctx.meta.end_runs(ids, state, error, metrics)
     if run_id not in ended:
-        now = k.meta.get_execution(run_id).state
+        now = ctx.meta.get_execution(run_id).state
         raise ConflictError(f"run {run_id} ended ({now}) while this command ran; nothing changed")
     if metrics:
         path.unlink(missing_ok=True)

@@ -163,11 +163,10 @@ class Signature:
         columns = to_columns(data)
         converted: dict[str, Any] = {}
         problems: list[str] = []
-        rows: int | None = None
-        for name, values in columns.items():
-            if name in self.names:
-                rows = len(values)
-                break
+        # The row count most of the signature's columns agree on (a tie: the first's), so
+        # that the odd one out is the column named.
+        lengths = [len(columns[n]) for n in self.names if n in columns]
+        rows = max(lengths, key=lengths.count) if lengths else None
         for column in self.inputs:
             if column.name not in columns:
                 if column.optional and rows is not None:

@@ -349,3 +349,16 @@ def test_loaded_model_names_a_missing_column_and_a_wrong_width(cancer: Any, tmp_
         loaded.predict(partial)
     with pytest.raises(UsageError, match="matrix has 3 columns; the model takes 30"):
         loaded.predict(frame.to_numpy()[:, :3])
+
+
+def test_importing_models_and_serve_loads_no_heavy_library() -> None:
+    code = (
+        "import sys\n"
+        "import mlkernel.models, mlkernel.models.flavors, mlkernel.models.signature\n"
+        "import mlkernel.models.base, mlkernel.serve.protocol\n"
+        "heavy = ('numpy', 'pyarrow', 'pandas', 'polars', 'sklearn', 'skops', 'onnx',\n"
+        "         'onnxruntime', 'skl2onnx', 'xgboost', 'lightgbm', 'scipy')\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

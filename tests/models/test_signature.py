@@ -272,3 +272,17 @@ def test_optional_turned_required_breaks() -> None:
         "input column 'b' was optional and is now required"
     ]
     assert compatible(sig(("a", "int"), ("b", "float")), old) == []
+
+
+def test_pandas_nullable_types() -> None:
+    frame = pd.DataFrame(
+        {
+            "gaps": pd.array([1, None, 3], dtype="Int64"),
+            "full": pd.array([1, 2, 3], dtype="Int64"),
+            "text": pd.array(["x", None, "z"], dtype="string"),
+        }
+    )
+    signature = infer_signature(frame)
+    assert types(signature) == [("gaps", "float"), ("full", "int"), ("text", "string")]
+    out = signature.coerce(frame)
+    assert np.isnan(out["gaps"][1]) and out["text"].tolist() == ["x", None, "z"]

@@ -238,7 +238,7 @@ def _elementwise(arr: Any, column: Column, convert: Any) -> tuple[Any, str | Non
     bad: list[Any] = []
     missing = 0
     for value in arr.tolist():
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if _missing(value):
             if column.type in _NULLABLE:
                 out.append(np.nan if column.type == "float" else None)
             else:
@@ -511,7 +511,7 @@ def _type_of(values: Any, name: str) -> ColumnType:
     if dk in "US":
         return "string"
     if dk == "O":
-        seen = {type(v) for v in arr.tolist() if v is not None and not _is_nan(v)}
+        seen = {type(v) for v in arr.tolist() if not _missing(v)}
         if not seen:
             return "float"
         if seen <= {str}:
@@ -519,7 +519,7 @@ def _type_of(values: Any, name: str) -> ColumnType:
         if seen <= {bool}:
             return "bool"
         if seen <= {int}:
-            return "float" if any(v is None for v in arr.tolist()) else "int"
+            return "float" if any(_missing(v) for v in arr.tolist()) else "int"
         if seen <= {int, float}:
             return "float"
         kinds = ", ".join(sorted(t.__name__ for t in seen))
@@ -527,8 +527,13 @@ def _type_of(values: Any, name: str) -> ColumnType:
     raise _unsupported(name, str(arr.dtype))
 
 
-def _is_nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
+def _missing(value: Any) -> bool:
+    """None, NaN, or pandas' NA (recognised by type name: pandas is not imported)."""
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or type(value).__name__ == "NAType"
+    )
 
 
 def _unsupported(name: str, dtype: str) -> UsageError:

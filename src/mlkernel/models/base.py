@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mlkernel.errors import UsageError
+from mlkernel.models.columns import to_columns
 
 __all__ = ["Flavor", "LoadedModel", "as_matrix", "library_versions", "type_name"]
 
@@ -80,8 +81,6 @@ class LoadedModel:
             if self.frame:
                 return _frame(dict(zip(self.columns or (), data.T, strict=True)))
             return data
-        from mlkernel.models.signature import to_columns
-
         columns = to_columns(data)
         if self.rename is not None:
             columns = {self.rename(name): values for name, values in columns.items()}

@@ -226,3 +226,13 @@ def test_docs_list_every_operation_and_exemption() -> None:
     assert _between(text, "operations") == operations_table(), hint.format("operations_table")
     assert _between(text, "exemptions") == exemptions_table(), hint.format("exemptions_table")
     assert "docs/operations.md" in (DOCS.parent / "README.md").read_text()
+
+
+def test_operations_return_typed_results() -> None:
+    """No operation hands a loose dictionary across the service boundary: results are
+    records and dataclasses (issue 12). ``Any`` is left for the user's own values (a loaded
+    object, an opened table)."""
+    loose = [f"{op.name} -> {op.output}" for op in operations() if "dict[str, Any]" in op.output]
+    assert loose == []
+    values = {op.name for op in operations() if op.output == "Any"}
+    assert values == {"artifacts.load", "data.head", "data.open"}

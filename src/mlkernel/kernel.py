@@ -37,8 +37,8 @@ from mlkernel.fsutil import write_atomic
 from mlkernel.refs import Ref, validate_name
 
 if TYPE_CHECKING:
-    from mlkernel.artifacts.catalog import ArtifactDetail, ProjectStatus
     from mlkernel.artifacts.gc import GCReport
+    from mlkernel.artifacts.results import ArtifactDetail, ProjectStatus
     from mlkernel.data.service import DataService
     from mlkernel.meta.records import ArtifactRecord, ExecutionRecord, Lineage
     from mlkernel.monitor.service import MonitorService
@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from mlkernel.provenance import Environment
     from mlkernel.sched.results import Claimed
     from mlkernel.sched.service import SchedService
+    from mlkernel.tracking.results import RunInfo
     from mlkernel.tracking.run import Run
-    from mlkernel.tracking.service import RunInfo
 
 __all__ = ["Kernel", "init", "open_project", "operations"]
 
@@ -99,6 +99,9 @@ class Kernel:
         self.host = ctx.host
         self.artifacts = ArtifactService(ctx)
         self.catalog = CatalogService(ctx)
+        # The hot path (microseconds, called per reference): k.resolve is the catalog's own
+        # bound operation, without the extra frame of the method below.
+        self.__dict__["resolve"] = self.catalog.resolve
         self.tracking = RunService(ctx, self.artifacts)
         self.data: DataService = DataService(ctx, self.artifacts, self.catalog)
         """Datasets: ingest, open in a layout, stream (see :mod:`mlkernel.data`)."""

@@ -11,7 +11,7 @@ from mlkernel.refs import KINDS
 if TYPE_CHECKING:
     from rich.tree import Tree
 
-    from mlkernel.artifacts.catalog import AliasChange
+    from mlkernel.artifacts.results import AliasChange
     from mlkernel.meta.records import Lineage
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mlkernel.artifacts.catalog import ArtifactDetail
+    from mlkernel.artifacts.results import ArtifactDetail
     from mlkernel.meta.records import ArtifactRecord
 
 __all__ = ["ColumnChange", "DatasetDetail", "DatasetDiff", "FromTo", "SchemaDiff"]

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from mlkernel.authz import Action, Actor, exempt, operation
-from mlkernel.data.results import DatasetDetail, DatasetDiff, FromTo, SchemaDiff
 from mlkernel.errors import UsageError
 
 if TYPE_CHECKING:
@@ -17,6 +16,7 @@ if TYPE_CHECKING:
     from mlkernel.context import Context
     from mlkernel.data.ingest import IngestResult
     from mlkernel.data.layout import Rows
+    from mlkernel.data.results import DatasetDetail, DatasetDiff
     from mlkernel.meta.records import ArtifactRecord
 
 __all__ = ["DataService"]
@@ -344,6 +344,8 @@ class DataService:
     @operation("data.show", Action.READ, resource="ref", cli="data show")
     def show(self, ref: str) -> DatasetDetail:
         """Schema, size, versions and lineage of one version."""
+        from mlkernel.data.results import DatasetDetail
+
         record = self.resolve(ref)
         detail = self._catalog.show(record.ref)
         lineage = self._catalog.lineage(record.ref, "down", depth=3)
@@ -358,6 +360,7 @@ class DataService:
     @operation("data.diff", Action.READ, resource="a", cli="data diff")
     def diff(self, a: str, b: str) -> DatasetDiff:
         """Schema and size differences from version ``a`` to version ``b``."""
+        from mlkernel.data.results import DatasetDiff, FromTo, SchemaDiff
         from mlkernel.data.schema import diff_schemas
 
         left, right = self.resolve(a), self.resolve(b)

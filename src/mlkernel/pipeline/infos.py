@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mlkernel.meta.records import ExecutionRecord
-    from mlkernel.tracking.service import RunInfo
+    from mlkernel.tracking.results import RunInfo
 
 __all__ = [
     "PipelineParams",

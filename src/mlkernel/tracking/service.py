@@ -3,10 +3,8 @@ their metrics, end runs from outside their process."""
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlkernel.authz import Action, Actor, operation
@@ -16,56 +14,10 @@ if TYPE_CHECKING:
     from mlkernel.artifacts.service import ArtifactService
     from mlkernel.context import Context
     from mlkernel.meta.records import ExecutionRecord
+    from mlkernel.tracking.results import RunInfo
     from mlkernel.tracking.run import Run
 
-__all__ = ["MetricSummary", "RunInfo", "RunService"]
-
-
-@dataclass(frozen=True)
-class MetricSummary:
-    """One metric of a run: its last value as logged (NaN included), the number of steps,
-    and its extremes leaving NaN out (NaN when every value is NaN)."""
-
-    last: float
-    steps: int
-    min: float
-    max: float
-
-    @classmethod
-    def of(cls, values: list[float]) -> MetricSummary:
-        """The summary of one metric's values in step order."""
-        numbers = [v for v in values if not math.isnan(v)]
-        return cls(
-            last=values[-1],
-            steps=len(values),
-            min=min(numbers) if numbers else math.nan,
-            max=max(numbers) if numbers else math.nan,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"last": self.last, "steps": self.steps, "min": self.min, "max": self.max}
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """One run: its record, parameters, metric summaries, inputs, outputs, environment."""
-
-    record: ExecutionRecord
-    params: dict[str, Any]
-    metrics: dict[str, MetricSummary]
-    inputs: list[str]  # references of the artifacts it read
-    outputs: list[str]  # and of those it wrote
-    environment: str | None  # the reference of its Python environment
-
-    def to_dict(self) -> dict[str, Any]:
-        info = self.record.to_dict()
-        info["params"] = dict(self.params)
-        info["metrics"] = {k: m.to_dict() for k, m in self.metrics.items()}
-        info["inputs"] = list(self.inputs)
-        info["outputs"] = list(self.outputs)
-        if self.environment is not None:
-            info["environment"] = self.environment
-        return info
+__all__ = ["RunService"]
 
 
 class RunService:
@@ -138,6 +90,8 @@ class RunService:
     )
     def info(self, run_id: int) -> RunInfo:
         """One run: its record, parameters, metric summaries, inputs and outputs."""
+        from mlkernel.tracking.results import MetricSummary, RunInfo
+
         ctx = self._ctx
         record = ctx.meta.get_execution(run_id)
         series: dict[str, list[float]] = {}

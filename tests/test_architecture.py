@@ -280,7 +280,7 @@ SERVICE_PACKAGES = {"artifacts", "tracking", "data", "monitor", "pipeline", "mod
 STORAGE_PACKAGES = {"meta", "context", "security"}
 STORAGE = {"meta", "objects", "table"}
 HOLDERS = {"k", "kernel", "ctx", "_ctx", "context", "_context", "project", "self"}
-KERNEL_MAY = {"_open_context", "_wire", "monitor", "pipelines", "close", "as_actor"}
+KERNEL_MAY = {"_open_context", "_wire", "models", "monitor", "pipelines", "close", "as_actor"}
 
 
 def _storage_reaches(source: str, allowed_functions: frozenset[str] = frozenset()) -> list[str]:

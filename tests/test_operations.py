@@ -19,6 +19,7 @@ from mlkernel.artifacts.service import ArtifactService
 from mlkernel.authz import Action, Actor, exempt, operation
 from mlkernel.data.service import DataService
 from mlkernel.kernel import Kernel, exemptions_table, operations, operations_table
+from mlkernel.models.service import ModelService
 from mlkernel.monitor.service import MonitorService
 from mlkernel.pipeline.service import PipelineService
 from mlkernel.sched.service import SchedService
@@ -34,6 +35,7 @@ SERVICES: list[type] = [
     RunService,
     DataService,
     MonitorService,
+    ModelService,
     PipelineService,
     SchedService,
     Run,
@@ -129,6 +131,7 @@ def instances(sqlite_project: Kernel) -> Iterator[dict[str, Any]]:
         "RunService": sqlite_project.tracking,
         "DataService": sqlite_project.data,
         "MonitorService": sqlite_project.monitor,
+        "ModelService": sqlite_project.models,
         "PipelineService": sqlite_project.pipelines,
         "SchedService": sqlite_project.sched,
         "Run": run,

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from mlkernel.artifacts.results import ArtifactDetail, ProjectStatus
     from mlkernel.data.service import DataService
     from mlkernel.meta.records import ArtifactRecord, ExecutionRecord, Lineage
+    from mlkernel.models.service import ModelService
     from mlkernel.monitor.service import MonitorService
     from mlkernel.pipeline.runner import RunResult
     from mlkernel.pipeline.service import PipelineService
@@ -120,6 +121,13 @@ class Kernel:
         from mlkernel.monitor.service import MonitorService
 
         return MonitorService(self.context, self.artifacts, self.catalog, self.tracking, self.data)
+
+    @cached_property
+    def models(self) -> ModelService:
+        """The model registry: log, list, show and load model versions."""
+        from mlkernel.models.service import ModelService
+
+        return ModelService(self.context, self.artifacts, self.catalog, self.tracking, self.data)
 
     @cached_property
     def pipelines(self) -> PipelineService:
@@ -406,6 +414,7 @@ def operations() -> list[Operation]:
     import mlkernel.artifacts.catalog
     import mlkernel.artifacts.service
     import mlkernel.data.service
+    import mlkernel.models.service
     import mlkernel.monitor.service
     import mlkernel.pipeline.service
     import mlkernel.sched.service

@@ -127,7 +127,7 @@ def operation(
 
     def wrap(fn: F) -> F:
         inner: Any = fn
-        while hasattr(inner, "__wrapped__"):  # under another decorator (gclock.registers)
+        while hasattr(inner, "__wrapped__"):  # under another decorator
             inner = inner.__wrapped__
         code = inner.__code__
         names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]

@@ -19,21 +19,19 @@ worker uses it.
 
 The folder is the object store's: :class:`mlkernel.artifacts.store.LocalObjectStore` is the
 only caller of :func:`shared` and :func:`exclusive` (writers elsewhere hold
-``store.writing()``, or use :func:`registers`), so where the lock files live is part of the
+``store.writing()``), so where the lock files live is part of the
 store's layout (``tests/test_architecture.py`` checks it).
 """
 
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["LOCK_NAME", "TURN_NAME", "exclusive", "held_here", "registers", "shared"]
+__all__ = ["LOCK_NAME", "TURN_NAME", "exclusive", "held_here", "shared"]
 
 LOCK_NAME = ".gc.lock"
 TURN_NAME = ".gc.turn"
@@ -142,29 +140,3 @@ def exclusive(root: str | os.PathLike[str]) -> Iterator[None]:
             os.close(fd)
     finally:
         os.close(turn)
-
-
-class _Store(Protocol):
-    def writing(self) -> AbstractContextManager[None]: ...
-
-
-class _HasObjects(Protocol):
-    @property
-    def objects(self) -> _Store: ...
-
-
-_H = TypeVar("_H", bound=_HasObjects)
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def registers(fn: Callable[Concatenate[_H, _P], _R]) -> Callable[Concatenate[_H, _P], _R]:
-    """Run ``fn(owner, ...)`` holding ``owner.objects``' shared lock: for functions that
-    put objects and register the artifacts that reference them."""
-
-    @functools.wraps(fn)
-    def wrapper(owner: _H, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with owner.objects.writing():
-            return fn(owner, *args, **kwargs)
-
-    return wrapper

@@ -164,7 +164,7 @@ class ArtifactService:
             name = name or cls.__name__.lower()
         validate_kind(kind)
         validate_name(name)
-        own = self.begin_register(f"register {kind}:{name}") if execution_id is None else None
+        own = self._begin(f"register {kind}:{name}") if execution_id is None else None
         record, _new = self.register(
             kind,
             name,
@@ -175,25 +175,22 @@ class ArtifactService:
             dedupe=dedupe,
         )
         if own is not None:
-            self.end_register(own)
+            self._finish(own)
         return record
 
-    @exempt("a step of register/log, which authorize; records the execution only")
-    def begin_register(self, title: str, type_: str = "register") -> int:
-        """A one-off execution (``register kind:name``, ``data add NAME``) that produces
-        the artifacts stored outside any run; end it with :meth:`end_register`."""
+    def _begin(self, title: str) -> int:
+        """The one-off ``register kind:name`` execution that produces an artifact logged
+        outside any run (so that every artifact knows what made it)."""
         ctx = self._ctx
         return ctx.meta.insert_execution(
-            title, type_, host=ctx.host, pid=os.getpid(), user=ctx.actor.name
+            title, "register", host=ctx.host, pid=os.getpid(), user=ctx.actor.name
         )
 
-    @exempt("a step of register/log, which authorize; records the execution only")
-    def end_register(self, execution_id: int, state: str = "completed", **fields: Any) -> None:
-        """End a :meth:`begin_register` execution, with the environment it ran in."""
-        if state == "completed":
-            env = self.environment()
-            fields.setdefault("env_artifact_id", self.log_env(env).id if env else None)
-        self._ctx.meta.finish_execution(execution_id, state, **fields)
+    def _finish(self, execution_id: int) -> None:
+        """Complete a :meth:`_begin` execution, with the environment it ran in."""
+        env = self.environment()
+        env_id = self.log_env(env).id if env is not None else None
+        self._ctx.meta.finish_execution(execution_id, "completed", env_artifact_id=env_id)
 
     def _log_dataset(
         self,

@@ -576,8 +576,8 @@ def _register(
 
 def _begin(ctx: Context, name: str, props: dict[str, Any]) -> int:
     """The execution ``data add NAME`` of an ingest outside a run, with its source and
-    options as parameters. (Not :meth:`ArtifactService.begin_register`: that one records
-    no parameters, and its end records the Python environment, which an ingest never has.)
+    options as parameters (an ingest records no Python environment, unlike the
+    ``register`` execution of :meth:`ArtifactService.log`).
     """
     return ctx.meta.insert_execution(
         derived_name(name, "", prefix="data add "),

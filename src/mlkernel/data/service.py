@@ -376,11 +376,6 @@ class DataService:
         )
 
 
-def is_ingested(record: ArtifactRecord) -> bool:
-    """Whether ``record`` is a dataset version whose content is a stored Arrow file."""
-    return record.ingested
-
-
 def check_ingested(record: ArtifactRecord) -> None:
     """Refuse, in one line naming the fix, what the data commands cannot read."""
     if record.kind != "dataset":
@@ -388,7 +383,7 @@ def check_ingested(record: ArtifactRecord) -> None:
             f"{record.ref} is a {record.kind}, not a dataset; name a dataset "
             "(`mlk data ls` lists them)"
         )
-    if not is_ingested(record):
+    if not record.ingested:
         stored = record.properties.get("format", "plain object")
         raise UsageError(
             f"{record.ref} was stored as a plain {stored}, not ingested, so the data commands "

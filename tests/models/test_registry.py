@@ -90,7 +90,9 @@ def test_a_version_records_who_logged_it(project: Kernel, tmp_path: Path) -> Non
     model, _features = _train(project, tmp_path)
     record = project.as_actor(Actor("alice")).models.log(model, name="churn")
     assert record.created_by == "alice"
-    assert project.models.show("churn").signature is None  # none given, none inferred
+    shown = project.models.show("churn")
+    assert shown.signature is None  # none given, none inferred
+    assert (shown.run, shown.metrics, shown.inputs) == (None, {}, [])  # logged outside a run
 
 
 def test_the_commands(sqlite_project: Kernel, tmp_path: Path) -> None:

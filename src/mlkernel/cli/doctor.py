@@ -44,11 +44,12 @@ def doctor_cmd(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(diag.to_dict(), indent=2))
         return code
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    con = Console(highlight=False, soft_wrap=True)
+    from mlkernel.cli.render import rich_console
+
+    con = rich_console(soft_wrap=True)
     b = diag.report
     t = Table(title="scheduler backends")
     for col in ("resource", "active", "why not better"):

@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return INTERRUPTED
     except BrokenPipeError:
         # The reader went away (e.g. `mlk runs ls | head`); nothing more to say.
-        sys.stderr.close()
+        _drop_stdout()
         return 0
     except Exception as exc:
         if debug:
@@ -175,4 +175,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:  # pragma: no cover - the console script
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()  # output still buffered when a reader (`| head`) already left
+    except BrokenPipeError:
+        _drop_stdout()
+    sys.exit(code)
+
+
+def _drop_stdout() -> None:
+    """The reader of stdout left: send what is still buffered to /dev/null, so that the
+    flush at exit fails neither (which would end the process with status 1 and a
+    message about the pipe)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

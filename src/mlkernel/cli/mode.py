@@ -111,8 +111,9 @@ def status_cmd(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status.to_dict(), indent=2))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from mlkernel.cli.render import rich_console
 
     b = status.backends
     t = Table(title="scheduler backends")
@@ -120,7 +121,7 @@ def status_cmd(args: argparse.Namespace) -> int:
         t.add_column(col)
     for res in ("cpu", "io", "memory", "pause"):
         t.add_row(res, getattr(b, res), "\n".join(status.why_not[res]) or "-")
-    con = Console(highlight=False, soft_wrap=True)
+    con = rich_console(soft_wrap=True)
     con.print(t)
     priv = "privileged" if b.privileged else "unprivileged: reversible knobs only"
     con.print(f"priority: {priv}; autogroup {'on' if b.autogroup else 'off'}")

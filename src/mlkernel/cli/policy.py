@@ -109,8 +109,9 @@ def show_cmd(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(state.to_dict(), indent=2))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from mlkernel.cli.render import rich_console
 
     t = Table(title=f"policy now ({state.at:%a %H:%M}): window {state.window}")
     for col in ("pool", "weight", "share %", "guarantee %", "maximum %", "cpu.shares"):
@@ -124,7 +125,7 @@ def show_cmd(args: argparse.Namespace) -> int:
             "-" if r.maximum is None else f"{r.maximum:g}",
             str(r.cpu_shares),
         )
-    Console(highlight=False).print(t)
+    rich_console().print(t)
     return 0
 
 

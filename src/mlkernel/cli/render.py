@@ -27,10 +27,21 @@ def console() -> Console:
     """A terminal's own width; 160 columns when output goes to a pipe or a file."""
     import os
 
+    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+    return rich_console(soft_wrap=True, width=width)
+
+
+def rich_console(**options: Any) -> Console:
+    """A rich Console (no highlighting) that reports a reader who left (``mlk ... | head``)
+    as the BrokenPipeError ``cli.main`` answers with exit 0; rich's own answer is exit 1."""
     from rich.console import Console
 
-    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
-    return Console(highlight=False, soft_wrap=True, width=width)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _Console(highlight=False, **options)
 
 
 def emit_json(data: Any) -> int:

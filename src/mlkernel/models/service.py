@@ -147,9 +147,9 @@ class ModelService:
         the run that made it (its metrics and inputs are the version's)."""
         from mlkernel.models.flavors import save
 
-        if training is not None and signature is None:
-            record = self._catalog.resolve(training, "dataset")
-            example = self._data.head(record.ref, 0)
+        trained_on = None if training is None else self._data.resolve(training).ref
+        if trained_on is not None and signature is None:
+            example = self._data.head(trained_on, 0)  # the schema: no rows needed
         if signature is None and example is not None:
             signature = self._infer(model, example)
         base = self._ctx.cache_dir / "tmp"
@@ -160,8 +160,8 @@ class ModelService:
             props["format"] = "tar"
             if signature is not None:
                 props["signature"] = signature.to_dict()
-            if training is not None:
-                props["training"] = self._catalog.resolve(training, "dataset").ref
+            if trained_on is not None:
+                props["training"] = trained_on
             props.update(properties or {})
             return self._artifacts.log(
                 folder / "model",
@@ -219,8 +219,9 @@ class ModelService:
         metrics: dict[str, float] = {}
         inputs: list[str] = []
         run = None
-        if record.execution_id is not None:
-            info = self._runs.info(record.execution_id)
+        producer = record.execution_id
+        info = self._runs.info(producer) if producer is not None else None
+        if info is not None and info.record.type != "register":  # made by a run, not logged
             metrics = {key: m.last for key, m in info.metrics.items()}
             inputs = [r for r in info.inputs if not r.startswith("env:")]
             run = f"{info.record.name} #{info.record.id}"
